@@ -1,0 +1,183 @@
+//! GFLOP/s of the `bptt_runtime::kernels` matrix products on typical shapes.
+//!
+//! `cargo run --release -p bptt-runtime --example gemm_bench`
+//!
+//! The pool reads `BPTT_THREADS` once per process, so the benchmark re-runs
+//! itself with `BPTT_THREADS=1` and with the default thread count (or the
+//! `BPTT_THREADS` it was given) and prints both next to two naive loops: the
+//! textbook `i,j,p` dot-product loop and the `i,p,j` loop that LLVM vectorises.
+
+use bptt_runtime::kernels::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Which product.
+#[derive(Clone, Copy)]
+enum Op {
+    Nn,
+    Tn,
+    Nt,
+}
+
+/// The benchmarked shapes: (op, m, k, n, what).
+const SHAPES: &[(Op, usize, usize, usize, &str)] = &[
+    (Op::Nn, 16, 256, 1024, "LSTM gates h·W, H=256"),
+    (Op::Nn, 16, 512, 2048, "LSTM gates, H=512"),
+    (Op::Nn, 16, 1024, 4096, "LSTM gates, H=1024"),
+    (Op::Nn, 64, 1024, 4096, "gates, batch 64"),
+    (Op::Nn, 1, 256, 1024, "batch 1"),
+    (Op::Nn, 16, 64, 256, "small"),
+    (Op::Tn, 256, 16, 1024, "dW += hᵀ·dg, H=256"),
+    (Op::Tn, 1024, 16, 4096, "dW, H=1024"),
+    (Op::Tn, 1024, 64, 4096, "dW, batch 64"),
+    (Op::Nt, 16, 1024, 256, "dh += dg·Wᵀ, H=256"),
+    (Op::Nt, 16, 4096, 1024, "dh, H=1024"),
+    (Op::Nt, 64, 4096, 1024, "dh, batch 64"),
+];
+
+/// Deterministic pseudo-random floats in [-1, 1).
+fn data(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// The textbook loop: one dot product per element.
+fn naive_dot(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0;
+            for p in 0..k {
+                let (x, y) = match op {
+                    Op::Nn => (a[i * k + p], b[p * n + j]),
+                    Op::Tn => (a[p * m + i], b[p * n + j]),
+                    Op::Nt => (a[i * k + p], b[j * k + p]),
+                };
+                s += x * y;
+            }
+            c[i * n + j] += s;
+        }
+    }
+}
+
+/// The loop order LLVM vectorises: `C[i,:] += A[i,p] · B[p,:]` (`Nt` reads
+/// `B` transposed and cannot use it, so it falls back to the dot loop).
+fn naive_axpy(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    if let Op::Nt = op {
+        return naive_dot(op, m, k, n, a, b, c);
+    }
+    for (i, row) in c.chunks_exact_mut(n).enumerate() {
+        for (p, brow) in b.chunks_exact(n).enumerate() {
+            let x = if let Op::Nn = op {
+                a[i * k + p]
+            } else {
+                a[p * m + i]
+            };
+            for (y, &z) in row.iter_mut().zip(brow) {
+                *y += x * z;
+            }
+        }
+    }
+}
+
+/// Best GFLOP/s of `f` over batches of at least `budget / 5`.
+fn gflops(flops: f64, budget: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::INFINITY;
+    let start = Instant::now();
+    while start.elapsed() < budget {
+        let (t, mut reps) = (Instant::now(), 0u32);
+        while t.elapsed() < budget / 5 {
+            f();
+            reps += 1;
+        }
+        best = best.min(t.elapsed().as_secs_f64() / f64::from(reps));
+    }
+    flops / best / 1e9
+}
+
+/// A product: the kernel or a naive loop.
+type Product = fn(Op, usize, usize, usize, &[f32], &[f32], &mut [f32]);
+
+/// GFLOP/s of `run` on every shape.
+fn measure(budget: Duration, run: Product) -> Vec<f64> {
+    SHAPES
+        .iter()
+        .map(|&(op, m, k, n, _)| {
+            let (a, b, mut c) = (data(m * k, 1), data(k * n, 2), data(m * n, 3));
+            gflops(2.0 * (m * k * n) as f64, budget, || {
+                run(op, m, k, n, black_box(&a), black_box(&b), black_box(&mut c));
+            })
+        })
+        .collect()
+}
+
+fn kernel(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    match op {
+        Op::Nn => gemm_nn_acc(m, k, n, a, b, c),
+        Op::Tn => gemm_tn_acc(m, k, n, a, b, c),
+        Op::Nt => gemm_nt_acc(m, k, n, a, b, c),
+    }
+}
+
+/// Runs this program with `BPTT_THREADS=threads` and reads its figures.
+fn child(threads: Option<&str>) -> Vec<f64> {
+    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    cmd.env("GEMM_BENCH_CHILD", "1");
+    match threads {
+        Some(t) => cmd.env("BPTT_THREADS", t),
+        None => cmd.env_remove("BPTT_THREADS"),
+    };
+    let out = cmd.output().expect("run benchmark child");
+    assert!(out.status.success(), "benchmark child failed");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|x| x.parse().expect("child output"))
+        .collect()
+}
+
+fn main() {
+    let budget = Duration::from_millis(400);
+    if std::env::var_os("GEMM_BENCH_CHILD").is_some() {
+        for g in measure(budget, kernel) {
+            println!("{g}");
+        }
+        return;
+    }
+    let inherited = std::env::var("BPTT_THREADS").ok();
+    let threaded_label = inherited.as_deref().unwrap_or("default");
+    let one = child(Some("1"));
+    let many = child(inherited.as_deref());
+    let dot = measure(budget / 4, naive_dot);
+    let axpy = measure(budget / 4, naive_axpy);
+    println!(
+        "GFLOP/s (best of batches); threaded = BPTT_THREADS={threaded_label}, available_parallelism = {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:<4} {:>5} {:>5} {:>5}  {:>9} {:>9} {:>7}  {:>9} {:>9}  shape",
+        "op", "m", "k", "n", "1 thread", "threaded", "speedup", "naive ijp", "naive ipj"
+    );
+    for (i, &(op, m, k, n, what)) in SHAPES.iter().enumerate() {
+        let name = match op {
+            Op::Nn => "nn",
+            Op::Tn => "tn",
+            Op::Nt => "nt",
+        };
+        println!(
+            "{name:<4} {m:>5} {k:>5} {n:>5}  {:>9.1} {:>9.1} {:>6.2}x  {:>9.2} {:>9.2}  {what}",
+            one[i],
+            many[i],
+            many[i] / one[i],
+            dot[i],
+            axpy[i]
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! The slot arena: every buffer a schedule's execution touches, allocated once.
+//!
+//! One contiguous `Vec<f32>` holds the working set (two running-state buffers,
+//! the state rebuilt from a tape, two gradient buffers, the working tape and
+//! scratch) followed by the schedule's hidden-state and tape slots. Each region
+//! starts on a 16-float boundary. Executors address regions by [`Region`];
+//! compiled code addresses them as offsets from [`Arena::base`].
+
+use ndarray::ArrayViewMut2;
+
+use crate::cell::Cell;
+use crate::readout::Readout;
+
+/// Region starts are rounded up to this many floats (64 bytes).
+const ALIGN: usize = 16;
+
+/// A named region of the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Region {
+    /// One of the two running-state buffers (forward steps ping-pong).
+    Run(u8),
+    /// `h[k]` rebuilt from a tape, read by the loss.
+    State,
+    /// One of the two gradient buffers `dL/dh` (backward steps ping-pong).
+    Grad(u8),
+    /// The working tape, outside the budget.
+    WorkTape,
+    /// The cell's backward scratch.
+    Scratch,
+    /// The read-out's scratch.
+    ReadoutScratch,
+    /// Hidden-state slot `i`.
+    Hidden(u32),
+    /// Tape slot `i`.
+    Tape(u32),
+}
+
+/// Sizes of everything in an arena, in floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaLayout {
+    /// Batch rows.
+    pub batch: usize,
+    /// Floats per batch row of a state.
+    pub state_size: usize,
+    /// Floats per batch row of a tape.
+    pub tape_size: usize,
+    /// Floats per batch row of the cell's scratch.
+    pub scratch_size: usize,
+    /// Floats per batch row of the read-out's scratch.
+    pub readout_scratch_size: usize,
+    /// Hidden-state slots.
+    pub hidden_slots: u32,
+    /// Tape slots.
+    pub tape_slots: u32,
+}
+
+fn round_up(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+impl ArenaLayout {
+    /// The layout for a cell, a read-out, a batch size and a schedule's slot counts.
+    pub fn new(
+        cell: &dyn Cell,
+        readout: &Readout,
+        batch: usize,
+        hidden_slots: u32,
+        tape_slots: u32,
+    ) -> Self {
+        ArenaLayout {
+            batch,
+            state_size: cell.state_size(),
+            tape_size: cell.tape_size(),
+            scratch_size: cell.scratch_size(),
+            readout_scratch_size: readout.scratch_size(),
+            hidden_slots,
+            tape_slots,
+        }
+    }
+
+    /// `(rows, columns)` of a region.
+    pub fn shape(&self, region: Region) -> (usize, usize) {
+        let cols = match region {
+            Region::Run(_) | Region::State | Region::Grad(_) | Region::Hidden(_) => self.state_size,
+            Region::WorkTape | Region::Tape(_) => self.tape_size,
+            Region::Scratch => self.scratch_size,
+            Region::ReadoutScratch => self.readout_scratch_size,
+        };
+        (self.batch, cols)
+    }
+
+    fn padded(&self, region: Region) -> usize {
+        let (rows, cols) = self.shape(region);
+        round_up(rows * cols)
+    }
+
+    /// Floats before the first hidden slot: the working set.
+    fn working_len(&self) -> usize {
+        [
+            Region::Run(0),
+            Region::Run(1),
+            Region::State,
+            Region::Grad(0),
+            Region::Grad(1),
+            Region::WorkTape,
+            Region::Scratch,
+            Region::ReadoutScratch,
+        ]
+        .iter()
+        .map(|&r| self.padded(r))
+        .sum()
+    }
+
+    /// Where a region starts, in floats from the base.
+    ///
+    /// # Panics
+    /// If a slot index is beyond the layout's slot count.
+    pub fn offset(&self, region: Region) -> usize {
+        let state = self.padded(Region::State);
+        let tape = self.padded(Region::WorkTape);
+        let slot_check = |i: u32, n: u32, kind: &str| {
+            assert!(i < n, "{kind} slot {i} is beyond the {n} in the arena");
+            i as usize
+        };
+        match region {
+            Region::Run(i) => usize::from(i.min(1)) * state,
+            Region::State => 2 * state,
+            Region::Grad(i) => (3 + usize::from(i.min(1))) * state,
+            Region::WorkTape => 5 * state,
+            Region::Scratch => 5 * state + tape,
+            Region::ReadoutScratch => 5 * state + tape + self.padded(Region::Scratch),
+            Region::Hidden(i) => {
+                self.working_len() + slot_check(i, self.hidden_slots, "hidden") * state
+            }
+            Region::Tape(i) => {
+                self.working_len()
+                    + self.hidden_slots as usize * state
+                    + slot_check(i, self.tape_slots, "tape") * tape
+            }
+        }
+    }
+
+    /// Total floats.
+    pub fn total(&self) -> usize {
+        self.working_len()
+            + self.hidden_slots as usize * self.padded(Region::State)
+            + self.tape_slots as usize * self.padded(Region::WorkTape)
+    }
+
+    /// Bytes of the checkpoint slots (hidden states and tapes).
+    pub fn checkpoint_bytes(&self) -> usize {
+        4 * (self.total() - self.working_len())
+    }
+
+    /// Bytes of the working set (everything that is not a checkpoint slot).
+    pub fn working_bytes(&self) -> usize {
+        4 * self.working_len()
+    }
+}
+
+/// All the memory one execution needs, allocated once and reused.
+#[derive(Debug, Clone)]
+pub struct Arena {
+    layout: ArenaLayout,
+    buf: Vec<f32>,
+}
+
+impl Arena {
+    /// Allocates a zeroed arena for a layout.
+    pub fn new(layout: ArenaLayout) -> Self {
+        Arena {
+            layout,
+            buf: vec![0.0; layout.total()],
+        }
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &ArenaLayout {
+        &self.layout
+    }
+
+    /// The first float: compiled code addresses regions as offsets from it.
+    pub fn base(&mut self) -> *mut f32 {
+        self.buf.as_mut_ptr()
+    }
+
+    /// Mutable `[batch, columns]` views of distinct regions at once.
+    ///
+    /// # Panics
+    /// If two of the regions are the same.
+    pub fn regions<const N: usize>(&mut self, regions: [Region; N]) -> [ArrayViewMut2<'_, f32>; N] {
+        let layout = self.layout;
+        let mut order: [usize; N] = std::array::from_fn(|i| i);
+        order.sort_unstable_by_key(|&i| layout.offset(regions[i]));
+        let mut pieces: [Option<ArrayViewMut2<'_, f32>>; N] = std::array::from_fn(|_| None);
+        let mut rest: &mut [f32] = &mut self.buf;
+        let mut consumed = 0;
+        for &i in &order {
+            let region = regions[i];
+            let start = layout.offset(region);
+            assert!(start >= consumed, "region {region:?} is asked for twice");
+            let (rows, cols) = layout.shape(region);
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - consumed);
+            let (mine, tail) = tail.split_at_mut(rows * cols);
+            rest = tail;
+            consumed = start + rows * cols;
+            pieces[i] = Some(
+                ArrayViewMut2::from_shape((rows, cols), mine)
+                    .expect("region shape fits its length"),
+            );
+        }
+        pieces.map(|p| p.expect("every region is filled"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> ArenaLayout {
+        ArenaLayout {
+            batch: 3,
+            state_size: 5,
+            tape_size: 17,
+            scratch_size: 7,
+            readout_scratch_size: 2,
+            hidden_slots: 2,
+            tape_slots: 3,
+        }
+    }
+
+    #[test]
+    fn regions_do_not_overlap_and_fit() {
+        let l = layout();
+        let mut all = vec![
+            Region::Run(0),
+            Region::Run(1),
+            Region::State,
+            Region::Grad(0),
+            Region::Grad(1),
+            Region::WorkTape,
+            Region::Scratch,
+            Region::ReadoutScratch,
+        ];
+        all.extend((0..2).map(Region::Hidden));
+        all.extend((0..3).map(Region::Tape));
+        let mut spans: Vec<(usize, usize)> = all
+            .iter()
+            .map(|&r| {
+                let (rows, cols) = l.shape(r);
+                (l.offset(r), l.offset(r) + rows * cols)
+            })
+            .collect();
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{w:?} overlap");
+        }
+        assert!(spans.last().unwrap().1 <= l.total());
+        assert!(all.iter().all(|&r| l.offset(r) % ALIGN == 0));
+    }
+
+    #[test]
+    fn distinct_regions_borrow_together() {
+        let mut arena = Arena::new(layout());
+        let [mut a, mut b] = arena.regions([Region::Tape(2), Region::Run(0)]);
+        a.fill(1.0);
+        b.fill(2.0);
+        assert_eq!(a.shape(), &[3, 17]);
+        assert_eq!(b.shape(), &[3, 5]);
+    }
+
+    #[test]
+    #[should_panic(expected = "asked for twice")]
+    fn the_same_region_twice_panics() {
+        let mut arena = Arena::new(layout());
+        let _ = arena.regions([Region::State, Region::State]);
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond")]
+    fn a_slot_beyond_the_layout_panics() {
+        layout().offset(Region::Tape(3));
+    }
+}

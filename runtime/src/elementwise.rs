@@ -1,0 +1,230 @@
+//! Plumbing shared by the cells: gate blocks (`pre = b + x·W_x + h·W_h`), row
+//! blocks for the tape-less forward, and shape-checked slice access.
+
+use std::ops::Range;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::Rng;
+use crate::kernels::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
+
+/// One affine gate block `pre[m × width] = b + x·W_x + h·W_h` inside a flat
+/// parameter vector, laid out from `offset` as `W_x [input × width]` row-major,
+/// then `W_h [hidden × width]` row-major, then `b [width]`. Either `input` or
+/// `hidden` may be 0 (the term is then absent). Gradients use the same layout.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GateBlock {
+    /// First float of the block in the parameter vector.
+    pub offset: usize,
+    /// Rows of `W_x` (features of `x`).
+    pub input: usize,
+    /// Rows of `W_h` (features of `h`).
+    pub hidden: usize,
+    /// Columns of `W_x`, `W_h` and `b`.
+    pub width: usize,
+}
+
+impl GateBlock {
+    /// Floats the block occupies.
+    pub fn len(&self) -> usize {
+        (self.input + self.hidden + 1) * self.width
+    }
+
+    /// First float after the block.
+    pub fn end(&self) -> usize {
+        self.offset + self.len()
+    }
+
+    fn wx(&self) -> Range<usize> {
+        self.offset..self.offset + self.input * self.width
+    }
+
+    fn wh(&self) -> Range<usize> {
+        let start = self.wx().end;
+        start..start + self.hidden * self.width
+    }
+
+    /// The bias range.
+    pub fn bias(&self) -> Range<usize> {
+        let start = self.wh().end;
+        start..start + self.width
+    }
+
+    /// Overwrites `out[m × width]` with `b + x·W_x + h·W_h` (`x` is `[m × input]`,
+    /// `h` is `[m × hidden]`; pass an empty slice for an absent term).
+    pub fn pre(&self, params: &[f32], m: usize, x: &[f32], h: &[f32], out: &mut [f32]) {
+        let b = &params[self.bias()];
+        for row in out.chunks_exact_mut(self.width) {
+            row.copy_from_slice(b);
+        }
+        if self.input > 0 {
+            gemm_nn_acc(m, self.input, self.width, x, &params[self.wx()], out);
+        }
+        if self.hidden > 0 {
+            gemm_nn_acc(m, self.hidden, self.width, h, &params[self.wh()], out);
+        }
+    }
+
+    /// Adds the parameter gradients of `m` rows into `grads` (same layout as the
+    /// parameters): `dW_x += xᵀ·dpre`, `dW_h += hᵀ·dpre`, `db += Σ_rows dpre`.
+    pub fn add_grads(&self, m: usize, x: &[f32], h: &[f32], dpre: &[f32], grads: &mut [f32]) {
+        if self.input > 0 {
+            gemm_tn_acc(self.input, m, self.width, x, dpre, &mut grads[self.wx()]);
+        }
+        if self.hidden > 0 {
+            gemm_tn_acc(self.hidden, m, self.width, h, dpre, &mut grads[self.wh()]);
+        }
+        let db = &mut grads[self.bias()];
+        for row in dpre.chunks_exact(self.width) {
+            for (g, d) in db.iter_mut().zip(row) {
+                *g += d;
+            }
+        }
+    }
+
+    /// Adds `dpre·W_hᵀ` into `dh[m × hidden]`.
+    pub fn add_dh(&self, params: &[f32], m: usize, dpre: &[f32], dh: &mut [f32]) {
+        gemm_nt_acc(m, self.width, self.hidden, dpre, &params[self.wh()], dh);
+    }
+}
+
+/// `n` draws of `uniform(-1/√hidden, 1/√hidden)`: the cells' initial parameters.
+pub(crate) fn init_params(n: usize, hidden: usize, rng: &mut Rng) -> Vec<f32> {
+    let k = 1.0 / (hidden.max(1) as f32).sqrt();
+    (0..n).map(|_| rng.uniform(-k, k)).collect()
+}
+
+/// Panics unless a row of `per_hidden · hidden` forward temporaries fits the
+/// stack buffer of [`in_row_blocks`].
+pub(crate) fn check_hidden(what: &str, hidden: usize, per_hidden: usize) {
+    let max = STACK_FLOATS / per_hidden;
+    assert!(
+        hidden <= max,
+        "{what}: hidden size {hidden} exceeds {max}, the largest whose forward temporaries fit the stack buffer"
+    );
+}
+
+/// Largest stack buffer, in floats (512 KiB), that `in_row_blocks` uses.
+pub(crate) const STACK_FLOATS: usize = 1 << 17;
+
+/// Calls `f(rows, buf)` for consecutive blocks of `rows` covering `0..batch`,
+/// each with `buf` of `rows.len() · per_row` floats from one stack buffer.
+///
+/// `Cell::forward` has no scratch argument, so the cells compute gate
+/// pre-activations block by block in a stack buffer: the smallest of 16 KiB,
+/// 128 KiB or 512 KiB that holds the whole batch, else 512 KiB and several
+/// blocks (each block repacks the weights in the matrix kernels, so many
+/// small blocks cost time). `forward_tape` runs the very same blocks (same
+/// matrix-product shapes), so both write bitwise equal states.
+pub(crate) fn in_row_blocks(batch: usize, per_row: usize, f: impl FnMut(Range<usize>, &mut [f32])) {
+    assert!(
+        per_row <= STACK_FLOATS,
+        "a row needs {per_row} temporary floats, more than the {STACK_FLOATS} of the stack buffer"
+    );
+    let need = batch.saturating_mul(per_row);
+    if need <= 1 << 12 {
+        blocks::<{ 1 << 12 }>(batch, per_row, f);
+    } else if need <= 1 << 15 {
+        blocks::<{ 1 << 15 }>(batch, per_row, f);
+    } else {
+        blocks::<STACK_FLOATS>(batch, per_row, f);
+    }
+}
+
+/// [`in_row_blocks`] with a stack buffer of `N` floats.
+#[inline(never)]
+fn blocks<const N: usize>(batch: usize, per_row: usize, mut f: impl FnMut(Range<usize>, &mut [f32])) {
+    let mut buf = [0.0f32; N];
+    let block = N / per_row.max(1);
+    let mut start = 0;
+    while start < batch {
+        let end = (start + block).min(batch);
+        f(start..end, &mut buf[..(end - start) * per_row]);
+        start = end;
+    }
+}
+
+fn check_shape(what: &str, name: &str, shape: &[usize], rows: usize, cols: usize) {
+    assert!(
+        shape == [rows, cols],
+        "{what}: {name} has shape {shape:?}, expected [{rows}, {cols}]"
+    );
+}
+
+/// The contiguous row-major data of `a`, after checking that its shape is
+/// `[rows, cols]` (the message names `what`, `name` and both shapes).
+pub(crate) fn rows<'a>(
+    what: &str,
+    name: &str,
+    a: ArrayView2<'a, f32>,
+    rows: usize,
+    cols: usize,
+) -> &'a [f32] {
+    check_shape(what, name, a.shape(), rows, cols);
+    a.to_slice()
+        .unwrap_or_else(|| panic!("{what}: {name} [{rows}, {cols}] must be contiguous row-major"))
+}
+
+/// Mutable version of [`rows`].
+pub(crate) fn rows_mut<'a>(
+    what: &str,
+    name: &str,
+    a: ArrayViewMut2<'a, f32>,
+    rows: usize,
+    cols: usize,
+) -> &'a mut [f32] {
+    check_shape(what, name, a.shape(), rows, cols);
+    a.into_slice()
+        .unwrap_or_else(|| panic!("{what}: {name} [{rows}, {cols}] must be contiguous row-major"))
+}
+
+/// The first `rows · cols` floats of a contiguous scratch array of `rows` rows and
+/// at least `cols` columns.
+pub(crate) fn scratch_rows<'a>(
+    what: &str,
+    a: ArrayViewMut2<'a, f32>,
+    rows: usize,
+    cols: usize,
+) -> &'a mut [f32] {
+    let (r, c) = a.dim();
+    assert!(
+        r == rows && c >= cols,
+        "{what}: scratch has shape [{r}, {c}], expected [{rows}, {cols}] (or wider)"
+    );
+    let all = a
+        .into_slice()
+        .unwrap_or_else(|| panic!("{what}: scratch [{r}, {c}] must be contiguous row-major"));
+    &mut all[..rows * cols]
+}
+
+/// Copies column block `cols` of every row of `src` (rows of `src_width` floats)
+/// into the rows of `dst` (rows of `cols.len()` floats).
+pub(crate) fn gather_cols(src: &[f32], src_width: usize, cols: Range<usize>, dst: &mut [f32]) {
+    let w = cols.len();
+    for (s, d) in src.chunks_exact(src_width).zip(dst.chunks_exact_mut(w)) {
+        d.copy_from_slice(&s[cols.clone()]);
+    }
+}
+
+/// Copies the rows of `src` (rows of `cols.len()` floats) into column block
+/// `cols` of the rows of `dst` (rows of `dst_width` floats).
+pub(crate) fn scatter_cols(src: &[f32], dst: &mut [f32], dst_width: usize, cols: Range<usize>) {
+    let w = cols.len();
+    for (s, d) in src.chunks_exact(w).zip(dst.chunks_exact_mut(dst_width)) {
+        d[cols.clone()].copy_from_slice(s);
+    }
+}
+
+/// Panics unless `grads` has the parameters' length.
+pub(crate) fn check_grads(what: &str, grads: &[f32], expected: usize) {
+    assert!(
+        grads.len() == expected,
+        "{what}: grads has {} floats, expected {expected} (the parameters' length)",
+        grads.len()
+    );
+}
+
+/// The floats of rows `r` in an array of rows of `width` floats.
+pub(crate) fn row_span(r: &Range<usize>, width: usize) -> Range<usize> {
+    r.start * width..r.end * width
+}

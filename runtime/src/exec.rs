@@ -1,0 +1,270 @@
+//! The primitives of schedule execution, shared by every backend.
+//!
+//! An [`Execution`] is one training step in progress: the interpreter calls
+//! its methods as it walks a schedule's operations, generated code calls them
+//! in straight-line order with constant arguments, and JIT-compiled code calls
+//! them through `extern "C"` shims. Keeping one implementation is what makes
+//! every backend's gradients bitwise the same.
+
+use std::fmt;
+
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
+
+use crate::arena::{Arena, ArenaLayout, Region};
+use crate::cell::Cell;
+use crate::readout::{Readout, Targets};
+
+/// Gradients of one training step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gradients {
+    /// `dL/dθ` of the cell, in the cell's parameter layout.
+    pub cell: Vec<f32>,
+    /// `dL/dθ` of the read-out, in its parameter layout.
+    pub readout: Vec<f32>,
+    /// `dL/dh[0]`, `[batch, state]`.
+    pub h0: Array2<f32>,
+}
+
+impl Gradients {
+    /// Zeroed gradients for a cell, a read-out and a batch size.
+    pub fn zeros(cell: &dyn Cell, readout: &Readout, batch: usize) -> Self {
+        Gradients {
+            cell: vec![0.0; cell.params().len()],
+            readout: vec![0.0; readout.params().len()],
+            h0: Array2::zeros((batch, cell.state_size())),
+        }
+    }
+
+    /// Whether two gradients are the same bit for bit.
+    pub fn bitwise_eq(&self, other: &Gradients) -> bool {
+        fn same<'a>(a: impl ExactSizeIterator<Item = &'a f32>, b: impl ExactSizeIterator<Item = &'a f32>) -> bool {
+            a.len() == b.len() && a.zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        }
+        same(self.cell.iter(), other.cell.iter())
+            && same(self.readout.iter(), other.readout.iter())
+            && self.h0.shape() == other.h0.shape()
+            && same(self.h0.iter(), other.h0.iter())
+    }
+}
+
+/// Arguments whose shapes do not fit the cell, the read-out or each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// What was checked.
+    pub what: &'static str,
+    /// The shape that fits.
+    pub expected: Vec<usize>,
+    /// The shape that was given.
+    pub got: Vec<usize>,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shape mismatch for {}: expected {:?}, got {:?}", self.what, self.expected, self.got)
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+fn expect(what: &'static str, expected: &[usize], got: &[usize]) -> Result<(), Mismatch> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Mismatch {
+            what,
+            expected: expected.to_vec(),
+            got: got.to_vec(),
+        })
+    }
+}
+
+fn contiguous(what: &'static str, standard: bool, shape: &[usize]) -> Result<(), Mismatch> {
+    if standard {
+        Ok(())
+    } else {
+        Err(Mismatch {
+            what,
+            expected: shape.to_vec(),
+            got: Vec::new(),
+        })
+    }
+}
+
+/// One training step in progress over an arena.
+pub struct Execution<'a> {
+    cell: &'a dyn Cell,
+    readout: &'a Readout,
+    arena: &'a mut Arena,
+    inputs: ArrayView3<'a, f32>,
+    h0: ArrayView2<'a, f32>,
+    targets: Targets<'a>,
+    grads: &'a mut Gradients,
+    len: u32,
+    scale: f32,
+    run: u8,
+    grad: u8,
+    loss: f64,
+}
+
+impl<'a> Execution<'a> {
+    /// Checks every shape, zeroes the gradients and starts a step of `len`
+    /// time steps. `inputs` is `[T, batch, input]`, `h0` is `[batch, state]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start<'i: 'a, 'h: 'a, 't: 'a>(
+        cell: &'a dyn Cell,
+        readout: &'a Readout,
+        arena: &'a mut Arena,
+        len: u32,
+        inputs: ArrayView3<'i, f32>,
+        h0: ArrayView2<'h, f32>,
+        targets: Targets<'t>,
+        grads: &'a mut Gradients,
+    ) -> Result<Self, Mismatch> {
+        // Array views are invariant in their lifetime: shorten each to 'a.
+        let (inputs, h0) = (inputs.reborrow(), h0.reborrow());
+        let targets = match targets {
+            Targets::Classes(c) => Targets::Classes(c.reborrow()),
+            Targets::Values(v) => Targets::Values(v.reborrow()),
+            Targets::FinalValues(v) => Targets::FinalValues(v.reborrow()),
+        };
+        let layout = *arena.layout();
+        let batch = layout.batch;
+        let want = ArenaLayout::new(cell, readout, batch, layout.hidden_slots, layout.tape_slots);
+        expect(
+            "cell sizes [state, tape, scratch, read-out scratch] (the arena was made for another cell)",
+            &[layout.state_size, layout.tape_size, layout.scratch_size, layout.readout_scratch_size],
+            &[want.state_size, want.tape_size, want.scratch_size, want.readout_scratch_size],
+        )?;
+        let t = len as usize;
+        expect("inputs [T, batch, input]", &[t, batch, cell.input_size()], inputs.shape())?;
+        contiguous("inputs (must be contiguous, row-major)", inputs.is_standard_layout(), inputs.shape())?;
+        expect("h0 [batch, state]", &[batch, cell.state_size()], h0.shape())?;
+        expect("read-out input [state features]", &[cell.output_size()], &[readout.in_size()])?;
+        let out = readout.out_size();
+        match targets {
+            Targets::Classes(c) => {
+                expect("targets [T, batch]", &[t, batch], c.shape())?;
+                contiguous("targets (must be contiguous, row-major)", c.is_standard_layout(), c.shape())?;
+                if let Some(&bad) = c.iter().find(|&&k| k as usize >= out) {
+                    return Err(Mismatch {
+                        what: "target class (must be below the read-out's outputs)",
+                        expected: vec![out],
+                        got: vec![bad as usize],
+                    });
+                }
+            }
+            Targets::Values(v) => expect("targets [T, batch, out]", &[t, batch, out], v.shape())?,
+            Targets::FinalValues(v) => expect("targets [batch, out]", &[batch, out], v.shape())?,
+        }
+        expect(
+            "gradients [cell, read-out, batch, state]",
+            &[cell.params().len(), readout.params().len(), batch, cell.state_size()],
+            &[grads.cell.len(), grads.readout.len(), grads.h0.nrows(), grads.h0.ncols()],
+        )?;
+        grads.cell.fill(0.0);
+        grads.readout.fill(0.0);
+        let targeted_steps = targets.len().unwrap_or(1);
+        Ok(Execution {
+            cell,
+            readout,
+            arena,
+            inputs,
+            h0,
+            targets,
+            grads,
+            len,
+            scale: 1.0 / (batch * targeted_steps) as f32,
+            run: 0,
+            grad: 0,
+            loss: 0.0,
+        })
+    }
+
+    fn input(&self, step: u32) -> ArrayView2<'a, f32> {
+        self.inputs.index_axis_move(Axis(0), step as usize - 1)
+    }
+
+    fn tape_region(tape: Option<u32>) -> Region {
+        tape.map_or(Region::WorkTape, Region::Tape)
+    }
+
+    /// The running state becomes `h[0]`.
+    pub fn restore_initial(&mut self) {
+        let [mut running] = self.arena.regions([Region::Run(self.run)]);
+        running.assign(&self.h0);
+    }
+
+    /// The running state becomes the state in hidden slot `slot`.
+    pub fn restore_hidden(&mut self, slot: u32) {
+        let [mut running, stored] = self.arena.regions([Region::Run(self.run), Region::Hidden(slot)]);
+        running.assign(&stored);
+    }
+
+    /// The running state becomes the state that tape slot `slot` yields.
+    pub fn restore_tape(&mut self, slot: u32) {
+        let [running, tape] = self.arena.regions([Region::Run(self.run), Region::Tape(slot)]);
+        self.cell.state_from_tape(tape.view(), running);
+    }
+
+    /// Advances the running state through `step` (`1..=T`).
+    pub fn forward(&mut self, step: u32) {
+        let x = self.input(step);
+        let [now, next] = self.arena.regions([Region::Run(self.run), Region::Run(1 - self.run)]);
+        self.cell.forward(x, now.view(), next);
+        self.run = 1 - self.run;
+    }
+
+    /// Advances the running state through `step`, recording its tape in tape
+    /// slot `tape` (`None`: the working tape).
+    pub fn forward_tape(&mut self, step: u32, tape: Option<u32>) {
+        let x = self.input(step);
+        let [now, next, tape] =
+            self.arena.regions([Region::Run(self.run), Region::Run(1 - self.run), Self::tape_region(tape)]);
+        self.cell.forward_tape(x, now.view(), tape, next);
+        self.run = 1 - self.run;
+    }
+
+    /// Copies the running state into hidden slot `slot`.
+    pub fn store_hidden(&mut self, slot: u32) {
+        let [now, mut stored] = self.arena.regions([Region::Run(self.run), Region::Hidden(slot)]);
+        stored.assign(&now);
+    }
+
+    /// Backpropagates `step` from the tape in slot `tape` (`None`: the working
+    /// tape): the loss of step `k` on `h[k]` rebuilt from the tape joins
+    /// `dL/dh[k]`, then the cell's backward gives `dL/dh[k-1]`.
+    pub fn backward(&mut self, step: u32, tape: Option<u32>) {
+        let x = self.input(step);
+        let target = self.targets.at(step as usize, self.len as usize);
+        let [tape, mut state, mut dh, dh_prev, scratch, readout_scratch] = self.arena.regions([
+            Self::tape_region(tape),
+            Region::State,
+            Region::Grad(self.grad),
+            Region::Grad(1 - self.grad),
+            Region::Scratch,
+            Region::ReadoutScratch,
+        ]);
+        if step == self.len {
+            dh.fill(0.0);
+        }
+        self.cell.state_from_tape(tape.view(), state.view_mut());
+        self.loss += self.readout.step(
+            state.view(),
+            target,
+            self.scale,
+            dh.view_mut(),
+            &mut self.grads.readout,
+            readout_scratch,
+        );
+        self.cell.backward(x, tape.view(), dh.view(), dh_prev, &mut self.grads.cell, scratch);
+        self.grad = 1 - self.grad;
+    }
+
+    /// Ends the step: writes `dL/dh[0]` into the gradients and returns the
+    /// loss (the mean over batch rows and targeted steps).
+    pub fn finish(self) -> f64 {
+        let [dh0] = self.arena.regions([Region::Grad(self.grad)]);
+        self.grads.h0.assign(&dh0);
+        self.loss
+    }
+}

@@ -1,0 +1,286 @@
+//! The LSTM cell (gates `i, f, g, o`; no peepholes).
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::elementwise::{
+    GateBlock, check_grads, check_hidden, gather_cols, in_row_blocks, init_params, row_span, rows,
+    rows_mut, scatter_cols, scratch_rows,
+};
+use crate::kernels::{sigmoid, tanh};
+use crate::{Cell, Rng, ShapeError};
+
+/// Forward temporaries per row, in units of `H`: the four gates.
+const FORWARD_PER_H: usize = 4;
+
+/// A long short-term memory cell:
+/// `[i f g o] = [σ σ tanh σ](x·W_x + h·W_h + b)`, `c' = f⊙c + i⊙g`, `h' = o⊙tanh(c')`.
+///
+/// * Parameters: `W_x [input × 4H]` row-major, `W_h [H × 4H]` row-major,
+///   `b [4H]`; the `4H` columns are the gates `i | f | g | o`, `H` each. The
+///   forget-gate bias starts at 1, everything else at `uniform(-1/√H, 1/√H)`.
+/// * State row: `[h (H) | c (H)]`; output: `h`, the first `H`.
+/// * Tape row: `[h_prev (H) | c_prev (H) | i | f | g | o]` (activated gates),
+///   `6H` floats, so `alpha = 3`; `backward` recomputes `c'` and `tanh(c')`.
+/// * Scratch row: `5H` floats.
+/// * The forward steps compute the gates in row blocks in a stack buffer of at
+///   most 512 KiB (see the crate's `elementwise` module); `H` is at most 32768.
+#[derive(Clone, Debug)]
+pub struct Lstm {
+    input: usize,
+    hidden: usize,
+    gates: GateBlock,
+    params: Vec<f32>,
+}
+
+/// `c' = f·c + i·g`.
+#[inline(always)]
+fn cell_state(i: f32, f: f32, g: f32, c_prev: f32) -> f32 {
+    f * c_prev + i * g
+}
+
+/// `(h', c')` from the activated gates: the one code path of `forward`,
+/// `forward_tape` and `state_from_tape`.
+#[inline(always)]
+fn lstm_out(i: f32, f: f32, g: f32, o: f32, c_prev: f32) -> (f32, f32) {
+    let c = cell_state(i, f, g, c_prev);
+    (o * tanh(c), c)
+}
+
+/// Splits a row of `4H` gate values into `(i, f, g, o)`.
+fn split4(row: &[f32], n: usize) -> (&[f32], &[f32], &[f32], &[f32]) {
+    let (i, rest) = row.split_at(n);
+    let (f, rest) = rest.split_at(n);
+    let (g, o) = rest.split_at(n);
+    (i, f, g, &o[..n])
+}
+
+/// Mutable version of [`split4`].
+fn split4_mut(row: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
+    let (i, rest) = row.split_at_mut(n);
+    let (f, rest) = rest.split_at_mut(n);
+    let (g, o) = rest.split_at_mut(n);
+    (i, f, g, &mut o[..n])
+}
+
+/// One row of the forward step: activates the gate pre-activations `pre` (`4H`)
+/// in place and writes `out = [h' | c']` from them and `c_prev`.
+fn forward_row(pre: &mut [f32], c_prev: &[f32], out: &mut [f32]) {
+    let n = c_prev.len();
+    let (pi, pf, pg, po) = split4_mut(pre, n);
+    let (h, c) = out.split_at_mut(n);
+    let c = &mut c[..n];
+    for j in 0..n {
+        let (i, f, g, o) = (sigmoid(pi[j]), sigmoid(pf[j]), tanh(pg[j]), sigmoid(po[j]));
+        (pi[j], pf[j], pg[j], po[j]) = (i, f, g, o);
+        (h[j], c[j]) = lstm_out(i, f, g, o, c_prev[j]);
+    }
+}
+
+impl Lstm {
+    /// Floats of the parameters of a cell of these sizes: `(input + H + 1)·4H`.
+    pub fn param_count(input_size: usize, hidden_size: usize) -> usize {
+        Self::block(input_size, hidden_size).len()
+    }
+
+    fn block(input: usize, hidden: usize) -> GateBlock {
+        GateBlock {
+            offset: 0,
+            input,
+            hidden,
+            width: 4 * hidden,
+        }
+    }
+
+    /// A cell with parameters drawn from `uniform(-1/√H, 1/√H)`, forget-gate bias 1.
+    pub fn new(input_size: usize, hidden_size: usize, rng: &mut Rng) -> Self {
+        let n = Self::param_count(input_size, hidden_size);
+        let mut cell = Self::with(input_size, hidden_size, init_params(n, hidden_size, rng));
+        let bias = cell.gates.bias();
+        cell.params[bias][hidden_size..2 * hidden_size].fill(1.0);
+        cell
+    }
+
+    /// A cell with the given parameters (layout in the type's docs), or an error
+    /// if their length is not [`Lstm::param_count`].
+    pub fn from_params(
+        input_size: usize,
+        hidden_size: usize,
+        params: Vec<f32>,
+    ) -> Result<Self, ShapeError> {
+        ShapeError::check(
+            || format!("Lstm(input {input_size}, hidden {hidden_size})"),
+            Self::param_count(input_size, hidden_size),
+            params.len(),
+        )?;
+        Ok(Self::with(input_size, hidden_size, params))
+    }
+
+    fn with(input: usize, hidden: usize, params: Vec<f32>) -> Self {
+        check_hidden("Lstm", hidden, FORWARD_PER_H);
+        Lstm {
+            input,
+            hidden,
+            gates: Self::block(input, hidden),
+            params,
+        }
+    }
+
+    /// `H`, the features of `h` (the state holds `h` and `c`, `2H`).
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    /// The forward step shared by `forward` and `forward_tape`, block by block of
+    /// rows so that the tape-less forward needs no scratch argument.
+    fn run(
+        &self,
+        what: &str,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        tape: Option<ArrayViewMut2<f32>>,
+        h_next: ArrayViewMut2<f32>,
+    ) {
+        let (batch, n, nx) = (x.nrows(), self.hidden, self.input);
+        let x = rows(what, "x", x, batch, nx);
+        let h_prev = rows(what, "h_prev", h_prev, batch, 2 * n);
+        let h_next = rows_mut(what, "h_next", h_next, batch, 2 * n);
+        let mut tape = tape.map(|t| rows_mut(what, "tape", t, batch, 6 * n));
+        in_row_blocks(batch, FORWARD_PER_H * n, |r, pre| {
+            let m = r.len();
+            let s_prev = &h_prev[row_span(&r, 2 * n)];
+            let s_next = &mut h_next[row_span(&r, 2 * n)];
+            // The block's h_next rows hold a contiguous copy of h until the rows are written.
+            let h = &mut s_next[..m * n];
+            gather_cols(s_prev, 2 * n, 0..n, h);
+            self.gates
+                .pre(&self.params, m, &x[row_span(&r, nx)], h, pre);
+            for ((p, s), out) in pre
+                .chunks_exact_mut(4 * n)
+                .zip(s_prev.chunks_exact(2 * n))
+                .zip(s_next.chunks_exact_mut(2 * n))
+            {
+                forward_row(p, &s[n..], out);
+            }
+            if let Some(tape) = tape.as_deref_mut() {
+                let tape = &mut tape[row_span(&r, 6 * n)];
+                for ((t, s), p) in tape
+                    .chunks_exact_mut(6 * n)
+                    .zip(s_prev.chunks_exact(2 * n))
+                    .zip(pre.chunks_exact(4 * n))
+                {
+                    t[..2 * n].copy_from_slice(s);
+                    t[2 * n..].copy_from_slice(p);
+                }
+            }
+        });
+    }
+}
+
+impl Cell for Lstm {
+    fn input_size(&self) -> usize {
+        self.input
+    }
+
+    fn state_size(&self) -> usize {
+        2 * self.hidden
+    }
+
+    fn tape_size(&self) -> usize {
+        6 * self.hidden
+    }
+
+    fn output_size(&self) -> usize {
+        self.hidden
+    }
+
+    fn scratch_size(&self) -> usize {
+        5 * self.hidden
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    fn forward(&self, x: ArrayView2<f32>, h_prev: ArrayView2<f32>, h_next: ArrayViewMut2<f32>) {
+        self.run("Lstm::forward", x, h_prev, None, h_next);
+    }
+
+    fn forward_tape(
+        &self,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        tape: ArrayViewMut2<f32>,
+        h_next: ArrayViewMut2<f32>,
+    ) {
+        self.run("Lstm::forward_tape", x, h_prev, Some(tape), h_next);
+    }
+
+    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
+        const WHAT: &str = "Lstm::state_from_tape";
+        let (batch, n) = (tape.nrows(), self.hidden);
+        let tape = rows(WHAT, "tape", tape, batch, 6 * n);
+        let h = rows_mut(WHAT, "h", h, batch, 2 * n);
+        for (t, out) in tape.chunks_exact(6 * n).zip(h.chunks_exact_mut(2 * n)) {
+            let c_prev = &t[n..2 * n];
+            let (i, f, g, o) = split4(&t[2 * n..], n);
+            let (h, c) = out.split_at_mut(n);
+            let c = &mut c[..n];
+            for j in 0..n {
+                (h[j], c[j]) = lstm_out(i[j], f[j], g[j], o[j], c_prev[j]);
+            }
+        }
+    }
+
+    fn backward(
+        &self,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        grads: &mut [f32],
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        const WHAT: &str = "Lstm::backward";
+        let (batch, n) = (x.nrows(), self.hidden);
+        let x = rows(WHAT, "x", x, batch, self.input);
+        let tape = rows(WHAT, "tape", tape, batch, 6 * n);
+        let dh = rows(WHAT, "dh", dh, batch, 2 * n);
+        let dh_prev = rows_mut(WHAT, "dh_prev", dh_prev, batch, 2 * n);
+        check_grads(WHAT, grads, self.params.len());
+        let (dpre, h_prev) = scratch_rows(WHAT, scratch, batch, 5 * n).split_at_mut(batch * 4 * n);
+
+        // Gate pre-activation gradients and dc_prev, one fused pass per row; h_prev
+        // gathered contiguous for the weight gradient.
+        for (((t, d), (dp, hp)), dsp) in tape
+            .chunks_exact(6 * n)
+            .zip(dh.chunks_exact(2 * n))
+            .zip(dpre.chunks_exact_mut(4 * n).zip(h_prev.chunks_exact_mut(n)))
+            .zip(dh_prev.chunks_exact_mut(2 * n))
+        {
+            hp.copy_from_slice(&t[..n]);
+            let c_prev = &t[n..2 * n];
+            let (i, f, g, o) = split4(&t[2 * n..], n);
+            let (dh_h, dh_c) = (&d[..n], &d[n..2 * n]);
+            let (dpi, dpf, dpg, dpo) = split4_mut(dp, n);
+            let dc_prev = &mut dsp[n..2 * n];
+            for j in 0..n {
+                let tc = tanh(cell_state(i[j], f[j], g[j], c_prev[j]));
+                let dc = dh_c[j] + dh_h[j] * o[j] * (1.0 - tc * tc);
+                dpi[j] = dc * g[j] * i[j] * (1.0 - i[j]);
+                dpf[j] = dc * c_prev[j] * f[j] * (1.0 - f[j]);
+                dpg[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+                dpo[j] = dh_h[j] * tc * o[j] * (1.0 - o[j]);
+                dc_prev[j] = dc * f[j];
+            }
+        }
+        self.gates.add_grads(batch, x, h_prev, dpre, grads);
+        // dh_prev's h part = dpre·W_hᵀ, computed contiguous in the h_prev buffer.
+        h_prev.fill(0.0);
+        self.gates.add_dh(&self.params, batch, dpre, h_prev);
+        scatter_cols(h_prev, dh_prev, 2 * n, 0..n);
+    }
+}

@@ -1,0 +1,72 @@
+//! Subcommands of the `bptt` binary.
+
+mod curve;
+mod demo;
+mod plan;
+
+use clap::{Args, Parser, Subcommand};
+
+use bptt::{Alpha, Budget, Error, Plan, Policy};
+
+/// bptt: backpropagation through time within a memory budget.
+#[derive(Debug, Parser)]
+#[command(name = "bptt", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Plan a budget: forward steps, peak memory, cost per step.
+    Plan(plan::PlanArgs),
+    /// Print a plan's schedule, one operation per line.
+    Schedule(PlanSpec),
+    /// Cost per step against budget for every policy.
+    Curve(curve::CurveArgs),
+    /// Backpropagate an LSTM at T = 1000 within 5% of store-all's memory and
+    /// compare it with store-all: time, memory, gradients.
+    Demo(demo::DemoArgs),
+}
+
+/// What a plan is asked for.
+#[derive(Debug, Clone, Args)]
+pub struct PlanSpec {
+    /// Sequence length T.
+    #[arg(long)]
+    len: u32,
+    /// Checkpoint memory in hidden-state units (200) or percent of store-all
+    /// (5%). Defaults to 5% for hsm/ism/msm and 100% for the baselines.
+    #[arg(long, allow_hyphen_values = true)]
+    budget: Option<String>,
+    /// Tape size over hidden-state size (>= 1).
+    #[arg(long, default_value_t = 4.0, allow_hyphen_values = true)]
+    alpha: f64,
+    /// hsm, ism, msm, store-all, sqrt or interval:K.
+    #[arg(long, default_value = "msm")]
+    policy: String,
+}
+
+impl PlanSpec {
+    /// Plans it, with every input checked.
+    fn plan(&self) -> Result<Plan, Error> {
+        let policy: Policy = self.policy.parse()?;
+        let alpha = Alpha::new(self.alpha)?;
+        let budget = match &self.budget {
+            Some(text) => text.parse()?,
+            None if policy.is_dynamic() => Budget::Percent(5.0),
+            None => Budget::Percent(100.0),
+        };
+        Plan::new(policy, alpha, self.len, budget)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Plan(args) => plan::plan(&args),
+        Command::Schedule(spec) => plan::schedule(&spec),
+        Command::Curve(args) => curve::curve(&args),
+        Command::Demo(args) => demo::demo(&args),
+    }
+}

@@ -1,0 +1,96 @@
+//! The one error type of bptt: every message is a single clear line.
+
+use thiserror::Error;
+
+use crate::policy::Policy;
+
+/// Everything that can go wrong when planning, scheduling or executing.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    /// The sequence length was zero.
+    #[error("the sequence length must be at least 1")]
+    ZeroLength,
+    /// The sequence length is beyond what bptt plans.
+    #[error("the sequence length {0} is too long (at most {max})", max = crate::planner::MAX_LEN)]
+    TooLong(u64),
+    /// `alpha` below one, or not a number.
+    #[error("alpha must be a number >= 1 (a tape is at least a hidden state), got {0}")]
+    AlphaBelowOne(f64),
+    /// `alpha` absurdly large.
+    #[error("alpha {0} is too large (at most 1e6)")]
+    AlphaTooLarge(f64),
+    /// A budget that does not parse.
+    #[error(
+        "cannot read the budget '{0}': give units of hidden state (200) or a percentage of store-all (5%)"
+    )]
+    BadBudget(String),
+    /// A budget outside the representable range.
+    #[error("the budget {0} is out of range")]
+    BudgetOutOfRange(f64),
+    /// A policy name that does not exist.
+    #[error("unknown policy '{0}': expected hsm, ism, msm, store-all, sqrt or interval:K")]
+    UnknownPolicy(String),
+    /// The budget cannot hold the policy's checkpoints.
+    #[error(
+        "a budget of {budget} units is too small for {policy} at length {len} with alpha {alpha}: the smallest that works is {minimum}"
+    )]
+    Infeasible {
+        /// The policy asked for.
+        policy: Policy,
+        /// The sequence length.
+        len: u32,
+        /// `alpha` as a float.
+        alpha: f64,
+        /// The budget given, in hidden-state units.
+        budget: f64,
+        /// The smallest budget that works, in hidden-state units.
+        minimum: f64,
+    },
+    /// The dynamic program's table would be too large to hold.
+    #[error(
+        "the planning table would have {cells} cells (at most {max}): lower the length or the budget"
+    )]
+    TableTooLarge {
+        /// Cells asked for.
+        cells: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The schedule would need more forward steps than bptt counts.
+    #[error(
+        "{policy} at length {len} with {budget} units needs at least 2^30 forward steps: raise the budget (at least {minimum} units brings it below)"
+    )]
+    TooExpensive {
+        /// The policy.
+        policy: Policy,
+        /// The sequence length.
+        len: u32,
+        /// The budget given, in units.
+        budget: f64,
+        /// A budget that works.
+        minimum: f64,
+    },
+    /// A schedule failed verification.
+    #[error("schedule rejected by the verifier: {0}")]
+    Verify(String),
+    /// Arrays whose shapes do not fit the cell or each other.
+    #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
+    Shape {
+        /// What was being checked.
+        what: &'static str,
+        /// The shape that fits.
+        expected: Vec<usize>,
+        /// The shape that was given.
+        got: Vec<usize>,
+    },
+}
+
+impl From<bptt_runtime::Mismatch> for Error {
+    fn from(m: bptt_runtime::Mismatch) -> Self {
+        Error::Shape {
+            what: m.what,
+            expected: m.expected,
+            got: m.got,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The interpreter: runs a verified schedule on a cell.
+
+use bptt_runtime::{Arena, ArenaLayout, Cell, Execution, Gradients, Readout, Targets};
+use ndarray::{ArrayView2, ArrayView3};
+
+use crate::error::Error;
+use crate::schedule::{Op, Schedule, Source, Tape, verify};
+
+/// Runs a verified [`Schedule`] on any [`Cell`], owning the arena.
+///
+/// ```
+/// use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
+/// use bptt_runtime::{Cell, LossKind, Readout, Rng, Rnn, Targets};
+/// use ndarray::{Array2, Array3};
+///
+/// let mut rng = Rng::new(1);
+/// let cell = Rnn::new(3, 8, &mut rng);
+/// let readout = Readout::new(LossKind::SquaredError, 8, 2, &mut rng);
+/// let alpha = Alpha::new(cell.alpha()).unwrap();
+/// let plan = Plan::new(Policy::Msm, alpha, 20, Budget::Units(4.0)).unwrap();
+/// let mut interp = Interpreter::new(Schedule::from_plan(&plan), &cell, &readout, 5).unwrap();
+/// let x = Array3::<f32>::zeros((20, 5, 3));
+/// let y = Array3::<f32>::ones((20, 5, 2));
+/// let h0 = Array2::<f32>::zeros((5, 8));
+/// let mut grads = interp.gradients(&cell, &readout);
+/// let loss = interp
+///     .run(&cell, &readout, x.view(), h0.view(), Targets::Values(y.view()), &mut grads)
+///     .unwrap();
+/// assert!(loss > 0.0);
+/// ```
+#[derive(Debug)]
+pub struct Interpreter {
+    schedule: Schedule,
+    arena: Arena,
+}
+
+impl Interpreter {
+    /// Verifies the schedule and allocates the arena for a cell, a read-out and
+    /// a batch size.
+    pub fn new(schedule: Schedule, cell: &dyn Cell, readout: &Readout, batch: usize) -> Result<Self, Error> {
+        verify(&schedule)?;
+        let layout = ArenaLayout::new(cell, readout, batch, schedule.hidden_slots(), schedule.tape_slots());
+        Ok(Interpreter {
+            schedule,
+            arena: Arena::new(layout),
+        })
+    }
+
+    /// The schedule being run.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The arena's layout (slot counts and sizes).
+    pub fn layout(&self) -> &ArenaLayout {
+        self.arena.layout()
+    }
+
+    /// Zeroed gradients of the right sizes.
+    pub fn gradients(&self, cell: &dyn Cell, readout: &Readout) -> Gradients {
+        Gradients::zeros(cell, readout, self.layout().batch)
+    }
+
+    /// One training step: the forward and backward passes of the schedule.
+    ///
+    /// `inputs` is `[T, batch, input]`, `h0` is `[batch, state]`. The loss is
+    /// the mean over batch rows and targeted steps; `grads` is overwritten with
+    /// its gradients. Allocates nothing.
+    pub fn run(
+        &mut self,
+        cell: &dyn Cell,
+        readout: &Readout,
+        inputs: ArrayView3<f32>,
+        h0: ArrayView2<f32>,
+        targets: Targets,
+        grads: &mut Gradients,
+    ) -> Result<f64, Error> {
+        let len = self.schedule.len();
+        let mut exec = Execution::start(cell, readout, &mut self.arena, len, inputs, h0, targets, grads)?;
+        let slot = |tape: Tape| match tape {
+            Tape::Work => None,
+            Tape::Slot(slot) => Some(slot.0),
+        };
+        for op in self.schedule.ops() {
+            match *op {
+                Op::Restore { from: Source::Initial, .. } => exec.restore_initial(),
+                Op::Restore { from: Source::Hidden(s), .. } => exec.restore_hidden(s.0),
+                Op::Restore { from: Source::Tape(s), .. } => exec.restore_tape(s.0),
+                Op::Forward { step } => exec.forward(step),
+                Op::ForwardTape { step, tape } => exec.forward_tape(step, slot(tape)),
+                Op::StoreHidden { slot, .. } => exec.store_hidden(slot.0),
+                Op::Backward { step, tape } => exec.backward(step, slot(tape)),
+                Op::FreeHidden(_) | Op::FreeTape(_) => {}
+            }
+        }
+        Ok(exec.finish())
+    }
+}

@@ -1,0 +1,18 @@
+//! The planner: the paper's dynamic programs and the baselines.
+//!
+//! A [`Table`] holds `Q(t, m)` and the arg-min `D(t, m)` of HSM, ISM or MSM
+//! for every shorter length and smaller budget; [`Plan`] wraps a table (or a
+//! baseline rule) for one `(T, m)` and answers the cost and peak memory.
+
+mod choice;
+mod plan;
+mod reference;
+mod table;
+
+pub use choice::Choice;
+pub use plan::{Plan, PlanSummary, Strategy};
+pub use reference::brute_force_costs;
+pub use table::{COST_CAP, MAX_CELLS, Table};
+
+/// The longest sequence bptt plans for.
+pub const MAX_LEN: u32 = 1 << 24;

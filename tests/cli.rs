@@ -1,0 +1,108 @@
+//! The command line: outputs and one-line errors with a non-zero exit.
+
+use std::process::Command;
+
+fn bptt(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bptt"))
+        .args(args)
+        .output()
+        .expect("bptt runs");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn fails_with(args: &[&str], expected: &str) {
+    let (ok, _, err) = bptt(args);
+    assert!(!ok, "{args:?} succeeded");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.contains(expected), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn plan_json_reports_the_planning_model() {
+    let (ok, out, _) = bptt(&[
+        "plan", "--len", "1000", "--budget", "200", "--alpha", "4", "--policy", "msm", "--json",
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["policy"], "msm");
+    assert_eq!(v["len"], 1000);
+    assert_eq!(v["budget"], 200.0);
+    assert_eq!(v["alpha"], 4.0);
+    assert_eq!(v["forward_steps"], 1949);
+    assert_eq!(v["backward_steps"], 1000);
+    assert!(v["peak_units"].as_f64().unwrap() <= 200.0);
+    assert_eq!(v["cost_per_step"], 1.949);
+    assert_eq!(v["verified"], true);
+}
+
+#[test]
+fn plan_takes_a_percentage_of_store_all() {
+    let (ok, out, _) = bptt(&[
+        "plan", "--len", "1000", "--budget", "5%", "--policy", "hsm", "--json",
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["budget"], 199.0);
+}
+
+#[test]
+fn schedule_prints_one_op_per_line() {
+    let (ok, out, _) = bptt(&["schedule", "--len", "5", "--budget", "2", "--alpha", "1"]);
+    assert!(ok);
+    let ops: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(ops[0], "restore   h[0] <- h0");
+    assert_eq!(ops.iter().filter(|l| l.starts_with("backward")).count(), 5);
+}
+
+#[test]
+fn curve_covers_every_policy() {
+    let (ok, out, _) = bptt(&["curve", "--len", "100", "--alpha", "2"]);
+    assert!(ok);
+    assert!(out.contains("msm") && out.contains("store-all") && out.contains("sqrt"));
+    let (ok, csv, _) = bptt(&["curve", "--len", "50", "--alpha", "2", "--csv"]);
+    assert!(ok);
+    assert!(csv.starts_with("policy,budget_units,budget_percent,cost_per_step"));
+    assert!(csv.lines().any(|l| l.starts_with("msm,98,")));
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    fails_with(&["plan", "--len", "0", "--budget", "5"], "at least 1");
+    fails_with(
+        &["plan", "--len", "100", "--budget", "5", "--alpha", "0.5"],
+        "alpha must be",
+    );
+    fails_with(
+        &[
+            "plan", "--len", "100", "--budget", "5", "--policy", "revolve",
+        ],
+        "unknown policy",
+    );
+    fails_with(
+        &["plan", "--len", "100", "--budget", "lots"],
+        "cannot read the budget",
+    );
+    fails_with(
+        &["plan", "--len", "100", "--budget", "-3"],
+        "cannot read the budget",
+    );
+    fails_with(
+        &[
+            "plan",
+            "--len",
+            "100",
+            "--budget",
+            "10",
+            "--policy",
+            "store-all",
+        ],
+        "smallest that works is 396",
+    );
+    fails_with(&["plan", "--len", "x"], "invalid value");
+    fails_with(&["curve", "--len", "0"], "at least 1");
+}

@@ -1,0 +1,137 @@
+//! Shared fixtures of the integration tests: cells, data and plain BPTT.
+
+#![allow(dead_code)]
+
+use bptt::{Alpha, Budget, Gradients, Interpreter, Plan, Policy, Schedule};
+use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
+use ndarray::{Array2, Array3, Axis};
+
+/// The three runtime cells by name.
+pub const CELLS: [&str; 3] = ["rnn", "lstm", "gru"];
+
+/// A runtime cell by name.
+pub fn cell(name: &str, input: usize, hidden: usize, rng: &mut Rng) -> Box<dyn Cell> {
+    match name {
+        "rnn" => Box::new(Rnn::new(input, hidden, rng)),
+        "lstm" => Box::new(Lstm::new(input, hidden, rng)),
+        "gru" => Box::new(Gru::new(input, hidden, rng)),
+        other => panic!("no cell {other}"),
+    }
+}
+
+/// A random problem: inputs, h0 and class targets.
+pub struct Problem {
+    pub cell: Box<dyn Cell>,
+    pub readout: Readout,
+    pub x: Array3<f32>,
+    pub h0: Array2<f32>,
+    pub classes: Array2<u32>,
+}
+
+impl Problem {
+    pub fn new(name: &str, len: usize, batch: usize, seed: u64) -> Self {
+        let (input, hidden, classes) = (3, 5, 4);
+        let mut rng = Rng::new(seed);
+        let cell = cell(name, input, hidden, &mut rng);
+        let readout = Readout::new(LossKind::SoftmaxCrossEntropy, hidden, classes, &mut rng);
+        let x = Array3::from_shape_simple_fn((len, batch, input), || rng.uniform(-1.0, 1.0));
+        let h0 =
+            Array2::from_shape_simple_fn((batch, cell.state_size()), || rng.uniform(-0.5, 0.5));
+        let classes = Array2::from_shape_simple_fn((len, batch), || rng.below(classes) as u32);
+        Problem {
+            cell,
+            readout,
+            x,
+            h0,
+            classes,
+        }
+    }
+
+    pub fn targets(&self) -> Targets<'_> {
+        Targets::Classes(self.classes.view())
+    }
+
+    pub fn len(&self) -> u32 {
+        self.x.len_of(Axis(0)) as u32
+    }
+
+    pub fn batch(&self) -> usize {
+        self.x.len_of(Axis(1))
+    }
+
+    /// Loss and gradients through the interpreter under a policy and budget.
+    pub fn run(&self, policy: Policy, budget: Budget) -> (f64, Gradients) {
+        let alpha = Alpha::new(self.cell.alpha()).unwrap();
+        let plan = Plan::new(policy, alpha, self.len(), budget).unwrap();
+        let mut interp = Interpreter::new(
+            Schedule::from_plan(&plan),
+            &*self.cell,
+            &self.readout,
+            self.batch(),
+        )
+        .unwrap();
+        let mut grads = interp.gradients(&*self.cell, &self.readout);
+        let loss = interp
+            .run(
+                &*self.cell,
+                &self.readout,
+                self.x.view(),
+                self.h0.view(),
+                self.targets(),
+                &mut grads,
+            )
+            .unwrap();
+        (loss, grads)
+    }
+
+    /// Plain BPTT written directly against the cell trait: every tape kept,
+    /// no schedule, no arena.
+    pub fn plain_bptt(&self) -> (f64, Gradients) {
+        let (len, batch) = (self.len() as usize, self.batch());
+        let cell = &*self.cell;
+        let (s, tsz) = (cell.state_size(), cell.tape_size());
+        let mut tapes = vec![Array2::<f32>::zeros((batch, tsz)); len];
+        let mut h = self.h0.clone();
+        for (k, tape) in tapes.iter_mut().enumerate() {
+            let mut next = Array2::zeros((batch, s));
+            cell.forward_tape(
+                self.x.index_axis(Axis(0), k),
+                h.view(),
+                tape.view_mut(),
+                next.view_mut(),
+            );
+            h = next;
+        }
+        let mut grads = Gradients::zeros(cell, &self.readout, batch);
+        let mut dh = Array2::<f32>::zeros((batch, s));
+        let mut loss = 0.0;
+        let scale = 1.0 / (batch * len) as f32;
+        let mut scratch = Array2::zeros((batch, cell.scratch_size()));
+        let mut rscratch = Array2::zeros((batch, self.readout.scratch_size()));
+        for k in (1..=len).rev() {
+            let mut state = Array2::zeros((batch, s));
+            cell.state_from_tape(tapes[k - 1].view(), state.view_mut());
+            let target = self.targets().at(k, len);
+            loss += self.readout.step(
+                state.view(),
+                target,
+                scale,
+                dh.view_mut(),
+                &mut grads.readout,
+                rscratch.view_mut(),
+            );
+            let mut dh_prev = Array2::zeros((batch, s));
+            cell.backward(
+                self.x.index_axis(Axis(0), k - 1),
+                tapes[k - 1].view(),
+                dh.view(),
+                dh_prev.view_mut(),
+                &mut grads.cell,
+                scratch.view_mut(),
+            );
+            dh = dh_prev;
+        }
+        grads.h0 = dh;
+        (loss, grads)
+    }
+}

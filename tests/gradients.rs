@@ -1,0 +1,128 @@
+//! Gradients through the interpreter: bitwise identical to plain BPTT for every
+//! policy and budget, and plain BPTT agrees with finite differences.
+
+mod common;
+
+use bptt::{Budget, Policy};
+use common::{CELLS, Problem};
+
+const POLICIES: [Policy; 7] = [
+    Policy::Hsm,
+    Policy::Ism,
+    Policy::Msm,
+    Policy::StoreAll,
+    Policy::Sqrt,
+    Policy::Interval(3),
+    Policy::Interval(7),
+];
+
+#[test]
+fn every_policy_and_budget_gives_plain_bptt_bitwise() {
+    for name in CELLS {
+        let problem = Problem::new(name, 37, 3, 7);
+        let (want_loss, want) = problem.plain_bptt();
+        for policy in POLICIES {
+            let budgets: &[f64] = if policy.is_dynamic() {
+                &[0.0, 2.0, 5.0, 20.0, 100.0]
+            } else {
+                &[100.0]
+            };
+            for &percent in budgets {
+                let (loss, grads) = problem.run(policy, Budget::Percent(percent));
+                let case = format!("{name} {policy} {percent}%");
+                assert_eq!(loss.to_bits(), want_loss.to_bits(), "loss of {case}");
+                assert!(
+                    grads
+                        .cell
+                        .iter()
+                        .zip(&want.cell)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "cell grads of {case}"
+                );
+                assert!(
+                    grads
+                        .readout
+                        .iter()
+                        .zip(&want.readout)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "read-out grads of {case}"
+                );
+                assert!(
+                    grads
+                        .h0
+                        .iter()
+                        .zip(&want.h0)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "dh0 of {case}"
+                );
+            }
+        }
+    }
+}
+
+/// Central finite differences of the interpreter's loss (f32 cells, loss
+/// accumulated in f64). Gradients here are of order 1e-2 (the loss is a mean);
+/// with eps = 1e-2 the measured disagreement is below 1e-5, so a tolerance of
+/// 5e-5 absolute plus 1% relative accepts right gradients and rejects
+/// gradients off by 5% (checked below).
+///
+/// Returns the worst `|fd - analytic| / tolerance` over every `dh0` entry and
+/// about 40 cell parameters, with the analytic gradient scaled by `skew`.
+fn worst_violation(name: &str, policy: Policy, budget: Budget, skew: f64) -> f64 {
+    let mut problem = Problem::new(name, 9, 2, 11);
+    let (_, grads) = problem.run(policy, budget);
+    let eps = 1e-2f32;
+    let central = |problem: &mut Problem, set: &dyn Fn(&mut Problem, f32)| {
+        set(problem, eps);
+        let (up, _) = problem.run(policy, budget);
+        set(problem, -eps);
+        let (down, _) = problem.run(policy, budget);
+        set(problem, 0.0);
+        (up - down) / (2.0 * f64::from(eps))
+    };
+    let mut worst = 0.0f64;
+    let mut judge = |fd: f64, an: f64| {
+        let an = an * skew;
+        worst = worst.max((fd - an).abs() / (5e-5 + 0.01 * an.abs().max(fd.abs())));
+    };
+    let n = problem.cell.params().len();
+    for i in (0..n).step_by((n / 40).max(1)) {
+        let orig = problem.cell.params()[i];
+        let fd = central(&mut problem, &|p, d| p.cell.params_mut()[i] = orig + d);
+        judge(fd, f64::from(grads.cell[i]));
+    }
+    for j in 0..problem.h0.len() {
+        let at = [j / problem.h0.ncols(), j % problem.h0.ncols()];
+        let orig = problem.h0[at];
+        let fd = central(&mut problem, &|p, d| p.h0[at] = orig + d);
+        judge(fd, f64::from(grads.h0[at]));
+    }
+    worst
+}
+
+#[test]
+fn store_all_matches_finite_differences() {
+    for name in CELLS {
+        let worst = worst_violation(name, Policy::StoreAll, Budget::Percent(100.0), 1.0);
+        assert!(worst <= 1.0, "{name}: worst violation {worst}");
+    }
+}
+
+#[test]
+fn a_tight_msm_budget_matches_finite_differences() {
+    for name in CELLS {
+        let worst = worst_violation(name, Policy::Msm, Budget::Units(2.0), 1.0);
+        assert!(worst <= 1.0, "{name}: worst violation {worst}");
+    }
+}
+
+#[test]
+fn the_finite_difference_check_rejects_a_gradient_five_percent_off() {
+    for name in CELLS {
+        let worst = worst_violation(name, Policy::StoreAll, Budget::Percent(100.0), 1.05);
+        assert!(
+            worst > 1.0,
+            "{name}: a 5% error passed (worst violation {worst})"
+        );
+    }
+}

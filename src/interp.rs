@@ -4,7 +4,8 @@ use bptt_runtime::{Arena, ArenaLayout, Cell, Execution, Gradients, Readout, Targ
 use ndarray::{ArrayView2, ArrayView3};
 
 use crate::error::Error;
-use crate::schedule::{Op, Schedule, Source, Tape, verify};
+use crate::lower::{Call, Lowered, lower};
+use crate::schedule::{Schedule, verify};
 
 /// Runs a verified [`Schedule`] on any [`Cell`], owning the arena.
 ///
@@ -31,6 +32,7 @@ use crate::schedule::{Op, Schedule, Source, Tape, verify};
 #[derive(Debug)]
 pub struct Interpreter {
     schedule: Schedule,
+    lowered: Lowered,
     arena: Arena,
 }
 
@@ -41,6 +43,7 @@ impl Interpreter {
         verify(&schedule)?;
         let layout = ArenaLayout::new(cell, readout, batch, schedule.hidden_slots(), schedule.tape_slots());
         Ok(Interpreter {
+            lowered: lower(&schedule),
             schedule,
             arena: Arena::new(layout),
         })
@@ -77,22 +80,23 @@ impl Interpreter {
     ) -> Result<f64, Error> {
         let len = self.schedule.len();
         let mut exec = Execution::start(cell, readout, &mut self.arena, len, inputs, h0, targets, grads)?;
-        let slot = |tape: Tape| match tape {
-            Tape::Work => None,
-            Tape::Slot(slot) => Some(slot.0),
-        };
-        for op in self.schedule.ops() {
-            match *op {
-                Op::Restore { from: Source::Initial, .. } => exec.restore_initial(),
-                Op::Restore { from: Source::Hidden(s), .. } => exec.restore_hidden(s.0),
-                Op::Restore { from: Source::Tape(s), .. } => exec.restore_tape(s.0),
-                Op::Forward { step } => exec.forward(step),
-                Op::ForwardTape { step, tape } => exec.forward_tape(step, slot(tape)),
-                Op::StoreHidden { slot, .. } => exec.store_hidden(slot.0),
-                Op::Backward { step, tape } => exec.backward(step, slot(tape)),
-                Op::FreeHidden(_) | Op::FreeTape(_) => {}
+        let layout = *exec.layout();
+        let at = |region| layout.offset(region);
+        for call in &self.lowered.calls {
+            match *call {
+                Call::RestoreInitial { dst } => exec.restore_initial(at(dst)),
+                Call::CopyState { src, dst } => exec.copy_state(at(src), at(dst)),
+                Call::StateFromTape { tape, dst } => exec.state_from_tape(at(tape), at(dst)),
+                Call::Forward { step, src, dst } => exec.forward(step, at(src), at(dst)),
+                Call::ForwardTape { step, src, tape, dst } => exec.forward_tape(step, at(src), at(tape), at(dst)),
+                Call::Backward {
+                    step,
+                    tape,
+                    grad,
+                    grad_prev,
+                } => exec.backward(step, at(tape), at(grad), at(grad_prev)),
             }
         }
-        Ok(exec.finish())
+        Ok(exec.finish(at(self.lowered.final_grad)))
     }
 }

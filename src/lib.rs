@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod interp;
+pub mod lower;
 pub mod planner;
 pub mod policy;
 pub mod schedule;
@@ -14,6 +15,7 @@ pub mod units;
 pub use error::Error;
 pub use bptt_runtime::Gradients;
 pub use interp::Interpreter;
+pub use lower::{Call, Lowered, lower};
 pub use planner::{Choice, Plan, PlanSummary, Strategy, Table};
 pub use policy::Policy;
 pub use schedule::{Op, Report, Schedule, simulate, verify};

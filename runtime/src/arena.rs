@@ -190,26 +190,32 @@ impl Arena {
     /// If two of the regions are the same.
     pub fn regions<const N: usize>(&mut self, regions: [Region; N]) -> [ArrayViewMut2<'_, f32>; N] {
         let layout = self.layout;
+        self.spans(regions.map(|r| (layout.offset(r), layout.shape(r).1)))
+    }
+
+    /// Mutable `[batch, columns]` views at float offsets from the base, as
+    /// `(offset, columns)` pairs: what compiled code passes.
+    ///
+    /// # Panics
+    /// If two spans overlap or one runs past the arena's end (never undefined
+    /// behaviour: every view is a checked sub-slice).
+    pub fn spans<const N: usize>(&mut self, spans: [(usize, usize); N]) -> [ArrayViewMut2<'_, f32>; N] {
+        let rows = self.layout.batch;
         let mut order: [usize; N] = std::array::from_fn(|i| i);
-        order.sort_unstable_by_key(|&i| layout.offset(regions[i]));
+        order.sort_unstable_by_key(|&i| spans[i].0);
         let mut pieces: [Option<ArrayViewMut2<'_, f32>>; N] = std::array::from_fn(|_| None);
         let mut rest: &mut [f32] = &mut self.buf;
         let mut consumed = 0;
         for &i in &order {
-            let region = regions[i];
-            let start = layout.offset(region);
-            assert!(start >= consumed, "region {region:?} is asked for twice");
-            let (rows, cols) = layout.shape(region);
+            let (start, cols) = spans[i];
+            assert!(start >= consumed, "span at offset {start} overlaps another");
             let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - consumed);
             let (mine, tail) = tail.split_at_mut(rows * cols);
             rest = tail;
             consumed = start + rows * cols;
-            pieces[i] = Some(
-                ArrayViewMut2::from_shape((rows, cols), mine)
-                    .expect("region shape fits its length"),
-            );
+            pieces[i] = Some(ArrayViewMut2::from_shape((rows, cols), mine).expect("span shape fits its length"));
         }
-        pieces.map(|p| p.expect("every region is filled"))
+        pieces.map(|p| p.expect("every span is filled"))
     }
 }
 
@@ -270,7 +276,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "asked for twice")]
+    #[should_panic(expected = "overlaps")]
     fn the_same_region_twice_panics() {
         let mut arena = Arena::new(layout());
         let _ = arena.regions([Region::State, Region::State]);

@@ -94,10 +94,11 @@ pub(crate) fn init_params(n: usize, hidden: usize, rng: &mut Rng) -> Vec<f32> {
     (0..n).map(|_| rng.uniform(-k, k)).collect()
 }
 
-/// Panics unless a row of `per_hidden · hidden` forward temporaries fits the
-/// stack buffer of [`in_row_blocks`].
+/// Panics unless `hidden > 0` and a row of `per_hidden · hidden` forward
+/// temporaries fits the stack buffer of [`in_row_blocks`].
 pub(crate) fn check_hidden(what: &str, hidden: usize, per_hidden: usize) {
-    let max = STACK_FLOATS / per_hidden;
+    assert!(hidden > 0, "{what}: the hidden size must be positive");
+    let max = STACK_FLOATS / per_hidden.max(1);
     assert!(
         hidden <= max,
         "{what}: hidden size {hidden} exceeds {max}, the largest whose forward temporaries fit the stack buffer"
@@ -133,7 +134,11 @@ pub(crate) fn in_row_blocks(batch: usize, per_row: usize, f: impl FnMut(Range<us
 
 /// [`in_row_blocks`] with a stack buffer of `N` floats.
 #[inline(never)]
-fn blocks<const N: usize>(batch: usize, per_row: usize, mut f: impl FnMut(Range<usize>, &mut [f32])) {
+fn blocks<const N: usize>(
+    batch: usize,
+    per_row: usize,
+    mut f: impl FnMut(Range<usize>, &mut [f32]),
+) {
     let mut buf = [0.0f32; N];
     let block = N / per_row.max(1);
     let mut start = 0;

@@ -1,10 +1,12 @@
 //! The primitives of schedule execution, shared by every backend.
 //!
-//! An [`Execution`] is one training step in progress: the interpreter calls
-//! its methods as it walks a schedule's operations, generated code calls them
-//! in straight-line order with constant arguments, and JIT-compiled code calls
-//! them through `extern "C"` shims. Keeping one implementation is what makes
-//! every backend's gradients bitwise the same.
+//! An [`Execution`] is one training step in progress. Its primitives address
+//! the arena by float offsets from its base (see [`ArenaLayout::offset`]): the
+//! interpreter computes them as it walks a lowered schedule, generated code
+//! and JIT-compiled code pass them as constants (the JIT through `extern "C"`
+//! shims). Keeping one implementation is what makes every backend's gradients
+//! bitwise the same. Offsets are checked: a wrong one panics, never reads
+//! outside the arena.
 
 use std::fmt;
 
@@ -101,8 +103,6 @@ pub struct Execution<'a> {
     grads: &'a mut Gradients,
     len: u32,
     scale: f32,
-    run: u8,
-    grad: u8,
     loss: f64,
 }
 
@@ -174,8 +174,6 @@ impl<'a> Execution<'a> {
             grads,
             len,
             scale: 1.0 / (batch * targeted_steps) as f32,
-            run: 0,
-            grad: 0,
             loss: 0.0,
         })
     }
@@ -184,65 +182,66 @@ impl<'a> Execution<'a> {
         self.inputs.index_axis_move(Axis(0), step as usize - 1)
     }
 
-    fn tape_region(tape: Option<u32>) -> Region {
-        tape.map_or(Region::WorkTape, Region::Tape)
+    /// The arena's layout: [`ArenaLayout::offset`] gives the offsets that the
+    /// primitives take.
+    pub fn layout(&self) -> &ArenaLayout {
+        self.arena.layout()
     }
 
-    /// The running state becomes `h[0]`.
-    pub fn restore_initial(&mut self) {
-        let [mut running] = self.arena.regions([Region::Run(self.run)]);
-        running.assign(&self.h0);
+    /// Writes `h[0]` into the state at `dst`.
+    pub fn restore_initial(&mut self, dst: usize) {
+        let cols = self.layout().state_size;
+        let [mut state] = self.arena.spans([(dst, cols)]);
+        state.assign(&self.h0);
     }
 
-    /// The running state becomes the state in hidden slot `slot`.
-    pub fn restore_hidden(&mut self, slot: u32) {
-        let [mut running, stored] = self.arena.regions([Region::Run(self.run), Region::Hidden(slot)]);
-        running.assign(&stored);
+    /// Copies the state at `src` into the state at `dst`.
+    pub fn copy_state(&mut self, src: usize, dst: usize) {
+        let cols = self.layout().state_size;
+        let [from, mut to] = self.arena.spans([(src, cols), (dst, cols)]);
+        to.assign(&from);
     }
 
-    /// The running state becomes the state that tape slot `slot` yields.
-    pub fn restore_tape(&mut self, slot: u32) {
-        let [running, tape] = self.arena.regions([Region::Run(self.run), Region::Tape(slot)]);
-        self.cell.state_from_tape(tape.view(), running);
+    /// Writes the state that the tape at `tape` yields into `dst`.
+    pub fn state_from_tape(&mut self, tape: usize, dst: usize) {
+        let l = *self.layout();
+        let [tape, state] = self.arena.spans([(tape, l.tape_size), (dst, l.state_size)]);
+        self.cell.state_from_tape(tape.view(), state);
     }
 
-    /// Advances the running state through `step` (`1..=T`).
-    pub fn forward(&mut self, step: u32) {
+    /// Runs `step` (`1..=T`) from the state at `src` into the state at `dst`.
+    pub fn forward(&mut self, step: u32, src: usize, dst: usize) {
         let x = self.input(step);
-        let [now, next] = self.arena.regions([Region::Run(self.run), Region::Run(1 - self.run)]);
+        let cols = self.layout().state_size;
+        let [now, next] = self.arena.spans([(src, cols), (dst, cols)]);
         self.cell.forward(x, now.view(), next);
-        self.run = 1 - self.run;
     }
 
-    /// Advances the running state through `step`, recording its tape in tape
-    /// slot `tape` (`None`: the working tape).
-    pub fn forward_tape(&mut self, step: u32, tape: Option<u32>) {
+    /// Runs `step` from the state at `src` into the state at `dst`, recording
+    /// its tape at `tape`.
+    pub fn forward_tape(&mut self, step: u32, src: usize, tape: usize, dst: usize) {
         let x = self.input(step);
-        let [now, next, tape] =
-            self.arena.regions([Region::Run(self.run), Region::Run(1 - self.run), Self::tape_region(tape)]);
+        let l = *self.layout();
+        let [now, tape, next] = self.arena.spans([(src, l.state_size), (tape, l.tape_size), (dst, l.state_size)]);
         self.cell.forward_tape(x, now.view(), tape, next);
-        self.run = 1 - self.run;
     }
 
-    /// Copies the running state into hidden slot `slot`.
-    pub fn store_hidden(&mut self, slot: u32) {
-        let [now, mut stored] = self.arena.regions([Region::Run(self.run), Region::Hidden(slot)]);
-        stored.assign(&now);
-    }
-
-    /// Backpropagates `step` from the tape in slot `tape` (`None`: the working
-    /// tape): the loss of step `k` on `h[k]` rebuilt from the tape joins
-    /// `dL/dh[k]`, then the cell's backward gives `dL/dh[k-1]`.
-    pub fn backward(&mut self, step: u32, tape: Option<u32>) {
+    /// Backpropagates `step` from the tape at `tape`: the loss of step `k` on
+    /// `h[k]` rebuilt from the tape joins `dL/dh[k]` at `grad` (zeroed first
+    /// when `k = T`), then the cell's backward writes `dL/dh[k-1]` at
+    /// `grad_prev`.
+    pub fn backward(&mut self, step: u32, tape: usize, grad: usize, grad_prev: usize) {
         let x = self.input(step);
         let target = self.targets.at(step as usize, self.len as usize);
-        let [tape, mut state, mut dh, dh_prev, scratch, readout_scratch] = self.arena.regions([
-            Self::tape_region(tape),
-            Region::State,
-            Region::Grad(self.grad),
-            Region::Grad(1 - self.grad),
-            Region::Scratch,
-            Region::ReadoutScratch,
+        let l = *self.layout();
+        let (s, t) = (l.state_size, l.tape_size);
+        let [tape, mut state, mut dh, dh_prev, scratch, readout_scratch] = self.arena.spans([
+            (tape, t),
+            (l.offset(Region::State), s),
+            (grad, s),
+            (grad_prev, s),
+            (l.offset(Region::Scratch), l.scratch_size),
+            (l.offset(Region::ReadoutScratch), l.readout_scratch_size),
         ]);
         if step == self.len {
             dh.fill(0.0);
@@ -257,13 +256,13 @@ impl<'a> Execution<'a> {
             readout_scratch,
         );
         self.cell.backward(x, tape.view(), dh.view(), dh_prev, &mut self.grads.cell, scratch);
-        self.grad = 1 - self.grad;
     }
 
-    /// Ends the step: writes `dL/dh[0]` into the gradients and returns the
-    /// loss (the mean over batch rows and targeted steps).
-    pub fn finish(self) -> f64 {
-        let [dh0] = self.arena.regions([Region::Grad(self.grad)]);
+    /// Ends the step: copies `dL/dh[0]` from `grad` into the gradients and
+    /// returns the loss (the mean over batch rows and targeted steps).
+    pub fn finish(self, grad: usize) -> f64 {
+        let cols = self.layout().state_size;
+        let [dh0] = self.arena.spans([(grad, cols)]);
         self.grads.h0.assign(&dh0);
         self.loss
     }

@@ -27,7 +27,7 @@ const FORWARD_PER_H: usize = 4;
 /// * Tape row: `[h_prev | r | z | n | h·W_hn + b_hn]`, `5H` floats, so `alpha = 5`.
 /// * Scratch row: `5H` floats.
 /// * The forward steps compute the gates in row blocks in a stack buffer of at
-///   most 512 KiB (see the crate's `elementwise` module); `H` is at most 32768.
+///   most 512 KiB; `H` must be in `1..=32768` (constructors panic otherwise).
 #[derive(Clone, Debug)]
 pub struct Gru {
     input: usize,

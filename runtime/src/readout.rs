@@ -146,6 +146,7 @@ impl Readout {
 
     /// A read-out with `W` and `b` drawn from `uniform(-1/√in, 1/√in)`.
     pub fn new(kind: LossKind, in_size: usize, out_size: usize, rng: &mut Rng) -> Self {
+        Self::check_out(out_size);
         let k = 1.0 / (in_size.max(1) as f32).sqrt();
         let params = (0..Self::param_count(in_size, out_size))
             .map(|_| rng.uniform(-k, k))
@@ -171,12 +172,17 @@ impl Readout {
             Self::param_count(in_size, out_size),
             params.len(),
         )?;
+        Self::check_out(out_size);
         Ok(Readout {
             kind,
             in_size,
             out_size,
             params,
         })
+    }
+
+    fn check_out(out_size: usize) {
+        assert!(out_size > 0, "Readout: the output size must be positive");
     }
 
     /// Features read from the front of each state row.

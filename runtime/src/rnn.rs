@@ -3,7 +3,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::elementwise::{
-    GateBlock, check_grads, gather_cols, init_params, rows, rows_mut, scratch_rows,
+    GateBlock, check_grads, check_hidden, gather_cols, init_params, rows, rows_mut, scratch_rows,
 };
 use crate::kernels::tanh;
 use crate::{Cell, Rng, ShapeError};
@@ -14,6 +14,7 @@ use crate::{Cell, Rng, ShapeError};
 /// * State and output: `h` (`H` floats per row).
 /// * Tape row: `[h_prev (H) | h' (H)]`, so `alpha = 2`.
 /// * Scratch row: `2H` floats.
+/// * `H` must be positive (constructors panic otherwise).
 #[derive(Clone, Debug)]
 pub struct Rnn {
     input: usize,
@@ -59,6 +60,8 @@ impl Rnn {
     }
 
     fn with(input: usize, hidden: usize, params: Vec<f32>) -> Self {
+        // The forward writes straight into h_next: no stack temporaries.
+        check_hidden("Rnn", hidden, 0);
         Rnn {
             input,
             hidden,

@@ -30,6 +30,30 @@ pub enum Error {
     /// A policy name that does not exist.
     #[error("unknown policy '{0}': expected hsm, ism, msm, store-all, sqrt or interval:K")]
     UnknownPolicy(String),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// A text with nothing in it.
+    #[error("{0} is empty: a corpus needs at least one character")]
+    EmptyText(String),
+    /// A text shorter than one training window.
+    #[error(
+        "the text is too short for sequences of length {len}: each split needs {need} characters, the shorter has {have}"
+    )]
+    TextTooShort {
+        /// Characters needed (`len + 1`).
+        need: usize,
+        /// Characters in the shorter split.
+        have: usize,
+        /// The sequence length asked for.
+        len: u32,
+    },
+    /// A checkpoint that is corrupted or belongs to another run.
+    #[error("checkpoint {0}")]
+    Checkpoint(String),
+    /// A backend name that does not exist.
+    #[error("unknown backend '{0}': expected interp or jit")]
+    UnknownBackend(String),
     /// The budget cannot hold the policy's checkpoints.
     #[error(
         "a budget of {budget} units is too small for {policy} at length {len} with alpha {alpha}: the smallest that works is {minimum}"
@@ -83,6 +107,12 @@ pub enum Error {
         /// The shape that was given.
         got: Vec<usize>,
     },
+    /// Cranelift could not compile a schedule (the JIT backend).
+    #[error("the JIT could not compile the schedule: {0}")]
+    Codegen(String),
+    /// A kernel panicked inside JIT-compiled code; the run stopped there.
+    #[error("a kernel panicked in JIT-compiled code: {0}")]
+    KernelPanic(String),
 }
 
 impl From<bptt_runtime::Mismatch> for Error {

@@ -7,6 +7,24 @@ use crate::error::Error;
 use crate::lower::{Call, Lowered, lower};
 use crate::schedule::{Schedule, verify};
 
+/// The arena layout of a schedule's checkpoint stack for a cell, a read-out
+/// and a batch size; fails if the cell's tape exceeds the planned `alpha`.
+pub fn arena_layout(
+    schedule: &Schedule,
+    cell: &dyn Cell,
+    readout: &Readout,
+    batch: usize,
+) -> Result<ArenaLayout, Error> {
+    let alpha = schedule.alpha();
+    Ok(ArenaLayout::new(
+        cell,
+        readout,
+        batch,
+        (alpha.denominator(), alpha.numerator()),
+        schedule.capacity().0,
+    )?)
+}
+
 /// Runs a verified [`Schedule`] on any [`Cell`], owning the arena.
 ///
 /// ```
@@ -39,9 +57,14 @@ pub struct Interpreter {
 impl Interpreter {
     /// Verifies the schedule and allocates the arena for a cell, a read-out and
     /// a batch size.
-    pub fn new(schedule: Schedule, cell: &dyn Cell, readout: &Readout, batch: usize) -> Result<Self, Error> {
+    pub fn new(
+        schedule: Schedule,
+        cell: &dyn Cell,
+        readout: &Readout,
+        batch: usize,
+    ) -> Result<Self, Error> {
         verify(&schedule)?;
-        let layout = ArenaLayout::new(cell, readout, batch, schedule.hidden_slots(), schedule.tape_slots());
+        let layout = arena_layout(&schedule, cell, readout, batch)?;
         Ok(Interpreter {
             lowered: lower(&schedule),
             schedule,
@@ -79,7 +102,16 @@ impl Interpreter {
         grads: &mut Gradients,
     ) -> Result<f64, Error> {
         let len = self.schedule.len();
-        let mut exec = Execution::start(cell, readout, &mut self.arena, len, inputs, h0, targets, grads)?;
+        let mut exec = Execution::start(
+            cell,
+            readout,
+            &mut self.arena,
+            len,
+            inputs,
+            h0,
+            targets,
+            grads,
+        )?;
         let layout = *exec.layout();
         let at = |region| layout.offset(region);
         for call in &self.lowered.calls {
@@ -88,7 +120,12 @@ impl Interpreter {
                 Call::CopyState { src, dst } => exec.copy_state(at(src), at(dst)),
                 Call::StateFromTape { tape, dst } => exec.state_from_tape(at(tape), at(dst)),
                 Call::Forward { step, src, dst } => exec.forward(step, at(src), at(dst)),
-                Call::ForwardTape { step, src, tape, dst } => exec.forward_tape(step, at(src), at(tape), at(dst)),
+                Call::ForwardTape {
+                    step,
+                    src,
+                    tape,
+                    dst,
+                } => exec.forward_tape(step, at(src), at(tape), at(dst)),
                 Call::Backward {
                     step,
                     tape,

@@ -4,14 +4,19 @@
 //! numbered slots, [`verify`] it, and run it with the [`Interpreter`] on any
 //! [`Cell`] of the runtime.
 
+pub mod backend;
+pub mod emit;
 pub mod error;
 pub mod interp;
+pub mod jit;
 pub mod lower;
 pub mod planner;
 pub mod policy;
 pub mod schedule;
+pub mod train;
 pub mod units;
 
+pub use backend::{Backend, BackendKind};
 pub use error::Error;
 pub use bptt_runtime::Gradients;
 pub use interp::Interpreter;

@@ -92,7 +92,10 @@ pub fn lower(schedule: &Schedule) -> Lowered {
         let now = Region::Run(run);
         let next = Region::Run(1 - run);
         let call = match *op {
-            Op::Restore { from: Source::Initial, .. } => Call::RestoreInitial { dst: now },
+            Op::Restore {
+                from: Source::Initial,
+                ..
+            } => Call::RestoreInitial { dst: now },
             Op::Restore {
                 from: Source::Hidden(slot),
                 ..
@@ -109,7 +112,11 @@ pub fn lower(schedule: &Schedule) -> Lowered {
             },
             Op::Forward { step } => {
                 run = 1 - run;
-                Call::Forward { step, src: now, dst: next }
+                Call::Forward {
+                    step,
+                    src: now,
+                    dst: next,
+                }
             }
             Op::ForwardTape { step, tape } => {
                 run = 1 - run;

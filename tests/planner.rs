@@ -1,7 +1,7 @@
 //! Property tests of the planner against the recursion of the planning model.
 
 use bptt::planner::brute_force_costs;
-use bptt::{Alpha, Budget, Plan, Policy, Table, Ticks};
+use bptt::{Alpha, Budget, Choice, Plan, Policy, Table, Ticks};
 use proptest::prelude::*;
 
 fn alphas() -> impl Strategy<Value = f64> {
@@ -35,6 +35,25 @@ proptest! {
     /// The fast table equals the brute-force recursion everywhere.
     #[test]
     fn table_equals_brute_force(policy in dynamic_policies(), a in alphas(), len in 1u32..70, budget in 0u32..48) {
+        let alpha = Alpha::new(a).unwrap();
+        let table = Table::build(policy, alpha, len, Ticks(budget)).unwrap();
+        let brute = brute_force_costs(policy, alpha, len, Ticks(budget));
+        for t in 0..=len {
+            for m in 0..=budget {
+                prop_assert_eq!(table.cost(t, Ticks(m)), Some(brute[t as usize][m as usize]), "t {} m {}", t, m);
+            }
+        }
+    }
+
+    /// The same on longer sequences and budgets, where the branch and bound
+    /// prunes whole blocks of split points.
+    #[test]
+    fn longer_table_equals_brute_force(
+        policy in dynamic_policies(),
+        a in prop::sample::select(vec![1.0, 1.5, 3.5, 4.0]),
+        len in 1u32..150,
+        budget in 0u32..90,
+    ) {
         let alpha = Alpha::new(a).unwrap();
         let table = Table::build(policy, alpha, len, Ticks(budget)).unwrap();
         let brute = brute_force_costs(policy, alpha, len, Ticks(budget));
@@ -101,6 +120,45 @@ fn large_table_equals_brute_force_at_the_worked_example_scale() {
     for t in 0..=len {
         for m in 0..=budget.0 {
             assert_eq!(table.cost(t, Ticks(m)), Some(brute[t as usize][m as usize]));
+        }
+    }
+}
+
+/// Tables this large are filled by two threads (one column each, the later
+/// one waiting for the rows it reads): they must still equal the recursion,
+/// and every recorded choice must achieve its cost.
+#[test]
+fn two_thread_tables_equal_brute_force() {
+    for a in [1.0, 1.5, 3.5, 4.0] {
+        let alpha = Alpha::new(a).unwrap();
+        let (h, tape) = (u64::from(alpha.hidden().0), u64::from(alpha.tape().0));
+        let (len, budget) = (600, Ticks(130));
+        for policy in [Policy::Hsm, Policy::Ism, Policy::Msm] {
+            let table = Table::build(policy, alpha, len, budget).unwrap();
+            let brute = brute_force_costs(policy, alpha, len, budget);
+            for t in 0..=len {
+                for m in 0..=budget.0 {
+                    let cost = table.cost(t, Ticks(m));
+                    assert_eq!(
+                        cost,
+                        Some(brute[t as usize][m as usize]),
+                        "{policy} alpha {a} t {t} m {m}"
+                    );
+                    let (t, m) = (t as usize, m as usize);
+                    let achieved = match table.choice(t as u32, Ticks(m as u32)) {
+                        Choice::End => t as u64 + brute[t.saturating_sub(1)][m],
+                        Choice::Hidden(y) => {
+                            let y = y as usize;
+                            y as u64 + brute[t - y][m - h as usize] + brute[y][m]
+                        }
+                        Choice::Tape(y) => {
+                            let y = y as usize;
+                            y as u64 + brute[t - y][m - tape as usize] + brute[y - 1][m]
+                        }
+                    };
+                    assert_eq!(cost, Some(achieved), "{policy} alpha {a} t {t} m {m}");
+                }
+            }
         }
     }
 }

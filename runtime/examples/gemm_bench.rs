@@ -106,17 +106,13 @@ fn gflops(flops: f64, budget: Duration, mut f: impl FnMut()) -> f64 {
 /// A product: the kernel or a naive loop.
 type Product = fn(Op, usize, usize, usize, &[f32], &[f32], &mut [f32]);
 
-/// GFLOP/s of `run` on every shape.
-fn measure(budget: Duration, run: Product) -> Vec<f64> {
-    SHAPES
-        .iter()
-        .map(|&(op, m, k, n, _)| {
-            let (a, b, mut c) = (data(m * k, 1), data(k * n, 2), data(m * n, 3));
-            gflops(2.0 * (m * k * n) as f64, budget, || {
-                run(op, m, k, n, black_box(&a), black_box(&b), black_box(&mut c));
-            })
-        })
-        .collect()
+/// GFLOP/s of `run` on shape `i`.
+fn measure(i: usize, budget: Duration, run: Product) -> f64 {
+    let (op, m, k, n, _) = SHAPES[i];
+    let (a, b, mut c) = (data(m * k, 1), data(k * n, 2), data(m * n, 3));
+    gflops(2.0 * (m * k * n) as f64, budget, || {
+        run(op, m, k, n, black_box(&a), black_box(&b), black_box(&mut c));
+    })
 }
 
 fn kernel(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
@@ -127,10 +123,11 @@ fn kernel(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f
     }
 }
 
-/// Runs this program with `BPTT_THREADS=threads` and reads its figures.
-fn child(threads: Option<&str>) -> Vec<f64> {
+/// Runs this program on shape `i` with `BPTT_THREADS=threads` (unset: the
+/// default) and reads its figure.
+fn child(i: usize, threads: Option<&str>) -> f64 {
     let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-    cmd.env("GEMM_BENCH_CHILD", "1");
+    cmd.env("GEMM_BENCH_CHILD", i.to_string());
     match threads {
         Some(t) => cmd.env("BPTT_THREADS", t),
         None => cmd.env_remove("BPTT_THREADS"),
@@ -138,27 +135,24 @@ fn child(threads: Option<&str>) -> Vec<f64> {
     let out = cmd.output().expect("run benchmark child");
     assert!(out.status.success(), "benchmark child failed");
     String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(|x| x.parse().expect("child output"))
-        .collect()
+        .trim()
+        .parse()
+        .expect("child output")
 }
 
 fn main() {
-    let budget = Duration::from_millis(400);
-    if std::env::var_os("GEMM_BENCH_CHILD").is_some() {
-        for g in measure(budget, kernel) {
-            println!("{g}");
-        }
+    let budget = Duration::from_millis(500);
+    if let Ok(i) = std::env::var("GEMM_BENCH_CHILD") {
+        println!(
+            "{}",
+            measure(i.parse().expect("shape index"), budget, kernel)
+        );
         return;
     }
     let inherited = std::env::var("BPTT_THREADS").ok();
-    let threaded_label = inherited.as_deref().unwrap_or("default");
-    let one = child(Some("1"));
-    let many = child(inherited.as_deref());
-    let dot = measure(budget / 4, naive_dot);
-    let axpy = measure(budget / 4, naive_axpy);
     println!(
-        "GFLOP/s (best of batches); threaded = BPTT_THREADS={threaded_label}, available_parallelism = {}",
+        "GFLOP/s, best of 100 ms batches; threaded = BPTT_THREADS={}, available_parallelism = {}",
+        inherited.as_deref().unwrap_or("default"),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
@@ -166,18 +160,20 @@ fn main() {
         "op", "m", "k", "n", "1 thread", "threaded", "speedup", "naive ijp", "naive ipj"
     );
     for (i, &(op, m, k, n, what)) in SHAPES.iter().enumerate() {
+        // One process per figure (the pool reads `BPTT_THREADS` once), the
+        // two thread counts back to back so that they see the same load.
+        let one = child(i, Some("1"));
+        let many = child(i, inherited.as_deref());
+        let dot = measure(i, budget / 5, naive_dot);
+        let axpy = measure(i, budget / 5, naive_axpy);
         let name = match op {
             Op::Nn => "nn",
             Op::Tn => "tn",
             Op::Nt => "nt",
         };
         println!(
-            "{name:<4} {m:>5} {k:>5} {n:>5}  {:>9.1} {:>9.1} {:>6.2}x  {:>9.2} {:>9.2}  {what}",
-            one[i],
-            many[i],
-            many[i] / one[i],
-            dot[i],
-            axpy[i]
+            "{name:<4} {m:>5} {k:>5} {n:>5}  {one:>9.1} {many:>9.1} {:>6.2}x  {dot:>9.2} {axpy:>9.2}  {what}",
+            many / one
         );
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! One contiguous `Vec<f32>` holds the working set (two running-state buffers,
 //! the state rebuilt from a tape, two gradient buffers, the working tape and
-//! scratch) followed by the schedule's hidden-state and tape slots. Each region
-//! starts on a 16-float boundary. Executors address regions by [`Region`];
-//! compiled code addresses them as offsets from [`Arena::base`].
+//! scratch), each region starting on a 16-float boundary, followed by the
+//! checkpoint stack. Checkpoints are measured in *ticks*, `1/den` of a hidden
+//! state; a checkpoint at tick `p` starts `ceil(p · S / den)` floats into the
+//! stack, where `S` is a whole batch's state in floats, so the stack holds
+//! exactly the schedule's peak. Executors address regions by [`Region`];
+//! compiled code addresses them as float offsets from the arena's start.
 
 use ndarray::ArrayViewMut2;
 
 use crate::cell::Cell;
+use crate::exec::Mismatch;
 use crate::readout::Readout;
 
 /// Region starts are rounded up to this many floats (64 bytes).
@@ -29,9 +33,9 @@ pub enum Region {
     Scratch,
     /// The read-out's scratch.
     ReadoutScratch,
-    /// Hidden-state slot `i`.
+    /// The hidden state at tick `p` of the checkpoint stack.
     Hidden(u32),
-    /// Tape slot `i`.
+    /// The tape at tick `p` of the checkpoint stack.
     Tape(u32),
 }
 
@@ -48,10 +52,12 @@ pub struct ArenaLayout {
     pub scratch_size: usize,
     /// Floats per batch row of the read-out's scratch.
     pub readout_scratch_size: usize,
-    /// Hidden-state slots.
-    pub hidden_slots: u32,
-    /// Tape slots.
-    pub tape_slots: u32,
+    /// Ticks per hidden state (`den` of the schedule's `alpha`).
+    pub ticks_per_state: u32,
+    /// Ticks per tape (the numerator of `alpha`).
+    pub ticks_per_tape: u32,
+    /// The checkpoint stack's capacity in ticks (the schedule's peak).
+    pub capacity_ticks: u32,
 }
 
 fn round_up(n: usize) -> usize {
@@ -59,23 +65,39 @@ fn round_up(n: usize) -> usize {
 }
 
 impl ArenaLayout {
-    /// The layout for a cell, a read-out, a batch size and a schedule's slot counts.
+    /// The layout for a cell, a read-out, a batch size and a schedule's
+    /// checkpoint stack: `alpha = ticks_per_tape / ticks_per_state` as planned,
+    /// and the stack's capacity in ticks.
+    ///
+    /// Fails if the cell's tape is larger than the `alpha` the schedule was
+    /// planned for (its tapes would not fit their slots).
     pub fn new(
         cell: &dyn Cell,
         readout: &Readout,
         batch: usize,
-        hidden_slots: u32,
-        tape_slots: u32,
-    ) -> Self {
-        ArenaLayout {
+        (ticks_per_state, ticks_per_tape): (u32, u32),
+        capacity_ticks: u32,
+    ) -> Result<Self, Mismatch> {
+        let (state, tape) = (cell.state_size(), cell.tape_size());
+        let fits = (tape as u64) * u64::from(ticks_per_state)
+            <= (state as u64) * u64::from(ticks_per_tape);
+        if ticks_per_state == 0 || !fits {
+            return Err(Mismatch {
+                what: "the cell's [state, tape] floats per row: its tape exceeds the alpha the schedule was planned for, [ticks per state, ticks per tape]",
+                expected: vec![ticks_per_state as usize, ticks_per_tape as usize],
+                got: vec![state, tape],
+            });
+        }
+        Ok(ArenaLayout {
             batch,
-            state_size: cell.state_size(),
-            tape_size: cell.tape_size(),
+            state_size: state,
+            tape_size: tape,
             scratch_size: cell.scratch_size(),
             readout_scratch_size: readout.scratch_size(),
-            hidden_slots,
-            tape_slots,
-        }
+            ticks_per_state,
+            ticks_per_tape,
+            capacity_ticks,
+        })
     }
 
     /// `(rows, columns)` of a region.
@@ -111,16 +133,26 @@ impl ArenaLayout {
         .sum()
     }
 
+    /// Floats of the checkpoint stack up to tick `p`: `ceil(p · S / den)`.
+    fn stack_floats(&self, p: u32) -> usize {
+        let whole_state = (self.batch * self.state_size) as u64;
+        (u64::from(p) * whole_state).div_ceil(u64::from(self.ticks_per_state)) as usize
+    }
+
     /// Where a region starts, in floats from the base.
     ///
     /// # Panics
-    /// If a slot index is beyond the layout's slot count.
+    /// If a checkpoint would run past the stack's capacity.
     pub fn offset(&self, region: Region) -> usize {
         let state = self.padded(Region::State);
         let tape = self.padded(Region::WorkTape);
-        let slot_check = |i: u32, n: u32, kind: &str| {
-            assert!(i < n, "{kind} slot {i} is beyond the {n} in the arena");
-            i as usize
+        let checkpoint = |p: u32, ticks: u32, kind: &str| {
+            assert!(
+                p + ticks <= self.capacity_ticks,
+                "{kind} at tick {p} runs past the stack's {} ticks",
+                self.capacity_ticks
+            );
+            self.working_len() + self.stack_floats(p)
         };
         match region {
             Region::Run(i) => usize::from(i.min(1)) * state,
@@ -129,25 +161,17 @@ impl ArenaLayout {
             Region::WorkTape => 5 * state,
             Region::Scratch => 5 * state + tape,
             Region::ReadoutScratch => 5 * state + tape + self.padded(Region::Scratch),
-            Region::Hidden(i) => {
-                self.working_len() + slot_check(i, self.hidden_slots, "hidden") * state
-            }
-            Region::Tape(i) => {
-                self.working_len()
-                    + self.hidden_slots as usize * state
-                    + slot_check(i, self.tape_slots, "tape") * tape
-            }
+            Region::Hidden(p) => checkpoint(p, self.ticks_per_state, "a hidden state"),
+            Region::Tape(p) => checkpoint(p, self.ticks_per_tape, "a tape"),
         }
     }
 
     /// Total floats.
     pub fn total(&self) -> usize {
-        self.working_len()
-            + self.hidden_slots as usize * self.padded(Region::State)
-            + self.tape_slots as usize * self.padded(Region::WorkTape)
+        self.working_len() + self.stack_floats(self.capacity_ticks)
     }
 
-    /// Bytes of the checkpoint slots (hidden states and tapes).
+    /// Bytes of the checkpoint stack (hidden states and tapes).
     pub fn checkpoint_bytes(&self) -> usize {
         4 * (self.total() - self.working_len())
     }
@@ -199,7 +223,10 @@ impl Arena {
     /// # Panics
     /// If two spans overlap or one runs past the arena's end (never undefined
     /// behaviour: every view is a checked sub-slice).
-    pub fn spans<const N: usize>(&mut self, spans: [(usize, usize); N]) -> [ArrayViewMut2<'_, f32>; N] {
+    pub fn spans<const N: usize>(
+        &mut self,
+        spans: [(usize, usize); N],
+    ) -> [ArrayViewMut2<'_, f32>; N] {
         let rows = self.layout.batch;
         let mut order: [usize; N] = std::array::from_fn(|i| i);
         order.sort_unstable_by_key(|&i| spans[i].0);
@@ -213,7 +240,9 @@ impl Arena {
             let (mine, tail) = tail.split_at_mut(rows * cols);
             rest = tail;
             consumed = start + rows * cols;
-            pieces[i] = Some(ArrayViewMut2::from_shape((rows, cols), mine).expect("span shape fits its length"));
+            pieces[i] = Some(
+                ArrayViewMut2::from_shape((rows, cols), mine).expect("span shape fits its length"),
+            );
         }
         pieces.map(|p| p.expect("every span is filled"))
     }
@@ -230,8 +259,9 @@ mod tests {
             tape_size: 17,
             scratch_size: 7,
             readout_scratch_size: 2,
-            hidden_slots: 2,
-            tape_slots: 3,
+            ticks_per_state: 2,
+            ticks_per_tape: 7,
+            capacity_ticks: 18,
         }
     }
 
@@ -248,8 +278,13 @@ mod tests {
             Region::Scratch,
             Region::ReadoutScratch,
         ];
-        all.extend((0..2).map(Region::Hidden));
-        all.extend((0..3).map(Region::Tape));
+        // A stack as a schedule lays it out: H at 0, T at 2, H at 9, T at 11.
+        all.extend([
+            Region::Hidden(0),
+            Region::Tape(2),
+            Region::Hidden(9),
+            Region::Tape(11),
+        ]);
         let mut spans: Vec<(usize, usize)> = all
             .iter()
             .map(|&r| {
@@ -262,13 +297,13 @@ mod tests {
             assert!(w[0].1 <= w[1].0, "{w:?} overlap");
         }
         assert!(spans.last().unwrap().1 <= l.total());
-        assert!(all.iter().all(|&r| l.offset(r) % ALIGN == 0));
+        assert!(all[..8].iter().all(|&r| l.offset(r).is_multiple_of(ALIGN)));
     }
 
     #[test]
     fn distinct_regions_borrow_together() {
         let mut arena = Arena::new(layout());
-        let [mut a, mut b] = arena.regions([Region::Tape(2), Region::Run(0)]);
+        let [mut a, mut b] = arena.regions([Region::Tape(11), Region::Run(0)]);
         a.fill(1.0);
         b.fill(2.0);
         assert_eq!(a.shape(), &[3, 17]);
@@ -283,8 +318,8 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "beyond")]
+    #[should_panic(expected = "runs past")]
     fn a_slot_beyond_the_layout_panics() {
-        layout().offset(Region::Tape(3));
+        layout().offset(Region::Tape(12));
     }
 }

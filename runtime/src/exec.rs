@@ -39,7 +39,10 @@ impl Gradients {
 
     /// Whether two gradients are the same bit for bit.
     pub fn bitwise_eq(&self, other: &Gradients) -> bool {
-        fn same<'a>(a: impl ExactSizeIterator<Item = &'a f32>, b: impl ExactSizeIterator<Item = &'a f32>) -> bool {
+        fn same<'a>(
+            a: impl ExactSizeIterator<Item = &'a f32>,
+            b: impl ExactSizeIterator<Item = &'a f32>,
+        ) -> bool {
             a.len() == b.len() && a.zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
         }
         same(self.cell.iter(), other.cell.iter())
@@ -62,7 +65,11 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shape mismatch for {}: expected {:?}, got {:?}", self.what, self.expected, self.got)
+        write!(
+            f,
+            "shape mismatch for {}: expected {:?}, got {:?}",
+            self.what, self.expected, self.got
+        )
     }
 }
 
@@ -129,22 +136,49 @@ impl<'a> Execution<'a> {
         };
         let layout = *arena.layout();
         let batch = layout.batch;
-        let want = ArenaLayout::new(cell, readout, batch, layout.hidden_slots, layout.tape_slots);
+        let ticks = (layout.ticks_per_state, layout.ticks_per_tape);
+        let want = ArenaLayout::new(cell, readout, batch, ticks, layout.capacity_ticks)?;
         expect(
             "cell sizes [state, tape, scratch, read-out scratch] (the arena was made for another cell)",
-            &[layout.state_size, layout.tape_size, layout.scratch_size, layout.readout_scratch_size],
-            &[want.state_size, want.tape_size, want.scratch_size, want.readout_scratch_size],
+            &[
+                layout.state_size,
+                layout.tape_size,
+                layout.scratch_size,
+                layout.readout_scratch_size,
+            ],
+            &[
+                want.state_size,
+                want.tape_size,
+                want.scratch_size,
+                want.readout_scratch_size,
+            ],
         )?;
         let t = len as usize;
-        expect("inputs [T, batch, input]", &[t, batch, cell.input_size()], inputs.shape())?;
-        contiguous("inputs (must be contiguous, row-major)", inputs.is_standard_layout(), inputs.shape())?;
+        expect(
+            "inputs [T, batch, input]",
+            &[t, batch, cell.input_size()],
+            inputs.shape(),
+        )?;
+        contiguous(
+            "inputs (must be contiguous, row-major)",
+            inputs.is_standard_layout(),
+            inputs.shape(),
+        )?;
         expect("h0 [batch, state]", &[batch, cell.state_size()], h0.shape())?;
-        expect("read-out input [state features]", &[cell.output_size()], &[readout.in_size()])?;
+        expect(
+            "read-out input [state features]",
+            &[cell.output_size()],
+            &[readout.in_size()],
+        )?;
         let out = readout.out_size();
         match targets {
             Targets::Classes(c) => {
                 expect("targets [T, batch]", &[t, batch], c.shape())?;
-                contiguous("targets (must be contiguous, row-major)", c.is_standard_layout(), c.shape())?;
+                contiguous(
+                    "targets (must be contiguous, row-major)",
+                    c.is_standard_layout(),
+                    c.shape(),
+                )?;
                 if let Some(&bad) = c.iter().find(|&&k| k as usize >= out) {
                     return Err(Mismatch {
                         what: "target class (must be below the read-out's outputs)",
@@ -158,8 +192,18 @@ impl<'a> Execution<'a> {
         }
         expect(
             "gradients [cell, read-out, batch, state]",
-            &[cell.params().len(), readout.params().len(), batch, cell.state_size()],
-            &[grads.cell.len(), grads.readout.len(), grads.h0.nrows(), grads.h0.ncols()],
+            &[
+                cell.params().len(),
+                readout.params().len(),
+                batch,
+                cell.state_size(),
+            ],
+            &[
+                grads.cell.len(),
+                grads.readout.len(),
+                grads.h0.nrows(),
+                grads.h0.ncols(),
+            ],
         )?;
         grads.cell.fill(0.0);
         grads.readout.fill(0.0);
@@ -222,7 +266,11 @@ impl<'a> Execution<'a> {
     pub fn forward_tape(&mut self, step: u32, src: usize, tape: usize, dst: usize) {
         let x = self.input(step);
         let l = *self.layout();
-        let [now, tape, next] = self.arena.spans([(src, l.state_size), (tape, l.tape_size), (dst, l.state_size)]);
+        let [now, tape, next] = self.arena.spans([
+            (src, l.state_size),
+            (tape, l.tape_size),
+            (dst, l.state_size),
+        ]);
         self.cell.forward_tape(x, now.view(), tape, next);
     }
 
@@ -255,7 +303,14 @@ impl<'a> Execution<'a> {
             &mut self.grads.readout,
             readout_scratch,
         );
-        self.cell.backward(x, tape.view(), dh.view(), dh_prev, &mut self.grads.cell, scratch);
+        self.cell.backward(
+            x,
+            tape.view(),
+            dh.view(),
+            dh_prev,
+            &mut self.grads.cell,
+            scratch,
+        );
     }
 
     /// Ends the step: copies `dL/dh[0]` from `grad` into the gradients and

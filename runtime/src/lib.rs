@@ -18,6 +18,10 @@ pub mod readout;
 pub mod rng;
 pub mod rnn;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
 pub use arena::*;
 pub use cell::Cell;
 pub use exec::{Execution, Gradients, Mismatch};

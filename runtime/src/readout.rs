@@ -6,6 +6,7 @@ use std::fmt;
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 
 use crate::Rng;
+use crate::elementwise::{GateBlock, gather_cols, rows, rows_mut, scratch_rows};
 use crate::kernels::exp;
 
 /// A flat parameter vector of the wrong length.
@@ -212,27 +213,16 @@ impl Readout {
 
     /// Floats of scratch per batch row that [`Readout::step`] needs.
     pub fn scratch_size(&self) -> usize {
-        self.out_size
+        self.out_size + self.in_size
     }
 
-    fn weights(&self) -> &[f32] {
-        &self.params[..self.in_size * self.out_size]
-    }
-
-    fn bias(&self) -> &[f32] {
-        &self.params[self.in_size * self.out_size..]
-    }
-
-    /// `y = h_row[..in]·W + b` for one row.
-    fn row_outputs(&self, h_row: &[f32], y: &mut [f32]) {
-        y.copy_from_slice(self.bias());
-        for (&hi, w) in h_row[..self.in_size]
-            .iter()
-            .zip(self.weights().chunks_exact(self.out_size))
-        {
-            for (yo, &wo) in y.iter_mut().zip(w) {
-                *yo += hi * wo;
-            }
+    /// `y = h·W + b` as a gate block whose "hidden" input is the state's front.
+    fn block(&self) -> GateBlock {
+        GateBlock {
+            offset: 0,
+            input: 0,
+            hidden: self.in_size,
+            width: self.out_size,
         }
     }
 
@@ -250,8 +240,11 @@ impl Readout {
     /// `h` is the full state `[batch, state_size]`; the read-out uses its first
     /// `in_size` columns. Returns `scale · Σ_rows loss`; adds `scale · dLoss/dh`
     /// into the first `in_size` columns of `dh` (`[batch, state_size]`) and
-    /// `scale · dLoss/dparams` into `grads`. `scratch` is `[batch, >= scratch_size]`.
-    /// [`StepTarget::None`] returns 0 and touches nothing. Does not allocate.
+    /// `scale · dLoss/dparams` into `grads`. `scratch` is `[batch, >= scratch_size]`
+    /// (logits, and a contiguous copy of `h[:, ..in_size]` when
+    /// `state_size > in_size`). All arrays are contiguous row-major; the products
+    /// run on the matrix kernels. [`StepTarget::None`] returns 0 and touches
+    /// nothing. Does not allocate.
     ///
     /// Panics if the target does not fit the loss kind or the shapes.
     pub fn step(
@@ -259,9 +252,9 @@ impl Readout {
         h: ArrayView2<f32>,
         target: StepTarget<'_>,
         scale: f32,
-        mut dh: ArrayViewMut2<f32>,
+        dh: ArrayViewMut2<f32>,
         grads: &mut [f32],
-        mut scratch: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
     ) -> f64 {
         const WHAT: &str = "Readout::step";
         if let StepTarget::None = target {
@@ -281,12 +274,6 @@ impl Readout {
             grads.len(),
             self.params.len()
         );
-        assert!(
-            scratch.nrows() == batch && scratch.ncols() >= self.out_size,
-            "{WHAT}: scratch has shape {:?}, expected [{batch}, >= {}]",
-            scratch.shape(),
-            self.out_size
-        );
         match (self.kind, target) {
             (LossKind::SoftmaxCrossEntropy, StepTarget::Classes(c)) => assert!(
                 c.len() == batch,
@@ -302,19 +289,29 @@ impl Readout {
             (kind, _) => panic!("{WHAT}: target kind does not fit the loss {kind:?}"),
         }
 
-        let (n_in, n_out) = (self.in_size, self.out_size);
-        let (gw, gb) = grads.split_at_mut(n_in * n_out);
+        let (state, n_in, n_out) = (h.ncols(), self.in_size, self.out_size);
+        let h = rows(WHAT, "h", h, batch, state);
+        let dh = rows_mut(WHAT, "dh", dh, batch, state);
+        let (y, h_front) =
+            scratch_rows(WHAT, scratch, batch, n_out + n_in).split_at_mut(batch * n_out);
+        // h[:, ..in_size] as a contiguous matrix: the state itself, or a copy.
+        let hc: &[f32] = if state == n_in {
+            h
+        } else {
+            gather_cols(h, state, 0..n_in, h_front);
+            h_front
+        };
+        let block = self.block();
+        block.pre(&self.params, batch, &[], hc, y);
+
+        // Overwrite each row of y with scale · dLoss/dy and add up the losses.
         let mut total = 0.0f64;
-        for b in 0..batch {
-            let h_row = row(WHAT, "h", h.row(b).to_slice());
-            let y = &mut row_mut(WHAT, "scratch", scratch.row_mut(b).into_slice())[..n_out];
-            self.row_outputs(h_row, y);
-            // Overwrite y with dLoss/dy and add the row's loss.
+        for (b, yb) in y.chunks_exact_mut(n_out).enumerate() {
             total += match target {
-                StepTarget::Classes(c) => softmax_xent(y, c[b] as usize),
+                StepTarget::Classes(c) => softmax_xent(yb, c[b] as usize),
                 StepTarget::Values(v) => {
                     let mut loss = 0.0f64;
-                    for (yo, &t) in y.iter_mut().zip(v.row(b)) {
+                    for (yo, &t) in yb.iter_mut().zip(v.row(b)) {
                         *yo -= t;
                         loss += f64::from(*yo) * f64::from(*yo);
                     }
@@ -322,25 +319,20 @@ impl Readout {
                 }
                 StepTarget::None => unreachable!(),
             };
-            for yo in y.iter_mut() {
+            for yo in yb.iter_mut() {
                 *yo *= scale;
             }
-            let y = &*y;
-            let dh_row = &mut row_mut(WHAT, "dh", dh.row_mut(b).into_slice())[..n_in];
-            for ((dhi, &hi), (w, g)) in dh_row.iter_mut().zip(h_row).zip(
-                self.weights()
-                    .chunks_exact(n_out)
-                    .zip(gw.chunks_exact_mut(n_out)),
-            ) {
-                let mut s = 0.0f32;
-                for ((&wo, go), &yo) in w.iter().zip(g.iter_mut()).zip(y) {
-                    s += wo * yo;
-                    *go += hi * yo;
+        }
+        block.add_grads(batch, &[], hc, y, grads);
+        if state == n_in {
+            block.add_dh(&self.params, batch, y, dh);
+        } else {
+            h_front.fill(0.0);
+            block.add_dh(&self.params, batch, y, h_front);
+            for (d, g) in dh.chunks_exact_mut(state).zip(h_front.chunks_exact(n_in)) {
+                for (d, g) in d.iter_mut().zip(g) {
+                    *d += g;
                 }
-                *dhi += s;
-            }
-            for (go, &yo) in gb.iter_mut().zip(y) {
-                *go += yo;
             }
         }
         f64::from(scale) * total
@@ -348,8 +340,9 @@ impl Readout {
 
     /// The outputs (logits for [`LossKind::SoftmaxCrossEntropy`], predicted values
     /// for [`LossKind::SquaredError`]) of the state `h` (`[batch, >= in_size]`)
-    /// into `out` (`[batch, out_size]`).
-    pub fn predict(&self, h: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
+    /// into `out` (`[batch, out_size]`). Both are contiguous row-major; when
+    /// `state_size > in_size` the rows go through the kernels one at a time.
+    pub fn predict(&self, h: ArrayView2<f32>, out: ArrayViewMut2<f32>) {
         const WHAT: &str = "Readout::predict";
         self.check_state(WHAT, &h);
         assert!(
@@ -359,9 +352,20 @@ impl Readout {
             h.nrows(),
             self.out_size
         );
-        for b in 0..h.nrows() {
-            let y = row_mut(WHAT, "out", out.row_mut(b).into_slice());
-            self.row_outputs(row(WHAT, "h", h.row(b).to_slice()), y);
+        let (batch, state) = h.dim();
+        let h = rows(WHAT, "h", h, batch, state);
+        let out = rows_mut(WHAT, "out", out, batch, self.out_size);
+        if state == self.in_size {
+            self.block().pre(&self.params, batch, &[], h, out);
+        } else {
+            // No scratch for a contiguous copy of h[:, ..in_size]: one row at a time.
+            for (hb, yb) in h
+                .chunks_exact(state)
+                .zip(out.chunks_exact_mut(self.out_size))
+            {
+                self.block()
+                    .pre(&self.params, 1, &[], &hb[..self.in_size], yb);
+            }
         }
     }
 }
@@ -387,12 +391,4 @@ fn softmax_xent(y: &mut [f32], class: usize) -> f64 {
     }
     y[class] -= 1.0;
     f64::from(sum).ln() + f64::from(max) - f64::from(target_logit)
-}
-
-fn row<'a>(what: &str, name: &str, r: Option<&'a [f32]>) -> &'a [f32] {
-    r.unwrap_or_else(|| panic!("{what}: rows of {name} must be contiguous"))
-}
-
-fn row_mut<'a>(what: &str, name: &str, r: Option<&'a mut [f32]>) -> &'a mut [f32] {
-    r.unwrap_or_else(|| panic!("{what}: rows of {name} must be contiguous"))
 }

@@ -6,13 +6,15 @@
 //!
 //! Everything runs in f32, so a central difference `(L(θ+ε) - L(θ-ε)) / 2ε` has
 //! two errors: truncation `ε²·L'''/6` (≈ 2e-5·|L'''| at ε = 1e-2, with `L'''` of
-//! order 1 for these tanh/sigmoid nets) and rounding, about
-//! `|L|·1e-7 / 2ε` (≈ 1e-4 for the sequence losses here, `|L|` ≈ 20). The losses
-//! are summed in f64 and the step is the actual f32 difference of the perturbed
-//! values. The check `|fd - an| <= 1e-3 + 1e-2·|an|` leaves about 10× room above
-//! those errors, and each test prints its worst `|fd - an| / tol`. Every check is
-//! also run on a copy of the analytic gradient with its largest entry 5% off,
-//! which must fail, so the comparison can catch a real mistake.
+//! order 1 for these tanh/sigmoid nets) and rounding, about `|L|·1e-7 / 2ε`
+//! (up to ≈ 1e-4 for the 5-step sequence losses, `|L|` ≈ 20). The losses are
+//! summed in f64 and the step is the actual f32 difference of the perturbed
+//! values. The check is `|fd - an| <= 3e-4 + 3e-3·|an|`: every test prints its
+//! worst `|fd - an| / tol`, which was at most about 0.2 (5× room) with the
+//! kernels of this crate. Every check is also run on a copy of the analytic
+//! gradient with its largest entry 5% off, which must fail, so the comparison
+//! can catch a real mistake (a 1% error in one LSTM or GRU gate derivative,
+//! or 2% in the read-out's dh, does fail these tests).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell as StdCell;

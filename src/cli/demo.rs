@@ -122,8 +122,8 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
             predicted,
         );
     }
-    let identical = budgeted.loss.to_bits() == base.loss.to_bits()
-        && budgeted.grads.bitwise_eq(&base.grads);
+    let identical =
+        budgeted.loss.to_bits() == base.loss.to_bits() && budgeted.grads.bitwise_eq(&base.grads);
     println!(
         "loss {:.6} (store-all {:.6}); gradients {} to store-all's",
         budgeted.loss,

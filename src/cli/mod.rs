@@ -3,6 +3,7 @@
 mod curve;
 mod demo;
 mod plan;
+mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -24,6 +25,9 @@ enum Command {
     Schedule(PlanSpec),
     /// Cost per step against budget for every policy.
     Curve(curve::CurveArgs),
+    /// Train a character-level LSTM (or the adding problem) at T = 1000 within
+    /// 5% of store-all's memory: the main job.
+    Train(train::TrainArgs),
     /// Backpropagate an LSTM at T = 1000 within 5% of store-all's memory and
     /// compare it with store-all: time, memory, gradients.
     Demo(demo::DemoArgs),
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Plan(args) => plan::plan(&args),
         Command::Schedule(spec) => plan::schedule(&spec),
         Command::Curve(args) => curve::curve(&args),
+        Command::Train(args) => train::train(&args),
         Command::Demo(args) => demo::demo(&args),
     }
 }

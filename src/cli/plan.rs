@@ -21,8 +21,8 @@ pub struct PlanArgs {
 struct Planned {
     #[serde(flatten)]
     summary: PlanSummary,
-    hidden_slots: u32,
-    tape_slots: u32,
+    /// The checkpoint stack in hidden-state units (the peak).
+    stack_units: f64,
     operations: usize,
     verified: bool,
 }
@@ -35,8 +35,7 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
     debug_assert_eq!(report.forward_steps, summary.forward_steps);
     let planned = Planned {
         summary,
-        hidden_slots: schedule.hidden_slots(),
-        tape_slots: schedule.tape_slots(),
+        stack_units: plan.alpha().to_units(schedule.capacity()),
         operations: schedule.ops().len(),
         verified: true,
     };
@@ -64,8 +63,8 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
     println!("backward steps  {}", s.backward_steps);
     println!("peak memory     {} units", s.peak_units);
     println!(
-        "slots           {} hidden, {} tape; {} operations, verified",
-        planned.hidden_slots, planned.tape_slots, planned.operations
+        "schedule        {} operations over a {}-unit checkpoint stack, verified",
+        planned.operations, planned.stack_units
     );
     Ok(())
 }
@@ -76,15 +75,14 @@ pub fn schedule(spec: &PlanSpec) -> Result<(), Error> {
     let report = verify(&schedule)?;
     let s = plan.summary();
     println!(
-        "# {} T={} alpha={} budget={} units: {} forward steps, peak {} units, slots {} hidden + {} tape",
+        "# {} T={} alpha={} budget={} units: {} forward steps, peak {} units; slots named by kind (H state, T tape) and offset in ticks of 1/{} state",
         s.policy,
         s.len,
         s.alpha,
         s.budget,
         report.forward_steps,
         report.peak_units,
-        schedule.hidden_slots(),
-        schedule.tape_slots()
+        plan.alpha().denominator()
     );
     for op in schedule.ops() {
         println!("{op}");

@@ -211,7 +211,7 @@ fn sqrt_interval(alpha: Alpha, len: u32) -> u32 {
 /// `j` runs store-all while the `j` checkpoints before it are held.
 pub(crate) fn interval_peak(alpha: Alpha, len: u32, k: u32) -> Ticks {
     let (h, a) = (u64::from(alpha.hidden().0), u64::from(alpha.tape().0));
-    let (len, k) = (u64::from(len), u64::from(k.min(len as u32)));
+    let (len, k) = (u64::from(len), u64::from(k.min(len)));
     let n = len.div_ceil(k);
     let last = len - (n - 1) * k;
     let last_peak = (n - 1) * h + a * (last - 1);

@@ -18,20 +18,21 @@ struct Segment {
 enum Task {
     Expand(Segment),
     Emit(Op),
-    /// Pop the slot counter of this kind (the slot just freed was the top).
-    Release(Op),
+    /// Free the checkpoint on top of the stack (`ticks` long).
+    Release(Op, u32),
 }
 
-/// Expands `plan` into operations over numbered slots.
+/// Expands `plan` into operations over checkpoint slots.
 ///
-/// Slots nest like the recursion, so each kind's slots are a stack: a new
-/// slot takes the number of slots of its kind live at that moment.
+/// Checkpoints nest like the recursion, so they form one stack: a new slot
+/// starts where the live ones end, and is named by that offset in ticks. The
+/// stack's height is then exactly the live memory, and its capacity exactly
+/// the plan's peak.
 pub(super) fn expand(plan: &Plan) -> Schedule {
     let strategy = plan.strategy();
     let alpha = plan.alpha();
     let mut ops = Vec::new();
-    let (mut live_hidden, mut live_tapes) = (0u32, 0u32);
-    let (mut hidden_slots, mut tape_slots) = (0u32, 0u32);
+    let (mut live, mut capacity) = (0u32, 0u32);
     // The state the running buffer holds, if any.
     let mut running: Option<u32> = None;
     let mut stack = vec![Task::Expand(Segment {
@@ -46,11 +47,8 @@ pub(super) fn expand(plan: &Plan) -> Schedule {
                 ops.push(op);
                 continue;
             }
-            Task::Release(op) => {
-                match op {
-                    Op::FreeHidden(_) => live_hidden -= 1,
-                    _ => live_tapes -= 1,
-                }
+            Task::Release(op, ticks) => {
+                live -= ticks;
                 ops.push(op);
                 continue;
             }
@@ -84,13 +82,13 @@ pub(super) fn expand(plan: &Plan) -> Schedule {
             }
             Choice::Hidden(y) => {
                 ops.extend((s + 1..=s + y).map(|step| Op::Forward { step }));
-                let slot = HiddenSlot(live_hidden);
-                live_hidden += 1;
-                hidden_slots = hidden_slots.max(live_hidden);
+                let slot = HiddenSlot(live);
+                live += alpha.hidden().0;
+                capacity = capacity.max(live);
                 ops.push(Op::StoreHidden { slot, state: s + y });
                 running = Some(s + y);
                 stack.push(Task::Expand(Segment { len: y, ..seg }));
-                stack.push(Task::Release(Op::FreeHidden(slot)));
+                stack.push(Task::Release(Op::FreeHidden(slot), alpha.hidden().0));
                 stack.push(Task::Expand(Segment {
                     start: s + y,
                     len: seg.len - y,
@@ -100,14 +98,14 @@ pub(super) fn expand(plan: &Plan) -> Schedule {
             }
             Choice::Tape(y) => {
                 ops.extend((s + 1..s + y).map(|step| Op::Forward { step }));
-                let slot = TapeSlot(live_tapes);
-                live_tapes += 1;
-                tape_slots = tape_slots.max(live_tapes);
+                let slot = TapeSlot(live);
+                live += alpha.tape().0;
+                capacity = capacity.max(live);
                 let tape = Tape::Slot(slot);
                 ops.push(Op::ForwardTape { step: s + y, tape });
                 running = Some(s + y);
                 stack.push(Task::Expand(Segment { len: y - 1, ..seg }));
-                stack.push(Task::Release(Op::FreeTape(slot)));
+                stack.push(Task::Release(Op::FreeTape(slot), alpha.tape().0));
                 stack.push(Task::Emit(Op::Backward { step: s + y, tape }));
                 stack.push(Task::Expand(Segment {
                     start: s + y,
@@ -124,8 +122,7 @@ pub(super) fn expand(plan: &Plan) -> Schedule {
         len: plan.len(),
         budget: plan.budget(),
         forward_steps: plan.forward_steps(),
-        hidden_slots,
-        tape_slots,
+        capacity: Ticks(capacity),
         ops,
     }
 }

@@ -24,8 +24,8 @@ pub struct Schedule {
     #[serde(skip)]
     budget: Ticks,
     forward_steps: u64,
-    hidden_slots: u32,
-    tape_slots: u32,
+    #[serde(skip)]
+    capacity: Ticks,
     ops: Vec<Op>,
 }
 
@@ -66,14 +66,10 @@ impl Schedule {
         self.forward_steps
     }
 
-    /// Hidden-state slots an executor allocates.
-    pub fn hidden_slots(&self) -> u32 {
-        self.hidden_slots
-    }
-
-    /// Tape slots an executor allocates.
-    pub fn tape_slots(&self) -> u32 {
-        self.tape_slots
+    /// The checkpoint stack an executor allocates, in ticks: the plan's peak.
+    /// Slots are named by their offset in it.
+    pub fn capacity(&self) -> Ticks {
+        self.capacity
     }
 
     /// The operations, in order.

@@ -4,11 +4,13 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// A slot that holds one hidden state; numbered from 0, reused once freed.
+/// A slot that holds one hidden state, named by its offset in the checkpoint
+/// stack in ticks (`1/den` of a hidden state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct HiddenSlot(pub u32);
 
-/// A slot that holds one tape; numbered from 0, reused once freed.
+/// A slot that holds one tape, named by its offset in the checkpoint stack in
+/// ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct TapeSlot(pub u32);
 
@@ -115,8 +117,9 @@ impl fmt::Display for Source {
 }
 
 impl fmt::Display for Op {
-    /// One line per op, slots named: `H3` hidden slots, `T1` tape slots, `W`
-    /// the working tape.
+    /// One line per op, slots named by kind and offset: `H3` a hidden state at
+    /// tick 3 of the checkpoint stack, `T0` a tape at tick 0, `W` the working
+    /// tape.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Restore { from, state } => write!(f, "restore   h[{state}] <- {from}"),

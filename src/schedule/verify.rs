@@ -3,8 +3,12 @@
 //! It proves, for one schedule, that every forward step starts from the state
 //! it needs, every backward step finds its tape and its incoming gradient,
 //! backward steps run `T` down to 1 once each, no slot is overwritten while
-//! live or read while free, the live checkpoints never exceed the budget, and
-//! the forward steps equal what the plan promised.
+//! live or read while free, the live checkpoints never exceed the budget, the
+//! checkpoint stack is exactly as large as the peak, and the forward steps
+//! equal what the plan promised.
+
+use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
 
@@ -43,25 +47,34 @@ pub struct Simulation {
     pub report: Report,
     /// The most checkpoint bytes live at once.
     pub peak_checkpoint_bytes: u64,
-    /// Bytes of the slots an executor allocates (slot counts times sizes).
+    /// Bytes of the checkpoint stack an executor allocates (its capacity).
     pub arena_checkpoint_bytes: u64,
     /// The working set: running state (two buffers), the state rebuilt from a
     /// tape, two gradient buffers and the working tape. Constant in `T`.
     pub working_bytes: u64,
 }
 
-/// What a slot holds during symbolic execution.
+/// What a checkpoint holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Hidden,
+    Tape,
+}
+
+/// A live checkpoint: `[start, end)` ticks of the stack.
 #[derive(Clone, Copy)]
-enum Held {
-    Free,
-    State(u32),
+struct Live {
+    end: u32,
+    kind: Kind,
+    state: u32,
+    bytes: u64,
 }
 
 struct Machine<'a> {
     schedule: &'a Schedule,
-    hidden: Vec<Held>,
-    tapes: Vec<Held>,
-    work_tape: Held,
+    /// Live checkpoints by start tick.
+    slots: BTreeMap<u32, Live>,
+    work_tape: Option<u32>,
     running: Option<u32>,
     next_backward: u32,
     forward_steps: u64,
@@ -76,9 +89,8 @@ impl<'a> Machine<'a> {
     fn new(schedule: &'a Schedule, sizes: MemorySizes) -> Self {
         Machine {
             schedule,
-            hidden: vec![Held::Free; schedule.hidden_slots() as usize],
-            tapes: vec![Held::Free; schedule.tape_slots() as usize],
-            work_tape: Held::Free,
+            slots: BTreeMap::new(),
+            work_tape: None,
             running: None,
             next_backward: schedule.len(),
             forward_steps: 0,
@@ -90,11 +102,73 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn slot<'s>(slots: &'s mut [Held], index: u32, kind: &str) -> Result<&'s mut Held, String> {
-        let count = slots.len();
-        slots
-            .get_mut(index as usize)
-            .ok_or_else(|| format!("{kind} slot {index} is beyond the {count} allocated"))
+    /// Puts `h[state]` or the tape of step `state` at `start`, checking that it
+    /// fits the stack and overlaps no live checkpoint.
+    fn store(
+        &mut self,
+        start: u32,
+        kind: Kind,
+        state: u32,
+        name: &dyn fmt::Display,
+    ) -> Result<(), String> {
+        let alpha = self.schedule.alpha();
+        let (ticks, bytes) = match kind {
+            Kind::Hidden => (alpha.hidden().0, self.sizes.state_bytes),
+            Kind::Tape => (alpha.tape().0, self.sizes.tape_bytes),
+        };
+        let end = start + ticks;
+        let capacity = self.schedule.capacity().0;
+        if end > capacity {
+            return Err(format!(
+                "{name} ends at tick {end}, beyond the stack's {capacity}"
+            ));
+        }
+        if let Some((&s, live)) = self.slots.range(..end).next_back()
+            && live.end > start
+        {
+            return Err(format!(
+                "{name} is overwritten while ticks {s}..{} hold a live checkpoint",
+                live.end
+            ));
+        }
+        self.slots.insert(
+            start,
+            Live {
+                end,
+                kind,
+                state,
+                bytes,
+            },
+        );
+        self.live = Ticks(self.live.0 + ticks);
+        self.live_bytes += bytes;
+        self.peak = self.peak.max(self.live);
+        self.peak_bytes = self.peak_bytes.max(self.live_bytes);
+        if self.live > self.schedule.budget() {
+            return Err(format!(
+                "live checkpoints reach {} units, over the budget of {}",
+                alpha.to_units(self.live),
+                alpha.to_units(self.schedule.budget())
+            ));
+        }
+        Ok(())
+    }
+
+    /// The state held at `start` by a checkpoint of `kind`.
+    fn read(&self, start: u32, kind: Kind, name: &dyn fmt::Display) -> Result<u32, String> {
+        match self.slots.get(&start) {
+            Some(live) if live.kind == kind => Ok(live.state),
+            Some(_) => Err(format!("{name} holds a checkpoint of the other kind")),
+            None => Err(format!("{name} is read while free")),
+        }
+    }
+
+    fn free(&mut self, start: u32, kind: Kind, name: &dyn fmt::Display) -> Result<(), String> {
+        self.read(start, kind, name)?;
+        let live = self.slots.remove(&start).expect("read checked it");
+        self.live = Ticks(self.live.0 - (live.end - start));
+        self.live_bytes -= live.bytes;
+        Ok(())
     }
 
     fn forward_from(&mut self, step: u32) -> Result<(), String> {
@@ -116,55 +190,25 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn grow(&mut self, ticks: u32, bytes: u64) -> Result<(), String> {
-        self.live = Ticks(self.live.0 + ticks);
-        self.live_bytes += bytes;
-        self.peak = self.peak.max(self.live);
-        self.peak_bytes = self.peak_bytes.max(self.live_bytes);
-        if self.live > self.schedule.budget() {
-            let alpha = self.schedule.alpha();
-            return Err(format!(
-                "live checkpoints reach {} units, over the budget of {}",
-                alpha.to_units(self.live),
-                alpha.to_units(self.schedule.budget())
-            ));
-        }
-        Ok(())
-    }
-
-    fn shrink(&mut self, ticks: u32, bytes: u64) {
-        self.live = Ticks(self.live.0 - ticks);
-        self.live_bytes -= bytes;
-    }
-
     fn step(&mut self, op: &Op) -> Result<(), String> {
-        let alpha = self.schedule.alpha();
         match *op {
             Op::Restore { from, state } => {
                 let held = match from {
-                    Source::Initial => Held::State(0),
-                    Source::Hidden(slot) => *Self::slot(&mut self.hidden, slot.0, "hidden")?,
-                    Source::Tape(slot) => *Self::slot(&mut self.tapes, slot.0, "tape")?,
+                    Source::Initial => 0,
+                    Source::Hidden(slot) => self.read(slot.0, Kind::Hidden, &slot)?,
+                    Source::Tape(slot) => self.read(slot.0, Kind::Tape, &slot)?,
                 };
-                match held {
-                    Held::State(s) if s == state => self.running = Some(state),
-                    Held::State(s) => return Err(format!("{from} holds h[{s}], not h[{state}]")),
-                    Held::Free => return Err(format!("{from} is read while free")),
+                if held != state {
+                    return Err(format!("{from} holds h[{held}], not h[{state}]"));
                 }
+                self.running = Some(state);
             }
             Op::Forward { step } => self.forward_from(step)?,
             Op::ForwardTape { step, tape } => {
                 self.forward_from(step)?;
                 match tape {
-                    Tape::Work => self.work_tape = Held::State(step),
-                    Tape::Slot(slot) => {
-                        let held = Self::slot(&mut self.tapes, slot.0, "tape")?;
-                        if let Held::State(s) = held {
-                            return Err(format!("{slot} is overwritten while it holds step {s}"));
-                        }
-                        *held = Held::State(step);
-                        self.grow(alpha.tape().0, self.sizes.tape_bytes)?;
-                    }
+                    Tape::Work => self.work_tape = Some(step),
+                    Tape::Slot(slot) => self.store(slot.0, Kind::Tape, step, &slot)?,
                 }
             }
             Op::StoreHidden { slot, state } => {
@@ -174,12 +218,7 @@ impl<'a> Machine<'a> {
                         describe(self.running)
                     ));
                 }
-                let held = Self::slot(&mut self.hidden, slot.0, "hidden")?;
-                if let Held::State(s) = held {
-                    return Err(format!("{slot} is overwritten while it holds h[{s}]"));
-                }
-                *held = Held::State(state);
-                self.grow(alpha.hidden().0, self.sizes.state_bytes)?;
+                self.store(slot.0, Kind::Hidden, state, &slot)?;
             }
             Op::Backward { step, tape } => {
                 if step != self.next_backward {
@@ -189,39 +228,31 @@ impl<'a> Machine<'a> {
                     ));
                 }
                 let held = match tape {
-                    Tape::Work => self.work_tape,
-                    Tape::Slot(slot) => *Self::slot(&mut self.tapes, slot.0, "tape")?,
+                    Tape::Work => self
+                        .work_tape
+                        .ok_or_else(|| "W is read while free".to_string())?,
+                    Tape::Slot(slot) => self.read(slot.0, Kind::Tape, &slot)?,
                 };
-                match held {
-                    Held::State(s) if s == step => {}
-                    Held::State(s) => {
-                        return Err(format!("{tape} holds the tape of step {s}, not {step}"));
-                    }
-                    Held::Free => return Err(format!("{tape} is read while free")),
+                if held != step {
+                    return Err(format!("{tape} holds the tape of step {held}, not {step}"));
                 }
                 self.next_backward -= 1;
             }
-            Op::FreeHidden(slot) => {
-                let held = Self::slot(&mut self.hidden, slot.0, "hidden")?;
-                if let Held::Free = held {
-                    return Err(format!("{slot} is freed twice"));
-                }
-                *held = Held::Free;
-                self.shrink(alpha.hidden().0, self.sizes.state_bytes);
-            }
-            Op::FreeTape(slot) => {
-                let held = Self::slot(&mut self.tapes, slot.0, "tape")?;
-                if let Held::Free = held {
-                    return Err(format!("{slot} is freed twice"));
-                }
-                *held = Held::Free;
-                self.shrink(alpha.tape().0, self.sizes.tape_bytes);
-            }
+            Op::FreeHidden(slot) => self.free(slot.0, Kind::Hidden, &slot)?,
+            Op::FreeTape(slot) => self.free(slot.0, Kind::Tape, &slot)?,
         }
         Ok(())
     }
 
     fn run(mut self) -> Result<(Report, u64), Error> {
+        if self.schedule.capacity() > self.schedule.budget() {
+            let alpha = self.schedule.alpha();
+            return Err(Error::Verify(format!(
+                "the checkpoint stack holds {} units, over the budget of {}",
+                alpha.to_units(self.schedule.capacity()),
+                alpha.to_units(self.schedule.budget())
+            )));
+        }
         for (index, op) in self.schedule.ops().iter().enumerate() {
             self.step(op)
                 .map_err(|why| Error::Verify(format!("op {index} ({op}): {why}")))?;
@@ -235,6 +266,13 @@ impl<'a> Machine<'a> {
         }
         if self.live != Ticks(0) {
             return fail("slots are still live at the end".to_string());
+        }
+        if self.peak != self.schedule.capacity() {
+            return fail(format!(
+                "the stack's capacity is {} ticks but the peak is {}",
+                self.schedule.capacity().0,
+                self.peak.0
+            ));
         }
         if self.forward_steps != self.schedule.forward_steps() {
             return fail(format!(
@@ -277,8 +315,32 @@ pub fn simulate(schedule: &Schedule, sizes: MemorySizes) -> Result<Simulation, E
     Ok(Simulation {
         report,
         peak_checkpoint_bytes,
-        arena_checkpoint_bytes: u64::from(schedule.hidden_slots()) * sizes.state_bytes
-            + u64::from(schedule.tape_slots()) * sizes.tape_bytes,
+        arena_checkpoint_bytes: (u64::from(schedule.capacity().0) * sizes.state_bytes)
+            .div_ceil(u64::from(schedule.alpha().denominator())),
         working_bytes: 5 * sizes.state_bytes + sizes.tape_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::Plan;
+    use crate::policy::Policy;
+    use crate::units::{Alpha, Budget};
+
+    #[test]
+    fn a_stack_over_the_budget_is_caught() {
+        let plan = Plan::new(
+            Policy::Msm,
+            Alpha::new(2.0).unwrap(),
+            20,
+            Budget::Units(6.0),
+        )
+        .unwrap();
+        let mut schedule = Schedule::from_plan(&plan);
+        verify(&schedule).unwrap();
+        schedule.budget = Ticks(schedule.capacity().0 - 1);
+        let err = verify(&schedule).unwrap_err().to_string();
+        assert!(err.contains("over the budget"), "{err}");
+    }
 }

@@ -24,10 +24,14 @@ use super::simd::{Portable, Simd};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-/// Rows of a packed panel of `B` (its `k` extent).
-const KC: usize = 256;
-/// Widest broadcast tile (columns) of any instruction set: the panel width.
-const MAX_NR: usize = 32;
+/// Rows (`k` extent) of a packed block of `B`.
+const KC: usize = 64;
+/// Columns of a packed block of `B`: a multiple of every tile width, and long
+/// enough (1 KiB) that reading a block row by row streams at full speed.
+const NC: usize = 256;
+/// Parts per thread a product is cut into: the threads claim parts as they
+/// come free, so a thread that the OS preempts delays at most its own part.
+const PARTS_PER_THREAD: usize = 2;
 /// Products with fewer multiply-adds than this run on the calling thread.
 const PAR_MIN_FMAS: usize = 1 << 16;
 
@@ -146,14 +150,19 @@ fn split<F: Fn(Range<usize>, Range<usize>) + Sync>(
     } else {
         1
     };
+    let wanted = if threads > 1 {
+        threads * PARTS_PER_THREAD
+    } else {
+        1
+    };
     let (row_tiles, col_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
-    let by_cols = col_tiles >= threads.min(row_tiles);
+    let by_cols = col_tiles >= wanted.min(row_tiles);
     let (tiles, unit, len) = if by_cols {
         (col_tiles, nr, n)
     } else {
         (row_tiles, mr, m)
     };
-    let parts = threads.min(tiles);
+    let parts = wanted.min(tiles);
     if parts <= 1 {
         f(0..m, 0..n);
         return;
@@ -193,14 +202,14 @@ struct Shape {
     dot_nr: usize,
 }
 
-/// 8 rows × 32 columns (16 zmm accumulators), dot 4 × 6 (24 accumulators).
+/// 8 rows × 32 columns (16 zmm accumulators), dot 4 × 4 (16 accumulators).
 #[cfg(target_arch = "x86_64")]
 const AVX512: Shape = Shape {
     lanes: 16,
     mr: 8,
     nv: 2,
     dot_mr: 4,
-    dot_nr: 6,
+    dot_nr: 4,
 };
 /// 6 rows × 16 columns (12 ymm accumulators), dot 2 × 6 (12 accumulators).
 #[cfg(target_arch = "x86_64")]
@@ -243,6 +252,7 @@ impl Isa {
         Isa::Portable
     }
 
+    /// Its tile shapes.
     fn shape(self) -> Shape {
         match self {
             #[cfg(target_arch = "x86_64")]
@@ -269,7 +279,7 @@ impl Isa {
                 Isa::Avx2 => run_avx2(block, rows, cols),
                 Isa::Portable => match block {
                     Block::Broadcast(g) => {
-                        broadcast_region::<Portable, { PORTABLE.mr }, { PORTABLE.nv }>(
+                        broadcast_shaped::<Portable, { PORTABLE.mr }, { PORTABLE.nv }>(
                             g, rows, cols,
                         )
                     }
@@ -296,7 +306,7 @@ unsafe fn run_avx512(block: Block, rows: Range<usize>, cols: Range<usize>) {
     unsafe {
         match block {
             Block::Broadcast(g) => {
-                broadcast_region::<Avx512, { AVX512.mr }, { AVX512.nv }>(g, rows, cols)
+                broadcast_shaped::<Avx512, { AVX512.mr }, { AVX512.nv }>(g, rows, cols)
             }
             Block::Dot(g) => {
                 dot_region::<Avx512, { AVX512.dot_mr }, { AVX512.dot_nr }>(g, rows, cols)
@@ -317,7 +327,7 @@ unsafe fn run_avx2(block: Block, rows: Range<usize>, cols: Range<usize>) {
     unsafe {
         match block {
             Block::Broadcast(g) => {
-                broadcast_region::<Avx2, { AVX2.mr }, { AVX2.nv }>(g, rows, cols)
+                broadcast_shaped::<Avx2, { AVX2.mr }, { AVX2.nv }>(g, rows, cols)
             }
             Block::Dot(g) => dot_region::<Avx2, { AVX2.dot_mr }, { AVX2.dot_nr }>(g, rows, cols),
         }
@@ -346,17 +356,39 @@ struct Broadcast {
 // `a` and `b` and write disjoint blocks of `c`, all alive for the call.
 unsafe impl Sync for Broadcast {}
 
-/// A packed panel of `B`: up to `KC` rows of up to `MAX_NR` floats.
+/// [`broadcast_region`] with `MR`×`NV` tiles, or 2×4 tiles when the region
+/// has at most 2 rows (more independent accumulators for the one or two rows).
+///
+/// # Safety
+/// As for [`broadcast_region`].
+#[inline(always)]
+unsafe fn broadcast_shaped<S: Simd, const MR: usize, const NV: usize>(
+    g: &Broadcast,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if rows.len() <= 2 {
+            broadcast_region::<S, 2, 4>(g, rows, cols);
+        } else {
+            broadcast_region::<S, MR, NV>(g, rows, cols);
+        }
+    }
+}
+
+/// A packed block of `B`: up to `KC`×`NC` floats, stored as panels of one
+/// tile width, each `KC` rows of `nr` floats.
 #[repr(C, align(64))]
-struct Panel([MaybeUninit<f32>; KC * MAX_NR]);
+struct Packed([MaybeUninit<f32>; KC * NC]);
 
 /// `C[rows, cols] += A[rows, :] · B[:, cols]` in `MR` × `NV` vector tiles.
 ///
-/// Walks `NV`-vector column panels of `B` in `KC`-row blocks; a block is
-/// copied into a stack panel (zero-padded to whole vectors) when several row
-/// tiles reuse it or its width is not a whole number of vectors, so that the
-/// micro-kernel always loads whole vectors from contiguous, cache-resident
-/// rows (`B` rows a power of two apart alias in the caches).
+/// Walks `KC`×`NC` blocks of `B`: each is copied row by row (so that `B` is
+/// read sequentially, which streams several times faster than walking
+/// column panels of rows a power of two apart) into tile-wide panels on the
+/// stack, zero-padded to whole vectors; then every row tile runs over every
+/// panel while the block is in cache.
 ///
 /// # Safety
 /// `g` describes live matrices of the right sizes; `rows` and `cols` lie in
@@ -368,55 +400,51 @@ unsafe fn broadcast_region<S: Simd, const MR: usize, const NV: usize>(
     cols: Range<usize>,
 ) {
     let nr = const { NV * S::LANES };
-    const { assert!(NV * S::LANES <= MAX_NR) };
-    let mut panel = Panel([MaybeUninit::uninit(); KC * MAX_NR]);
-    let panel = panel.0.as_mut_ptr().cast::<f32>();
-    let reuse = rows.len() > MR;
-    for j in cols.clone().step_by(nr) {
-        let nc = nr.min(cols.end - j);
-        let pack = reuse || nc % S::LANES != 0;
-        for p in (0..g.k).step_by(KC) {
-            let kc = KC.min(g.k - p);
-            // SAFETY: `p < k` and `j < n`, so the block start is inside `B`.
-            let b = unsafe { g.b.add(p * g.n + j) };
-            let (b, ldb) = if pack {
-                // SAFETY: the block is `kc <= KC` rows of `nc <= nr` floats in
-                // `B`; the panel holds `KC * MAX_NR >= kc * nr`.
-                unsafe { pack_panel::<S, NV>(b, g.n, kc, nc, panel) };
-                (panel.cast_const(), nr)
-            } else {
-                (b, g.n)
-            };
+    const { assert!(NC.is_multiple_of(NV * S::LANES)) };
+    let mut packed = Packed([MaybeUninit::uninit(); KC * NC]);
+    let packed = packed.0.as_mut_ptr().cast::<f32>();
+    for jc in cols.clone().step_by(NC) {
+        let nc = NC.min(cols.end - jc);
+        for pc in (0..g.k).step_by(KC) {
+            let kc = KC.min(g.k - pc);
+            // SAFETY: the block is `kc <= KC` rows of `nc <= NC` floats inside
+            // `B`, and the buffer holds `KC * NC` floats.
+            unsafe { pack_block::<S, NV>(g.b.add(pc * g.n + jc), g.n, kc, nc, packed) };
             for i in rows.clone().step_by(MR) {
-                let t = Tile {
-                    k: kc,
-                    a: Strided {
-                        // SAFETY: `(i, p)` is inside `A`.
-                        p: unsafe { g.a.p.add(i * g.a.rs + p * g.a.cs) },
-                        ..g.a
-                    },
-                    b,
-                    ldb,
-                    // SAFETY: `(i, j)` is inside `C`.
-                    c: unsafe { g.c.add(i * g.n + j) },
-                    ldc: g.n,
-                    cols: nc,
-                };
-                // SAFETY: the tile's `MR.min(..)` rows and `nc` columns lie in
-                // the region; `b` has whole vectors for them (packed or full).
-                unsafe { broadcast_rows::<S, MR, NV>(&t, MR.min(rows.end - i)) };
+                for (q, j) in (jc..jc + nc).step_by(nr).enumerate() {
+                    let t = Tile {
+                        k: kc,
+                        a: Strided {
+                            // SAFETY: `(i, pc)` is inside `A`.
+                            p: unsafe { g.a.p.add(i * g.a.rs + pc * g.a.cs) },
+                            ..g.a
+                        },
+                        // SAFETY: panel `q` lies inside the buffer.
+                        b: unsafe { packed.add(q * KC * nr) },
+                        ldb: nr,
+                        // SAFETY: `(i, j)` is inside `C`.
+                        c: unsafe { g.c.add(i * g.n + j) },
+                        ldc: g.n,
+                        cols: nr.min(jc + nc - j),
+                    };
+                    // SAFETY: the tile's rows and columns lie in the region;
+                    // its panel holds whole, zero-padded vectors.
+                    unsafe { broadcast_rows::<S, MR, NV>(&t, MR.min(rows.end - i)) };
+                }
             }
         }
     }
 }
 
-/// Copies `kc` rows of `nc <= NV·LANES` floats (row stride `ldb`) to `dst`
-/// with row stride `NV·LANES`, zero-padding each row.
+/// Copies `kc` rows of `nc` floats (row stride `ldb`) to `dst` as panels of
+/// `nr = NV·LANES` columns: panel `q` at `dst + q·KC·nr`, row `p` of it at
+/// `+ p·nr`; the last panel is zero-padded to `nr`. Reads each row in order.
 ///
 /// # Safety
-/// Source rows readable, `dst` writable for `kc·NV·LANES` floats, `S` runs here.
+/// Source rows readable; `kc <= KC` and `nc <= NC`; `dst` writable for
+/// `KC·NC` floats; `S` runs here.
 #[inline(always)]
-unsafe fn pack_panel<S: Simd, const NV: usize>(
+unsafe fn pack_block<S: Simd, const NV: usize>(
     b: *const f32,
     ldb: usize,
     kc: usize,
@@ -424,22 +452,23 @@ unsafe fn pack_panel<S: Simd, const NV: usize>(
     dst: *mut f32,
 ) {
     let (l, nr) = (S::LANES, NV * S::LANES);
-    // SAFETY: `v·l + lanes <= nc` floats are read per row, `nr` written.
+    let full = nc / nr;
+    // SAFETY: reads stay within `nc` floats of each row; writes within the
+    // `nc.div_ceil(nr)` panels of `KC·nr` floats.
     unsafe {
-        if nc == nr {
-            for p in 0..kc {
+        for p in 0..kc {
+            let (src, dst) = (b.add(p * ldb), dst.add(p * nr));
+            for q in 0..full {
                 for v in 0..NV {
-                    S::store(dst.add(p * nr + v * l), S::load(b.add(p * ldb + v * l)));
+                    let x = S::load(src.add(q * nr + v * l));
+                    S::store(dst.add(q * KC * nr + v * l), x);
                 }
             }
-        } else {
-            for p in 0..kc {
+            if full * nr < nc {
                 for v in 0..NV {
-                    let lanes = nc.saturating_sub(v * l).min(l);
-                    S::store(
-                        dst.add(p * nr + v * l),
-                        S::load_part(b.add(p * ldb + v * l), lanes),
-                    );
+                    let col = full * nr + v * l;
+                    let x = S::load_part(src.add(col), nc.saturating_sub(col).min(l));
+                    S::store(dst.add(full * KC * nr + v * l), x);
                 }
             }
         }
@@ -480,20 +509,21 @@ unsafe fn broadcast_rows<S: Simd, const MR: usize, const NV: usize>(t: &Tile, ro
     }
 }
 
-/// Runs the `R`-row tile with as many vectors (1 to `NV <= 2`) as its
+/// Runs the `R`-row tile with as many vectors (1 to `NV <= 4`) as its
 /// columns need.
 ///
 /// # Safety
 /// As for [`broadcast_tile`].
 #[inline(always)]
 unsafe fn broadcast_cols<S: Simd, const R: usize, const NV: usize>(t: &Tile) {
-    const { assert!(NV <= 2) };
+    const { assert!(NV <= 4) };
     // SAFETY: forwarded contract.
     unsafe {
-        if NV > 1 && t.cols <= S::LANES {
-            broadcast_tile::<S, R, 1>(t);
-        } else {
-            broadcast_tile::<S, R, NV>(t);
+        match t.cols.div_ceil(S::LANES) {
+            1 if NV > 1 => broadcast_tile::<S, R, 1>(t),
+            2 if NV > 2 => broadcast_tile::<S, R, 2>(t),
+            3 if NV > 3 => broadcast_tile::<S, R, 3>(t),
+            _ => broadcast_tile::<S, R, NV>(t),
         }
     }
 }

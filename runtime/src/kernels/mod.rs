@@ -1,13 +1,15 @@
 //! Allocation-free, deterministic, multi-threaded f32 kernels.
 //!
 //! * Matrix products [`gemm_nn_acc`], [`gemm_tn_acc`] and [`gemm_nt_acc`]
-//!   accumulate into row-major `C`. Large products are split by rows or
-//!   columns of `C` over a persistent worker pool (`BPTT_THREADS` threads,
-//!   default `available_parallelism()` capped at 8, started on first use);
-//!   every element is summed by one thread in a fixed order, so results are
-//!   bitwise identical for any thread count and calling thread. On x86-64
-//!   CPUs with AVX2 and FMA the register-blocked micro-kernels use them; other
-//!   CPUs run the same code on portable lanes.
+//!   accumulate into row-major `C`. Products of at least 2^16 multiply-adds
+//!   are split by rows or columns of `C` over a persistent worker pool
+//!   (`BPTT_THREADS` threads, default `available_parallelism()` capped at 8,
+//!   started on first use; `BPTT_THREADS=1` keeps everything on the calling
+//!   thread). Every element is summed by one thread in a fixed order, so
+//!   results are bitwise identical for any thread count and calling thread.
+//!   Register-blocked micro-kernels use AVX-512F, else AVX2+FMA, on x86-64
+//!   (detected once: a machine always takes the same path), else portable
+//!   lanes. Each call uses about 64 KiB of the calling thread's stack.
 //! * Activations [`exp`], [`sigmoid`] and [`tanh`] are branch-free scalar
 //!   functions that inline into, and vectorise with, the cells' loops.
 //!

@@ -9,6 +9,12 @@
 //! runs a part never changes what the part computes, so results do not depend
 //! on scheduling.
 //!
+//! Back-off: when the caller had to wait for workers longer than it worked
+//! itself (the OS preempted a worker in the middle of a part, as happens when
+//! other processes compete for the cores), the pool runs jobs on the calling
+//! thread for a while (1 ms, doubling up to 128 ms while it keeps happening)
+//! before it tries again. How a job is split never changes its result.
+//!
 //! Protocol: `epoch` is odd while a job is open. A worker registers in
 //! `active` and then re-checks that the epoch is the one it saw before it
 //! touches the job; the caller closes the epoch and then waits for `active`
@@ -16,14 +22,20 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::hint::spin_loop;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Hard cap on the default number of threads.
 const MAX_DEFAULT_THREADS: usize = 8;
-/// How long an idle worker spins before it parks.
+/// How long an idle worker spins (yielding now and then) before it parks.
 const SPIN_TIME: Duration = Duration::from_micros(200);
+/// Waits for workers shorter than this never trigger the back-off.
+const WAIT_GRACE: Duration = Duration::from_micros(50);
+/// The first back-off.
+const BACKOFF_MIN: Duration = Duration::from_millis(1);
+/// The longest back-off.
+const BACKOFF_MAX: Duration = Duration::from_millis(128);
 
 /// A type-erased `&F` with `F: Fn(usize) + Sync`.
 #[derive(Clone, Copy)]
@@ -61,6 +73,10 @@ struct Shared {
     sleepers: AtomicUsize,
     lock: Mutex<()>,
     wake: Condvar,
+    /// Back-off: jobs run serially until this time (ns since `START`).
+    serial_until: AtomicU64,
+    /// Back-off: the next back-off's length in ns (0: `BACKOFF_MIN`).
+    backoff: AtomicU64,
 }
 
 // SAFETY: every field but `job` is Sync. `job` is written only by the caller
@@ -84,7 +100,17 @@ static SHARED: Shared = Shared {
     sleepers: AtomicUsize::new(0),
     lock: Mutex::new(()),
     wake: Condvar::new(),
+    serial_until: AtomicU64::new(0),
+    backoff: AtomicU64::new(0),
 };
+
+/// The time origin of the back-off, set when the pool starts.
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since the pool started.
+fn now_ns() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
 
 /// Threads of the pool (the caller included), fixed at first use.
 static THREADS: OnceLock<usize> = OnceLock::new();
@@ -101,6 +127,7 @@ pub(crate) fn threads() -> usize {
 
 /// Reads the configuration and spawns the workers; returns the thread count.
 fn start() -> usize {
+    now_ns();
     let default = || {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -177,10 +204,16 @@ fn wait_for_job(seen: usize) -> usize {
         if is_new(e) {
             return e;
         }
-        spin_loop();
         spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(64) && start.elapsed() > SPIN_TIME {
-            break;
+        if spins.is_multiple_of(64) {
+            if start.elapsed() > SPIN_TIME {
+                break;
+            }
+            // Let other threads on this core run: on a busy machine a
+            // spinning worker would otherwise take the caller's time.
+            std::thread::yield_now();
+        } else {
+            spin_loop();
         }
     }
     let mut guard = s.lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -223,13 +256,14 @@ impl Drop for Close {
 /// when all calls have finished.
 ///
 /// Runs serially on the calling thread when the pool has one thread, when
-/// called from inside a job, or when another thread is using the pool. Does
-/// not allocate (after the pool has started).
+/// called from inside a job, when another thread is using the pool, or while
+/// backing off. Does not allocate (after the pool has started).
 pub(crate) fn run<F: Fn(usize) + Sync>(parts: usize, f: &F) {
     let s = &SHARED;
     if parts <= 1
         || IN_WORKER.get()
         || threads() == 1
+        || now_ns() < s.serial_until.load(Ordering::Relaxed)
         || s.busy
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
@@ -252,13 +286,33 @@ pub(crate) fn run<F: Fn(usize) + Sync>(parts: usize, f: &F) {
         let _guard = s.lock.lock().unwrap_or_else(|p| p.into_inner());
         s.wake.notify_all();
     }
-    let _close = Close { epoch };
+    let close = Close { epoch };
+    let start = now_ns();
     loop {
         let i = s.next.fetch_add(1, Ordering::Relaxed);
         if i >= parts {
             break;
         }
         f(i);
+    }
+    let worked = now_ns();
+    drop(close);
+    let done = now_ns();
+    back_off_if_slowed(worked - start, done - worked, done);
+}
+
+/// Updates the back-off after a job in which the caller worked for `worked`
+/// ns and then waited `waited` ns for the workers, ending at `now`.
+fn back_off_if_slowed(worked: u64, waited: u64, now: u64) {
+    let s = &SHARED;
+    let ns = |d: Duration| d.as_nanos() as u64;
+    if waited > worked.max(ns(WAIT_GRACE)) {
+        let backoff = s.backoff.load(Ordering::Relaxed).max(ns(BACKOFF_MIN));
+        s.serial_until.store(now + backoff, Ordering::Relaxed);
+        s.backoff
+            .store((2 * backoff).min(ns(BACKOFF_MAX)), Ordering::Relaxed);
+    } else {
+        s.backoff.store(0, Ordering::Relaxed);
     }
 }
 

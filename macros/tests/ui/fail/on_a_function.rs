@@ -1,0 +1,8 @@
+use bptt_macros::bptt;
+
+#[bptt(seq_len = 100, budget = "5%", alpha = 3)]
+fn train() {}
+
+fn main() {
+    train();
+}

@@ -1,0 +1,6 @@
+use bptt_macros::bptt;
+
+#[bptt(seq_len = 100, budget = 20, alpha = 3, colour = "red")]
+pub struct MyCell;
+
+fn main() {}

@@ -1,0 +1,321 @@
+//! From a lowered schedule to Rust tokens: the inherent impl that `#[bptt]`
+//! adds to a cell's type.
+
+use bptt_runtime::Region;
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{Generics, Ident};
+
+use super::Spec;
+use crate::error::Error;
+use crate::lower::{Call, Lowered, lower};
+use crate::planner::{Plan, PlanSummary};
+use crate::schedule::{Schedule, verify};
+use crate::units::Alpha;
+
+/// Calls per function: a schedule with more calls is split into segment
+/// functions of this many straight-line calls each (rustc's time grows faster
+/// than linearly in the size of one function; see `bptt::emit`'s docs).
+pub const SEGMENT_CALLS: usize = 512;
+
+/// A schedule planned, expanded, verified and lowered for one [`Spec`].
+pub(crate) struct Compiled {
+    alpha: Alpha,
+    summary: PlanSummary,
+    capacity: u32,
+    lowered: Lowered,
+}
+
+/// Plans, expands, verifies and lowers what `spec` asks for.
+pub(crate) fn compile(spec: &Spec) -> Result<Compiled, Error> {
+    let alpha = Alpha::new(spec.alpha)?;
+    let plan = Plan::new(spec.policy, alpha, spec.len, spec.budget)?;
+    let schedule = Schedule::from_plan(&plan);
+    verify(&schedule)?;
+    Ok(Compiled {
+        alpha,
+        summary: plan.summary(),
+        capacity: schedule.capacity().0,
+        lowered: lower(&schedule),
+    })
+}
+
+/// A float in hidden-state units, as short as it reads well: `3`, `149.5`,
+/// `0.333`.
+fn units(x: f64) -> String {
+    let text = format!("{x:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    text.to_string()
+}
+
+/// The offset expression of a region in generated code.
+fn region(r: Region) -> Result<TokenStream, Error> {
+    let index = |i: u32| Literal::usize_unsuffixed(i as usize);
+    Ok(match r {
+        Region::Run(i) => {
+            let i = index(u32::from(i));
+            quote!(o.run[#i])
+        }
+        Region::Grad(i) => {
+            let i = index(u32::from(i));
+            quote!(o.grad[#i])
+        }
+        Region::WorkTape => quote!(o.work),
+        Region::Hidden(tick) => {
+            let tick = Literal::u32_unsuffixed(tick);
+            quote!(o.hidden(#tick))
+        }
+        Region::Tape(tick) => {
+            let tick = Literal::u32_unsuffixed(tick);
+            quote!(o.tape(#tick))
+        }
+        other => {
+            return Err(Error::Verify(format!(
+                "a lowered call names the region {other:?}, which generated code does not address"
+            )));
+        }
+    })
+}
+
+/// One call as one statement on `exec`.
+fn statement(call: &Call) -> Result<TokenStream, Error> {
+    let step = |s: u32| Literal::u32_unsuffixed(s);
+    Ok(match *call {
+        Call::RestoreInitial { dst } => {
+            let dst = region(dst)?;
+            quote!(exec.restore_initial(#dst);)
+        }
+        Call::CopyState { src, dst } => {
+            let (src, dst) = (region(src)?, region(dst)?);
+            quote!(exec.copy_state(#src, #dst);)
+        }
+        Call::StateFromTape { tape, dst } => {
+            let (tape, dst) = (region(tape)?, region(dst)?);
+            quote!(exec.state_from_tape(#tape, #dst);)
+        }
+        Call::Forward { step: s, src, dst } => {
+            let (s, src, dst) = (step(s), region(src)?, region(dst)?);
+            quote!(exec.forward(#s, #src, #dst);)
+        }
+        Call::ForwardTape {
+            step: s,
+            src,
+            tape,
+            dst,
+        } => {
+            let (s, src, tape, dst) = (step(s), region(src)?, region(tape)?, region(dst)?);
+            quote!(exec.forward_tape(#s, #src, #tape, #dst);)
+        }
+        Call::Backward {
+            step: s,
+            tape,
+            grad,
+            grad_prev,
+        } => {
+            let (s, tape, grad, grad_prev) =
+                (step(s), region(tape)?, region(grad)?, region(grad_prev)?);
+            quote!(exec.backward(#s, #tape, #grad, #grad_prev);)
+        }
+    })
+}
+
+/// The body of the training step after `exec` and `o` exist: the calls as
+/// straight-line statements, or, past `segment_calls`, calls of segment
+/// functions that each hold that many of them.
+fn body(compiled: &Compiled, segment_calls: usize) -> Result<TokenStream, Error> {
+    let statements = compiled
+        .lowered
+        .calls
+        .iter()
+        .map(statement)
+        .collect::<Result<Vec<_>, _>>()?;
+    if statements.len() <= segment_calls {
+        return Ok(quote!(#(#statements)*));
+    }
+    let chunks: Vec<&[TokenStream]> = statements.chunks(segment_calls.max(1)).collect();
+    let names: Vec<Ident> = (0..chunks.len()).map(|i| format_ident!("segment_{}", i)).collect();
+    let functions = chunks.iter().zip(&names).map(|(chunk, name)| {
+        quote! {
+            #[inline(never)]
+            fn #name(exec: &mut __bptt::Execution<'_>, o: &__bptt::Offsets) {
+                #(#chunk)*
+            }
+        }
+    });
+    Ok(quote! {
+        #(#functions)*
+        #(#names(&mut exec, &o);)*
+    })
+}
+
+/// The one-line description of the plan in the method's documentation.
+fn plan_doc(compiled: &Compiled) -> String {
+    let s = &compiled.summary;
+    let percent = if s.store_all_units > 0.0 {
+        format!(
+            " ({}% of store-all's {})",
+            units(100.0 * s.budget / s.store_all_units),
+            units(s.store_all_units)
+        )
+    } else {
+        String::new()
+    };
+    let (capacity, den) = (compiled.capacity, compiled.alpha.denominator());
+    let stack = match (capacity, den) {
+        (1, 1) => "1 hidden state".to_string(),
+        (c, 1) => format!("{c} hidden states"),
+        (c, d) => format!("{c} ticks of 1/{d} hidden state"),
+    };
+    format!(
+        " Planned by `#[bptt]` at compile time: {} at T = {}, alpha = {}, budget {} units{}; \
+         {} forward steps ({} per step) and {} backward; checkpoints peak at {} units, \
+         a stack of {}.",
+        s.policy,
+        s.len,
+        compiled.alpha,
+        units(s.budget),
+        percent,
+        s.forward_steps,
+        units(s.cost_per_step),
+        s.backward_steps,
+        units(s.peak_units),
+        stack,
+    )
+}
+
+/// The inherent impl for the type `ident` with `generics`, wrapped in an
+/// anonymous const that scopes the runtime alias `__bptt`.
+pub(crate) fn generate(
+    spec: &Spec,
+    compiled: &Compiled,
+    ident: &Ident,
+    generics: &Generics,
+    segment_calls: usize,
+) -> Result<TokenStream, Error> {
+    let method = format_ident!("{}", spec.name.as_deref().unwrap_or("train_step"));
+    let s = &compiled.summary;
+    let len = Literal::u32_unsuffixed(s.len);
+    let per_state = Literal::u32_unsuffixed(compiled.alpha.denominator());
+    let per_tape = Literal::u32_unsuffixed(compiled.alpha.numerator());
+    let capacity = Literal::u32_unsuffixed(compiled.capacity);
+    let forward_steps = Literal::u64_unsuffixed(s.forward_steps);
+    let body = body(compiled, segment_calls)?;
+    let final_grad = region(compiled.lowered.final_grad)?;
+
+    let plan_doc = plan_doc(compiled);
+    let len_doc = format!(" The sequence length that `{method}` runs: the `T` of its inputs.");
+    let per_state_doc = format!(
+        " Ticks per hidden state in the checkpoint stack of `{method}` (the denominator of alpha)."
+    );
+    let per_tape_doc =
+        format!(" Ticks per tape in the checkpoint stack of `{method}` (the numerator of alpha).");
+    let capacity_doc = format!(
+        " The checkpoint stack of `{method}` in ticks: the schedule's peak, at most the budget."
+    );
+    let steps_doc = format!(" Forward steps that one `{method}` computes (`T` for store-all).");
+    let step_doc = format!(
+        " One training step: runs `inputs` (`[{}, batch, input]`) from `h0` (`[batch, state]`) \
+         forward and backward through the cell and `readout`, writes the gradients of the mean \
+         loss over `targets` into `grads` and returns the loss.",
+        s.len
+    );
+
+    // The bound that every method carries, spanned at the type's name so that
+    // a type that is not a cell is reported there.
+    let is_cell = quote_spanned!(ident.span()=> Self: __bptt::Cell);
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    Ok(quote! {
+        const _: () = {
+            use ::bptt_runtime::__private as __bptt;
+
+            impl #impl_generics #ident #ty_generics #where_clause {
+                #[doc = #len_doc]
+                pub const SEQ_LEN: u32 = #len;
+                #[doc = #per_state_doc]
+                pub const TICKS_PER_STATE: u32 = #per_state;
+                #[doc = #per_tape_doc]
+                pub const TICKS_PER_TAPE: u32 = #per_tape;
+                #[doc = #capacity_doc]
+                pub const CAPACITY_TICKS: u32 = #capacity;
+                #[doc = #steps_doc]
+                pub const FORWARD_STEPS: u64 = #forward_steps;
+
+                /// The layout of the arena that the generated training step
+                /// runs in, for a read-out and a batch size.
+                ///
+                /// # Errors
+                ///
+                /// A `Mismatch` if the cell's tape is larger than the alpha
+                /// the schedule was planned with.
+                pub fn arena_layout(
+                    &self,
+                    readout: &__bptt::Readout,
+                    batch: usize,
+                ) -> ::core::result::Result<__bptt::ArenaLayout, __bptt::Mismatch>
+                where
+                    #is_cell,
+                {
+                    __bptt::ArenaLayout::new(
+                        self,
+                        readout,
+                        batch,
+                        (Self::TICKS_PER_STATE, Self::TICKS_PER_TAPE),
+                        Self::CAPACITY_TICKS,
+                    )
+                }
+
+                /// A zeroed arena for the generated training step: allocate it
+                /// once and reuse it for every step.
+                ///
+                /// # Errors
+                ///
+                /// As `arena_layout`.
+                pub fn new_arena(
+                    &self,
+                    readout: &__bptt::Readout,
+                    batch: usize,
+                ) -> ::core::result::Result<__bptt::Arena, __bptt::Mismatch>
+                where
+                    #is_cell,
+                {
+                    ::core::result::Result::Ok(__bptt::Arena::new(self.arena_layout(readout, batch)?))
+                }
+
+                #[doc = #step_doc]
+                ///
+                #[doc = #plan_doc]
+                ///
+                /// # Errors
+                ///
+                /// A `Mismatch` if the arena was not made by `new_arena` for
+                /// this cell, or if a shape does not fit.
+                #[allow(clippy::too_many_arguments)]
+                pub fn #method(
+                    &self,
+                    readout: &__bptt::Readout,
+                    arena: &mut __bptt::Arena,
+                    inputs: __bptt::ArrayView3<'_, f32>,
+                    h0: __bptt::ArrayView2<'_, f32>,
+                    targets: __bptt::Targets<'_>,
+                    grads: &mut __bptt::Gradients,
+                ) -> ::core::result::Result<f64, __bptt::Mismatch>
+                where
+                    #is_cell,
+                {
+                    __bptt::check_arena(
+                        arena.layout(),
+                        Self::TICKS_PER_STATE,
+                        Self::TICKS_PER_TAPE,
+                        Self::CAPACITY_TICKS,
+                    )?;
+                    let o = __bptt::Offsets::new(arena.layout());
+                    let mut exec = __bptt::Execution::start(
+                        self, readout, arena, Self::SEQ_LEN, inputs, h0, targets, grads,
+                    )?;
+                    #body
+                    ::core::result::Result::Ok(exec.finish(#final_grad))
+                }
+            }
+        };
+    })
+}

@@ -1,0 +1,271 @@
+//! The Rust emitter behind the `#[bptt]` attribute.
+//!
+//! `#[bptt(seq_len = T, budget = M, alpha = A, policy = "msm", name = "...")]`
+//! goes on the struct (or enum) of a type that implements
+//! [`bptt_runtime::Cell`]. At compile time, [`expand`] plans the budget with
+//! [`Plan::new`](crate::Plan::new), expands and verifies the schedule and
+//! [`lower`](crate::lower())s it, then emits the item unchanged and an
+//! inherent impl with the slot counts as associated consts, an arena
+//! constructor and a training-step method whose body is the whole schedule as
+//! straight-line calls on [`bptt_runtime::Execution`] with constant steps and
+//! slot indices. Nothing is planned, interpreted or allocated at run time.
+//!
+//! The proc-macro crate `bptt-macros` is a thin shim over [`expand`]; the
+//! command line's `bptt emit rust` prints [`emit_rust`], the same tokens
+//! pretty-printed.
+//!
+//! # Arguments
+//!
+//! | argument  | value                                                         | default      |
+//! |-----------|---------------------------------------------------------------|--------------|
+//! | `seq_len` | integer literal, the sequence length `T`                      | required     |
+//! | `budget`  | hidden-state units (`200`, `37.5`) or a string (`"200"`, `"5%"` of store-all) | required |
+//! | `alpha`   | number, the cell's tape size over its state size (`>= 1`)     | required     |
+//! | `policy`  | `"hsm"`, `"ism"`, `"msm"`, `"store-all"`, `"sqrt"`, `"interval:K"` (or a bare `msm`) | `"msm"` |
+//! | `name`    | the training-step method's name                               | `train_step` |
+//!
+//! # What is emitted
+//!
+//! For `#[bptt(...)] struct MyCell { .. }`, the struct unchanged and, inside an
+//! anonymous `const _: () = { .. };` that scopes the alias
+//! `use ::bptt_runtime::__private as __bptt;`:
+//!
+//! * `pub const SEQ_LEN: u32`, `HIDDEN_SLOTS: u32`, `TAPE_SLOTS: u32`,
+//!   `FORWARD_STEPS: u64`;
+//! * `pub fn arena_layout(&self, readout: &Readout, batch: usize) -> ArenaLayout`
+//!   and `pub fn new_arena(&self, readout: &Readout, batch: usize) -> Arena`;
+//! * `pub fn train_step(&self, readout: &Readout, arena: &mut Arena, inputs:
+//!   ArrayView3<f32>, h0: ArrayView2<f32>, targets: Targets, grads: &mut
+//!   Gradients) -> Result<f64, Mismatch>`, which checks the arena's slot
+//!   counts and the cell's alpha, starts an `Execution` and runs one
+//!   statement per call: `exec.forward_tape(3, o.run[0], o.tape[1], o.run[1]);`.
+//!
+//! Methods carry `where Self: Cell`, so a type that is not a cell fails with
+//! "the trait bound `MyCell: Cell` is not satisfied".
+//!
+//! A schedule of more than [`SEGMENT_CALLS`] calls is split into nested
+//! `#[inline(never)]` segment functions of that many straight-line calls each,
+//! so that no single function grows with `T` (rustc and LLVM time grow faster
+//! than linearly with one function's size).
+//!
+//! # Errors
+//!
+//! Every error is a `compile_error!` pointing at the argument it is about:
+//! unknown, duplicated or missing arguments, `seq_len = 0`, an unknown
+//! policy, alpha below one, a budget too small (the message names the
+//! smallest that works), and the attribute on an item that is not a type
+//! definition. On error the item is emitted unchanged, so that the user's
+//! type still exists and no follow-on errors drown the real one.
+
+mod args;
+mod codegen;
+
+pub use codegen::SEGMENT_CALLS;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned;
+use syn::{Attribute, Generics, Ident, Item};
+
+use crate::error::Error;
+use crate::policy::Policy;
+use crate::units::Budget;
+
+/// What `#[bptt(...)]` asks for: the arguments, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// The sequence length `T` (`seq_len`).
+    pub len: u32,
+    /// The checkpoint budget (`budget`).
+    pub budget: Budget,
+    /// The tape-to-hidden-state size ratio (`alpha`).
+    pub alpha: f64,
+    /// The policy (`policy`, default MSM).
+    pub policy: Policy,
+    /// The training step's name (`name`, default `train_step`).
+    pub name: Option<String>,
+}
+
+impl Spec {
+    /// The attribute's arguments as a user writes them, e.g.
+    /// `seq_len = 12, budget = 3, alpha = 2, policy = "msm"`.
+    pub fn to_args(&self) -> TokenStream {
+        let len = proc_macro2::Literal::u32_unsuffixed(self.len);
+        let budget = match self.budget {
+            Budget::Units(u) => proc_macro2::Literal::string(&u.to_string()),
+            Budget::Percent(p) => proc_macro2::Literal::string(&format!("{p}%")),
+        };
+        let alpha = proc_macro2::Literal::f64_unsuffixed(self.alpha);
+        let policy = self.policy.to_string();
+        let name = self.name.as_ref().map(|n| quote!(, name = #n));
+        quote!(seq_len = #len, budget = #budget, alpha = #alpha, policy = #policy #name)
+    }
+}
+
+/// The name of the placeholder type [`emit_rust`] emits for.
+pub const PLACEHOLDER: &str = "MyCell";
+
+/// Expands `#[bptt(args)] item`: the macro's whole work, on token streams.
+///
+/// Returns the item unchanged followed by the generated impl, or, when
+/// anything is wrong, the item unchanged followed by `compile_error!`s that
+/// point at the arguments at fault.
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_with(args, item, SEGMENT_CALLS)
+}
+
+/// [`expand`] with a given segment length (calls per generated function);
+/// for measuring rustc's build time against it.
+#[doc(hidden)]
+pub fn expand_with(args: TokenStream, item: TokenStream, segment_calls: usize) -> TokenStream {
+    match try_expand(args, item.clone(), segment_calls) {
+        Ok(generated) => quote!(#item #generated),
+        Err(error) => {
+            let errors = error.to_compile_error();
+            let item = without_bptt(item);
+            quote!(#item #errors)
+        }
+    }
+}
+
+/// The item with any further `#[bptt]` attributes removed, so that a failed
+/// expansion leaves the user's type as written and triggers no second one.
+fn without_bptt(item: TokenStream) -> TokenStream {
+    let Ok(mut parsed) = syn::parse2::<Item>(item.clone()) else {
+        return item;
+    };
+    let attrs = match &mut parsed {
+        Item::Struct(s) => &mut s.attrs,
+        Item::Enum(e) => &mut e.attrs,
+        Item::Union(u) => &mut u.attrs,
+        _ => return item,
+    };
+    if !attrs.iter().any(is_bptt) {
+        return item;
+    }
+    attrs.retain(|a| !is_bptt(a));
+    parsed.into_token_stream()
+}
+
+fn try_expand(args: TokenStream, item: TokenStream, segment_calls: usize) -> syn::Result<TokenStream> {
+    let parsed_args = args::parse(args);
+    let target = target(item);
+    let ((spec, spans), (ident, generics)) = match (parsed_args, target) {
+        (Ok(a), Ok(t)) => (a, t),
+        (Err(mut a), Err(t)) => {
+            a.combine(t);
+            return Err(a);
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let compiled = codegen::compile(&spec).map_err(|e| syn::Error::new(spans.of(&e), e.to_string()))?;
+    codegen::generate(&spec, &compiled, &ident, &generics, segment_calls)
+        .map_err(|e| syn::Error::new(Span::call_site(), e.to_string()))
+}
+
+/// Whether an attribute is another `#[bptt]` (by its last path segment).
+fn is_bptt(attr: &Attribute) -> bool {
+    attr.path().segments.last().is_some_and(|s| s.ident == "bptt")
+}
+
+/// The type the attribute applies to: its name and generics, or an error
+/// pointing at the item that is not a type definition.
+fn target(item: TokenStream) -> syn::Result<(Ident, Generics)> {
+    let item: Item = syn::parse2(item)?;
+    let (ident, generics, attrs) = match &item {
+        Item::Struct(s) => (&s.ident, &s.generics, &s.attrs),
+        Item::Enum(e) => (&e.ident, &e.generics, &e.attrs),
+        Item::Union(u) => (&u.ident, &u.generics, &u.attrs),
+        Item::Impl(imp) => {
+            let ty = &imp.self_ty;
+            return Err(syn::Error::new(
+                ty.span(),
+                format!(
+                    "#[bptt] goes on the cell's type definition, not on an impl: put it on `struct {}`",
+                    ty.to_token_stream().to_string().replace(' ', "")
+                ),
+            ));
+        }
+        other => {
+            let (span, what) = describe(other);
+            return Err(syn::Error::new(
+                span,
+                format!("#[bptt] goes on the struct or enum of a recurrent cell (a type that implements bptt_runtime::Cell), not on {what}"),
+            ));
+        }
+    };
+    if let Some(again) = attrs.iter().find(|a| is_bptt(a)) {
+        return Err(syn::Error::new(
+            again.path().span(),
+            "one #[bptt] per type: its associated consts and methods would clash (wrap the cell in a newtype for a second schedule)",
+        ));
+    }
+    Ok((ident.clone(), generics.clone()))
+}
+
+/// The span of an item's name (or of its keyword when it has none) and a
+/// description of an item that is not a type definition.
+fn describe(item: &Item) -> (Span, &'static str) {
+    match item {
+        Item::Fn(f) => (f.sig.ident.span(), "a function"),
+        Item::Trait(t) => (t.ident.span(), "a trait"),
+        Item::Mod(m) => (m.ident.span(), "a module"),
+        Item::Const(c) => (c.ident.span(), "a constant"),
+        Item::Static(s) => (s.ident.span(), "a static"),
+        Item::Type(t) => (t.ident.span(), "a type alias"),
+        Item::TraitAlias(t) => (t.ident.span(), "a trait alias"),
+        Item::Use(u) => (u.use_token.span, "a use declaration"),
+        Item::ExternCrate(e) => (e.ident.span(), "an extern crate"),
+        Item::ForeignMod(f) => (f.abi.extern_token.span, "an extern block"),
+        Item::Macro(m) => (m.mac.path.span(), "a macro invocation"),
+        other => (other.span(), "this item"),
+    }
+}
+
+/// The tokens that `#[bptt(spec)]` emits for `item`, or the planning error.
+fn generate(spec: &Spec, item: TokenStream, segment_calls: usize) -> Result<TokenStream, Error> {
+    let compiled = codegen::compile(spec)?;
+    let parsed: Item = syn::parse2(item.clone()).map_err(|e| Error::Verify(e.to_string()))?;
+    let (ident, generics) = match &parsed {
+        Item::Struct(s) => (&s.ident, &s.generics),
+        _ => return Err(Error::Verify("the placeholder is not a struct".into())),
+    };
+    let generated = codegen::generate(spec, &compiled, ident, generics, segment_calls)?;
+    Ok(quote!(#item #generated))
+}
+
+/// The code that `#[bptt(spec)]` emits on `pub struct MyCell;`, pretty-printed:
+/// what `bptt emit rust` prints. Planning errors are returned as they are.
+///
+/// ```
+/// use bptt::{Budget, Policy, emit::{Spec, emit_rust_spec}};
+/// let spec = Spec { len: 4, budget: Budget::Units(2.0), alpha: 2.0, policy: Policy::Msm, name: None };
+/// let code = emit_rust_spec(&spec).unwrap();
+/// assert!(code.contains("pub fn train_step("));
+/// assert!(code.contains("exec.backward(4, "));
+/// ```
+pub fn emit_rust_spec(spec: &Spec) -> Result<String, Error> {
+    emit_rust_segmented(spec, SEGMENT_CALLS)
+}
+
+/// [`emit_rust_spec`] for a policy, an alpha, a length and a budget: the
+/// arguments of `bptt emit rust --len T --budget M --alpha A --policy P`.
+pub fn emit_rust(policy: Policy, alpha: f64, len: u32, budget: Budget) -> Result<String, Error> {
+    emit_rust_spec(&Spec {
+        len,
+        budget,
+        alpha,
+        policy,
+        name: None,
+    })
+}
+
+/// [`emit_rust_spec`] with a given segment length; for measuring rustc's
+/// build time against it.
+#[doc(hidden)]
+pub fn emit_rust_segmented(spec: &Spec, segment_calls: usize) -> Result<String, Error> {
+    let placeholder = Ident::new(PLACEHOLDER, Span::call_site());
+    let tokens = generate(spec, quote!(pub struct #placeholder;), segment_calls)?;
+    let file: syn::File = syn::parse2(tokens).map_err(|e| Error::Verify(e.to_string()))?;
+    Ok(prettyplease::unparse(&file))
+}

@@ -1,0 +1,257 @@
+//! Cranelift code generation: lowered calls become straight-line functions of
+//! shim calls, compiled into one JIT module that [`Jit`] owns.
+
+use bptt_runtime::ArenaLayout;
+use cranelift_codegen::Context;
+use cranelift_codegen::ir::{
+    AbiParam, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, Signature, UserFuncName,
+    types,
+};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, ModuleError, default_libcall_names};
+
+use super::shims::{Frame, Shim, shim_args};
+use crate::error::Error;
+use crate::lower::Call;
+
+/// A compiled function: `extern "C" fn(frame)` running one chunk of calls.
+type ChunkFn = unsafe extern "C" fn(*mut Frame<'_>);
+
+/// One line: Cranelift's errors (the verifier's especially) span several.
+fn codegen_error(err: impl std::fmt::Display) -> Error {
+    let text = err.to_string();
+    Error::Codegen(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+impl From<ModuleError> for Error {
+    fn from(err: ModuleError) -> Self {
+        codegen_error(err)
+    }
+}
+
+/// The signature of a compiled function: the frame pointer, nothing returned.
+pub(crate) fn chunk_signature(config: TargetFrontendConfig) -> Signature {
+    let mut sig = Signature::new(config.default_call_conv);
+    sig.params.push(AbiParam::new(config.pointer_type()));
+    sig
+}
+
+/// The signature of a shim: the frame pointer, then `arity` `i64`s.
+fn shim_signature(shim: Shim, config: TargetFrontendConfig) -> Signature {
+    let mut sig = chunk_signature(config);
+    sig.params
+        .extend((0..shim.arity()).map(|_| AbiParam::new(types::I64)));
+    sig
+}
+
+/// Imports every shim into `func` under its symbol name as a test-case name:
+/// for IR that is printed, never compiled.
+pub(crate) fn import_by_name(func: &mut Function, config: TargetFrontendConfig) -> [FuncRef; 6] {
+    Shim::ALL.map(|shim| {
+        let signature = func.import_signature(shim_signature(shim, config));
+        func.import_function(ExtFuncData {
+            name: ExternalName::testcase(shim.name()),
+            signature,
+            colocated: false,
+            patchable: false,
+        })
+    })
+}
+
+/// Fills `func` (its name already set) with one block that calls the shim of
+/// every call in order, the frame pointer first and the step and offsets as
+/// constants, then returns. `shims` are the imported shims in
+/// [`Shim::ALL`] order.
+pub(crate) fn build_chunk(
+    func: &mut Function,
+    builder_ctx: &mut FunctionBuilderContext,
+    shims: [FuncRef; 6],
+    calls: &[Call],
+    layout: &ArenaLayout,
+    config: TargetFrontendConfig,
+) -> Result<(), Error> {
+    func.signature = chunk_signature(config);
+    let mut b = FunctionBuilder::new(func, builder_ctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let frame = b.block_params(entry)[0];
+    for call in calls {
+        let (shim, args) = shim_args(call, layout)?;
+        let mut values = [frame; 5];
+        for (value, &arg) in values[1..].iter_mut().zip(args.as_slice()) {
+            *value = b.ins().iconst(types::I64, arg);
+        }
+        b.ins()
+            .call(shims[shim as usize], &values[..=args.as_slice().len()]);
+    }
+    b.ins().return_(&[]);
+    b.finalize(config);
+    Ok(())
+}
+
+/// The host ISA's settings: position-dependent code (cranelift-jit needs it),
+/// tuned for compile time, and the IR verifier on or off.
+///
+/// The code is calls with constant arguments, so optimisation finds nothing
+/// and the single-pass register allocator (which compiles three times faster
+/// than the backtracking one here) costs at most a spill of the frame pointer
+/// per call, next to a kernel.
+fn host_isa(verifier: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, Error> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
+        flags.set(name, value).map_err(codegen_error)
+    };
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "opt_level", "none")?;
+    set(&mut flags, "regalloc_algorithm", "single_pass")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if verifier { "true" } else { "false" },
+    )?;
+    let isa = cranelift_native::builder()
+        .map_err(|msg| Error::Codegen(format!("this host is not supported: {msg}")))?;
+    isa.finish(settings::Flags::new(flags))
+        .map_err(codegen_error)
+}
+
+/// A JIT module with the compiled functions of one schedule, in order.
+///
+/// It owns the module, the code-generation contexts and the function pointers;
+/// the pointers never leave it, and dropping it frees the code memory
+/// (cranelift-jit leaks it otherwise).
+pub(crate) struct Jit {
+    /// `None` only while dropping.
+    module: Option<JITModule>,
+    ctx: Context,
+    builder_ctx: FunctionBuilderContext,
+    shims: [FuncId; 6],
+    chunks: Vec<ChunkFn>,
+}
+
+impl Jit {
+    /// An empty module that links the shims by name.
+    pub(crate) fn new(verifier: bool) -> Result<Self, Error> {
+        let mut builder = JITBuilder::with_isa(host_isa(verifier)?, default_libcall_names());
+        for shim in Shim::ALL {
+            builder.symbol(shim.name(), shim.address());
+        }
+        let mut module = JITModule::new(builder);
+        let config = module.target_config();
+        let mut shims = [FuncId::from_u32(0); 6];
+        for (id, shim) in shims.iter_mut().zip(Shim::ALL) {
+            *id = module.declare_function(
+                shim.name(),
+                Linkage::Import,
+                &shim_signature(shim, config),
+            )?;
+        }
+        Ok(Jit {
+            ctx: module.make_context(),
+            module: Some(module),
+            builder_ctx: FunctionBuilderContext::new(),
+            shims,
+            chunks: Vec::new(),
+        })
+    }
+
+    fn module(&self) -> &JITModule {
+        self.module.as_ref().expect("the module lives until drop")
+    }
+
+    /// The target's pointer type and calling convention.
+    pub(crate) fn config(&self) -> TargetFrontendConfig {
+        self.module().target_config()
+    }
+
+    /// How many functions were compiled.
+    pub(crate) fn functions(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Compiles `calls` as functions of at most `per_function` calls each, to
+    /// be run in order. Called once per `Jit`.
+    pub(crate) fn compile(
+        &mut self,
+        calls: &[Call],
+        layout: &ArenaLayout,
+        per_function: usize,
+    ) -> Result<(), Error> {
+        assert!(self.chunks.is_empty(), "a Jit compiles one schedule");
+        let Jit {
+            module,
+            ctx,
+            builder_ctx,
+            shims,
+            ..
+        } = self;
+        let module = module.as_mut().expect("the module lives until drop");
+        let config = module.target_config();
+        let sig = chunk_signature(config);
+        let mut ids = Vec::with_capacity(calls.len().div_ceil(per_function.max(1)));
+        for (k, chunk) in calls.chunks(per_function.max(1)).enumerate() {
+            let id = module.declare_function(&format!("bptt_chunk_{k}"), Linkage::Local, &sig)?;
+            ctx.func =
+                Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig.clone());
+            let refs = shims.map(|shim| module.declare_func_in_func(shim, &mut ctx.func));
+            build_chunk(&mut ctx.func, builder_ctx, refs, chunk, layout, config)?;
+            module.define_function(id, ctx)?;
+            module.clear_context(ctx);
+            ids.push(id);
+        }
+        module.finalize_definitions()?;
+        for id in ids {
+            let code = module.get_finalized_function(id);
+            // SAFETY: `code` is the entry of a function just compiled and
+            // finalized with `chunk_signature`: one pointer-sized argument,
+            // nothing returned, in the host's default calling convention,
+            // which is the platform's C ABI. The pointer is kept in `self`
+            // only, and `Drop` frees the code after the last use.
+            let f = unsafe { std::mem::transmute::<*const u8, ChunkFn>(code) };
+            self.chunks.push(f);
+        }
+        Ok(())
+    }
+
+    /// Runs every compiled function in order on `frame`, stopping after the
+    /// first whose shims caught a panic.
+    pub(crate) fn run(&self, frame: &mut Frame<'_>) {
+        for chunk in &self.chunks {
+            // SAFETY: the function was compiled by `self.module`, which is
+            // alive (borrowed by `&self`) and frees code only on drop; its
+            // signature is `ChunkFn`; it only passes `frame` on to the shims,
+            // which take it as exclusive for each call (the `&mut` guarantees
+            // no one else holds it) and never unwind.
+            unsafe { chunk(frame) };
+            if frame.failed() {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        self.chunks.clear();
+        if let Some(module) = self.module.take() {
+            // SAFETY: no compiled function is running (`run` borrows `self`)
+            // and none can be called again: the pointers lived only in
+            // `self.chunks`, cleared above.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+impl std::fmt::Debug for Jit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jit")
+            .field("functions", &self.chunks.len())
+            .finish_non_exhaustive()
+    }
+}

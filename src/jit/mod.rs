@@ -1,0 +1,277 @@
+//! The Cranelift JIT backend: a verified schedule compiled to native code at
+//! run time, for when the sequence length or the budget is known only then.
+//!
+//! [`CompiledSchedule::compile`] verifies a schedule, lowers it to calls on
+//! arena regions (as the interpreter does) and compiles the calls into
+//! straight-line functions with cranelift-jit. Each call becomes one native
+//! call of an `extern "C"` shim (`bptt_forward`, `bptt_backward`, ...) with the
+//! step and the regions' offsets from the arena base as constants; the shim
+//! runs the same [`Execution`] primitive the interpreter runs, so gradients
+//! are bitwise the same. Long schedules are split into functions of at most
+//! [`JitOptions::calls_per_function`] calls, run in order.
+//! [`CompiledSchedule::clif`] and [`emit_clif`] print the functions'
+//! Cranelift IR.
+//!
+//! ```
+//! use bptt::jit::CompiledSchedule;
+//! use bptt::{Alpha, Budget, Plan, Policy, Schedule};
+//! use bptt_runtime::{Cell, LossKind, Readout, Rng, Rnn, Targets};
+//! use ndarray::{Array2, Array3};
+//!
+//! let mut rng = Rng::new(1);
+//! let cell = Rnn::new(3, 8, &mut rng);
+//! let readout = Readout::new(LossKind::SquaredError, 8, 2, &mut rng);
+//! let alpha = Alpha::new(cell.alpha()).unwrap();
+//! let plan = Plan::new(Policy::Msm, alpha, 20, Budget::Units(4.0)).unwrap();
+//! let mut compiled =
+//!     CompiledSchedule::compile(Schedule::from_plan(&plan), &cell, &readout, 5).unwrap();
+//! let x = Array3::<f32>::zeros((20, 5, 3));
+//! let y = Array3::<f32>::ones((20, 5, 2));
+//! let h0 = Array2::<f32>::zeros((5, 8));
+//! let mut grads = compiled.gradients(&cell, &readout);
+//! let loss = compiled
+//!     .run(&cell, &readout, x.view(), h0.view(), Targets::Values(y.view()), &mut grads)
+//!     .unwrap();
+//! assert!(loss > 0.0);
+//! assert!(compiled.clif().unwrap().contains("%bptt_forward"));
+//! ```
+
+mod codegen;
+mod shims;
+mod text;
+
+use bptt_runtime::{Arena, ArenaLayout, Cell, Execution, Gradients, Readout, Targets};
+use ndarray::{ArrayView2, ArrayView3};
+
+use crate::error::Error;
+use crate::interp::arena_layout;
+use crate::lower::{Lowered, lower};
+use crate::schedule::{Schedule, verify};
+use codegen::Jit;
+use shims::Frame;
+
+/// How a schedule is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JitOptions {
+    /// The most calls in one compiled function (at least 1). Cranelift's
+    /// compile time grows with a function's size, so long schedules are split
+    /// into several functions run in order.
+    pub calls_per_function: usize,
+    /// Whether Cranelift verifies the IR of every function before compiling
+    /// it. Defaults to on in debug builds (and tests), off in release builds.
+    pub verifier: bool,
+}
+
+impl JitOptions {
+    /// The default size of a compiled function, in calls. Measured at
+    /// T = 100,000 (`examples/jit_bench.rs`): 512 to 4096 compile equally
+    /// fast; one function of all 300,000 calls compiles 2 to 3 times slower
+    /// and peaks at about 8 times the memory.
+    pub const DEFAULT_CALLS_PER_FUNCTION: usize = 2048;
+}
+
+impl Default for JitOptions {
+    fn default() -> Self {
+        JitOptions {
+            calls_per_function: Self::DEFAULT_CALLS_PER_FUNCTION,
+            verifier: cfg!(debug_assertions),
+        }
+    }
+}
+
+/// A verified schedule compiled to native code, with its arena.
+///
+/// It owns the compiled code and frees it when dropped. Run it like the
+/// [`Interpreter`](crate::Interpreter): same arguments, same results bit for
+/// bit.
+#[derive(Debug)]
+pub struct CompiledSchedule {
+    schedule: Schedule,
+    lowered: Lowered,
+    arena: Arena,
+    options: JitOptions,
+    jit: Jit,
+}
+
+impl CompiledSchedule {
+    /// Verifies the schedule, allocates the arena for a cell, a read-out and a
+    /// batch size, and compiles the schedule with the default
+    /// [`JitOptions`].
+    ///
+    /// A schedule that fails verification returns [`Error::Verify`]; a
+    /// Cranelift failure returns [`Error::Codegen`].
+    pub fn compile(
+        schedule: Schedule,
+        cell: &dyn Cell,
+        readout: &Readout,
+        batch: usize,
+    ) -> Result<Self, Error> {
+        Self::compile_with(schedule, cell, readout, batch, JitOptions::default())
+    }
+
+    /// [`compile`](Self::compile) with explicit options.
+    pub fn compile_with(
+        schedule: Schedule,
+        cell: &dyn Cell,
+        readout: &Readout,
+        batch: usize,
+        options: JitOptions,
+    ) -> Result<Self, Error> {
+        verify(&schedule)?;
+        let layout = arena_layout(&schedule, cell, readout, batch)?;
+        let lowered = lower(&schedule);
+        let mut jit = Jit::new(options.verifier)?;
+        jit.compile(&lowered.calls, &layout, options.calls_per_function)?;
+        Ok(CompiledSchedule {
+            schedule,
+            lowered,
+            arena: Arena::new(layout),
+            options,
+            jit,
+        })
+    }
+
+    /// The schedule compiled.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The arena's layout (slot counts and sizes) that the code addresses.
+    pub fn layout(&self) -> &ArenaLayout {
+        self.arena.layout()
+    }
+
+    /// The options it was compiled with.
+    pub fn options(&self) -> JitOptions {
+        self.options
+    }
+
+    /// How many native functions the schedule was split into.
+    pub fn functions(&self) -> usize {
+        self.jit.functions()
+    }
+
+    /// How many shim calls the compiled code makes per run.
+    pub fn calls(&self) -> usize {
+        self.lowered.calls.len()
+    }
+
+    /// Zeroed gradients of the right sizes.
+    pub fn gradients(&self, cell: &dyn Cell, readout: &Readout) -> Gradients {
+        Gradients::zeros(cell, readout, self.layout().batch)
+    }
+
+    /// The Cranelift IR of the compiled functions, as text: shims by name,
+    /// each call annotated with what it does, no addresses (so it is stable).
+    ///
+    /// The text is rebuilt on each call rather than kept (it is about 250
+    /// bytes per call), with the same builder and chunking as the compiled
+    /// code.
+    pub fn clif(&self) -> Result<String, Error> {
+        text::render(
+            &self.schedule,
+            &self.lowered.calls,
+            self.layout(),
+            self.options.calls_per_function,
+            self.jit.config(),
+        )
+    }
+
+    /// One training step: the forward and backward passes of the schedule, in
+    /// native code.
+    ///
+    /// `inputs` is `[T, batch, input]`, `h0` is `[batch, state]`. The cell and
+    /// read-out must have the sizes the code was compiled for, and the shapes
+    /// must fit them ([`Error::Shape`] otherwise, before anything runs). The
+    /// loss is the mean over batch rows and targeted steps; `grads` is
+    /// overwritten with its gradients. Allocates nothing.
+    ///
+    /// A kernel that panics (never expected: every offset is valid by
+    /// construction) stops the run with [`Error::KernelPanic`].
+    pub fn run(
+        &mut self,
+        cell: &dyn Cell,
+        readout: &Readout,
+        inputs: ArrayView3<f32>,
+        h0: ArrayView2<f32>,
+        targets: Targets,
+        grads: &mut Gradients,
+    ) -> Result<f64, Error> {
+        let len = self.schedule.len();
+        let exec = Execution::start(
+            cell,
+            readout,
+            &mut self.arena,
+            len,
+            inputs,
+            h0,
+            targets,
+            grads,
+        )?;
+        let final_grad = exec.layout().offset(self.lowered.final_grad);
+        let mut frame = Frame::new(exec);
+        self.jit.run(&mut frame);
+        let exec = frame.into_result().map_err(Error::KernelPanic)?;
+        Ok(exec.finish(final_grad))
+    }
+}
+
+/// Compiles a schedule for an arena layout and returns the Cranelift IR text
+/// of its functions (what `bptt emit clif` prints); the code is freed on
+/// return.
+///
+/// The schedule is verified first ([`Error::Verify`]). The layout must have
+/// the schedule's ticks per state and per tape (its `alpha`) and a stack of
+/// at least its capacity, [`Error::Shape`] otherwise.
+pub fn emit_clif(schedule: &Schedule, layout: &ArenaLayout) -> Result<String, Error> {
+    verify(schedule)?;
+    let alpha = schedule.alpha();
+    let capacity = schedule.capacity().0;
+    let fits = layout.ticks_per_state == alpha.denominator()
+        && layout.ticks_per_tape == alpha.numerator()
+        && layout.capacity_ticks >= capacity;
+    if !fits {
+        return Err(Error::Shape {
+            what: "the layout's [ticks per state, ticks per tape, stack ticks] (made for another schedule)",
+            expected: [alpha.denominator(), alpha.numerator(), capacity]
+                .map(|n| n as usize)
+                .to_vec(),
+            got: [
+                layout.ticks_per_state,
+                layout.ticks_per_tape,
+                layout.capacity_ticks,
+            ]
+            .map(|n| n as usize)
+            .to_vec(),
+        });
+    }
+    let options = JitOptions::default();
+    let lowered = lower(schedule);
+    let mut jit = Jit::new(options.verifier)?;
+    jit.compile(&lowered.calls, layout, options.calls_per_function)?;
+    text::render(
+        schedule,
+        &lowered.calls,
+        layout,
+        options.calls_per_function,
+        jit.config(),
+    )
+}
+
+/// A layout for a schedule without a cell, for printing IR: one batch row, a
+/// state of `den` floats and a tape of `num` floats when `alpha = num / den`,
+/// so a checkpoint at tick `p` starts `p` floats into the stack, and no
+/// scratch.
+pub fn layout_for_alpha(schedule: &Schedule) -> ArenaLayout {
+    let alpha = schedule.alpha();
+    ArenaLayout {
+        batch: 1,
+        state_size: alpha.denominator() as usize,
+        tape_size: alpha.numerator() as usize,
+        scratch_size: 0,
+        readout_scratch_size: 0,
+        ticks_per_state: alpha.denominator(),
+        ticks_per_tape: alpha.numerator(),
+        capacity_ticks: schedule.capacity().0,
+    }
+}

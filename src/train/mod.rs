@@ -1,0 +1,398 @@
+//! Training: a character-level LSTM language model (or the adding problem)
+//! under a memory budget, with Adam, clipping, evaluation, sampling and
+//! resumable checkpoints.
+//!
+//! Every step draws its batch from its own generator, seeded by the run's seed
+//! and the step number, so a run resumed from a checkpoint continues exactly
+//! where it stopped.
+
+mod adam;
+mod checkpoint;
+mod corpus;
+mod task;
+
+use std::path::{Path, PathBuf};
+
+use bptt_runtime::{Cell, Gradients, Lstm, Readout, Rng};
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+pub use adam::{Adam, clip_global_norm};
+pub use corpus::Corpus;
+pub use task::{Batch, Task};
+
+use crate::backend::{Backend, BackendKind};
+use crate::error::Error;
+use crate::planner::Plan;
+use crate::policy::Policy;
+use crate::schedule::Schedule;
+use crate::units::{Alpha, Budget};
+
+/// Which task to train on, as stored in checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskSpec {
+    /// Next-character prediction on the text shipped with bptt: the Book of
+    /// Genesis, King James Version (public domain; see data/README.md).
+    Genesis,
+    /// Next-character prediction on a text file.
+    Text {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The adding problem.
+    Adding,
+}
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The data.
+    pub task: TaskSpec,
+    /// Sequence length `T` of each training window.
+    pub len: u32,
+    /// Windows per batch.
+    pub batch: usize,
+    /// LSTM hidden size.
+    pub hidden: usize,
+    /// Checkpoint memory: units (`200`) or percent of store-all (`5%`).
+    pub budget: String,
+    /// Planning policy.
+    pub policy: String,
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Gradients are clipped to this global L2 norm.
+    pub clip: f32,
+    /// Seed of the parameters and of every batch.
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The fields that must agree for a checkpoint to be resumed (policy,
+    /// budget and backend may change: gradients are identical under all).
+    fn resumable_with(&self, other: &TrainConfig) -> Result<(), String> {
+        let pairs = [
+            (
+                "task",
+                format!("{:?}", self.task),
+                format!("{:?}", other.task),
+            ),
+            ("len", self.len.to_string(), other.len.to_string()),
+            ("batch", self.batch.to_string(), other.batch.to_string()),
+            ("hidden", self.hidden.to_string(), other.hidden.to_string()),
+            ("lr", self.lr.to_string(), other.lr.to_string()),
+            ("clip", self.clip.to_string(), other.clip.to_string()),
+            ("seed", self.seed.to_string(), other.seed.to_string()),
+        ];
+        match pairs.iter().find(|(_, a, b)| a != b) {
+            Some((field, saved, asked)) => Err(format!(
+                "was made with {field} {saved}, this run asks for {asked}"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A model in training with its optimiser, backend and buffers.
+pub struct Trainer {
+    config: TrainConfig,
+    task: Task,
+    cell: Lstm,
+    readout: Readout,
+    adam: Adam,
+    backend: Box<dyn Backend>,
+    plan: Plan,
+    batch: Batch,
+    h0: Array2<f32>,
+    grads: Gradients,
+    step: u64,
+}
+
+/// One step's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Training loss of the batch (nats per target; bits per character is
+    /// this over ln 2).
+    pub loss: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f32,
+}
+
+/// The built-in corpus.
+pub const GENESIS: &str = include_str!("../../data/genesis.txt");
+
+fn step_rng(seed: u64, step: u64) -> Rng {
+    Rng::new(seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+impl Trainer {
+    /// A fresh model for a configuration, its task loaded and its schedule
+    /// planned, verified and built on `backend`.
+    pub fn new(config: TrainConfig, backend: BackendKind) -> Result<Self, Error> {
+        let task = match &config.task {
+            TaskSpec::Genesis => Task::Text(Corpus::from_text(GENESIS)?),
+            TaskSpec::Text { path } => Task::Text(Corpus::load(path)?),
+            TaskSpec::Adding => Task::Adding,
+        };
+        Self::with_task(config, task, backend)
+    }
+
+    /// A fresh model for a configuration and an already loaded task.
+    pub fn with_task(config: TrainConfig, task: Task, backend: BackendKind) -> Result<Self, Error> {
+        if config.batch == 0 || config.hidden == 0 {
+            return Err(Error::Shape {
+                what: "training sizes [batch, hidden] (each at least 1)",
+                expected: vec![1, 1],
+                got: vec![config.batch, config.hidden],
+            });
+        }
+        if config.len == 0 {
+            return Err(Error::ZeroLength);
+        }
+        task.check_len(config.len)?;
+        let mut rng = Rng::new(config.seed);
+        let cell = Lstm::new(task.input_size(), config.hidden, &mut rng);
+        let readout = Readout::new(
+            task.loss_kind(),
+            config.hidden,
+            task.output_size(),
+            &mut rng,
+        );
+        let policy: Policy = config.policy.parse()?;
+        let budget: Budget = config.budget.parse()?;
+        let plan = Plan::new(policy, Alpha::new(cell.alpha())?, config.len, budget)?;
+        let backend = backend.build(Schedule::from_plan(&plan), &cell, &readout, config.batch)?;
+        let n = cell.params().len() + readout.params().len();
+        Ok(Trainer {
+            adam: Adam::new(config.lr, n),
+            batch: task.batch(config.len, config.batch),
+            h0: Array2::zeros((config.batch, cell.state_size())),
+            grads: Gradients::zeros(&cell, &readout, config.batch),
+            config,
+            task,
+            cell,
+            readout,
+            backend,
+            plan,
+            step: 0,
+        })
+    }
+
+    /// Continues a run from a checkpoint; `config` must agree with the one it
+    /// was made with (policy, budget and backend may differ).
+    pub fn resume(path: &Path, config: TrainConfig, backend: BackendKind) -> Result<Self, Error> {
+        let (header, sections) = checkpoint::load::<TrainConfig>(path)?;
+        header
+            .config
+            .resumable_with(&config)
+            .map_err(|why| Error::Checkpoint(format!("{}: {why}", path.display())))?;
+        let mut trainer = Self::new(config, backend)?;
+        let want = trainer.sections_len();
+        if header.sections != want {
+            return Err(Error::Checkpoint(format!(
+                "{}: holds sections {:?}, this model needs {want:?}",
+                path.display(),
+                header.sections
+            )));
+        }
+        let [cell, readout, m, v] =
+            <[Vec<f32>; 4]>::try_from(sections).expect("four sections, checked above");
+        trainer.cell.params_mut().copy_from_slice(&cell);
+        trainer.readout.params_mut().copy_from_slice(&readout);
+        trainer.adam.m = m;
+        trainer.adam.v = v;
+        trainer.adam.t = header.step;
+        trainer.step = header.step;
+        Ok(trainer)
+    }
+
+    fn sections_len(&self) -> Vec<usize> {
+        let n = self.adam.m.len();
+        vec![self.cell.params().len(), self.readout.params().len(), n, n]
+    }
+
+    /// Writes a checkpoint atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let header = checkpoint::Header {
+            config: self.config.clone(),
+            step: self.step,
+            sections: self.sections_len(),
+        };
+        checkpoint::save(
+            path,
+            &header,
+            &[
+                self.cell.params(),
+                self.readout.params(),
+                &self.adam.m,
+                &self.adam.v,
+            ],
+        )
+    }
+
+    /// One optimisation step on a fresh batch.
+    pub fn step(&mut self) -> Result<StepStats, Error> {
+        let mut rng = step_rng(self.config.seed, self.step);
+        self.task.fill(&mut rng, &mut self.batch);
+        let targets = self.task.targets(&self.batch);
+        let loss = self.backend.run(
+            &self.cell,
+            &self.readout,
+            self.batch.inputs.view(),
+            self.h0.view(),
+            targets,
+            &mut self.grads,
+        )?;
+        let grad_norm = clip_global_norm(
+            &mut [&mut self.grads.cell, &mut self.grads.readout],
+            self.config.clip,
+        );
+        let (cell, readout) = (&mut self.cell, &mut self.readout);
+        self.adam.update(
+            &mut [cell.params_mut(), readout.params_mut()],
+            &[&self.grads.cell, &self.grads.readout],
+        );
+        self.step += 1;
+        Ok(StepStats { loss, grad_norm })
+    }
+
+    /// Steps taken so far.
+    pub fn steps_taken(&self) -> u64 {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The task.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// The plan the schedule came from.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Bytes of checkpoint slots in the arena (what the budget bounds).
+    pub fn checkpoint_bytes(&self) -> usize {
+        self.backend.layout().checkpoint_bytes()
+    }
+
+    /// Bytes store-all's arena would need for the same model.
+    pub fn store_all_bytes(&self) -> usize {
+        let l = self.backend.layout();
+        4 * l.batch * l.tape_size * (self.config.len as usize - 1)
+    }
+
+    /// Held-out loss in bits per character (text), or the mean squared error
+    /// of fresh adding problems: a forward pass only, no schedule needed.
+    pub fn evaluate(&self) -> f64 {
+        match &self.task {
+            Task::Text(corpus) => {
+                let ids = corpus.held_out();
+                let len = self.config.len as usize;
+                let windows = (ids.len() - 1) / len;
+                let rows = windows.clamp(1, self.config.batch);
+                let mut batch = self.task.batch(self.config.len, rows);
+                // Windows spread evenly over the held-out text.
+                let span = ids.len() - 1 - len;
+                for row in 0..rows {
+                    let start = if rows > 1 { row * span / (rows - 1) } else { 0 };
+                    task::one_hot_window(&ids[start..=start + len], &mut batch, row);
+                }
+                let nats = self.forward_loss(&batch);
+                nats / std::f64::consts::LN_2
+            }
+            Task::Adding => {
+                let mut batch = self.task.batch(self.config.len, self.config.batch);
+                self.task
+                    .fill(&mut Rng::new(self.config.seed ^ 0xADD), &mut batch);
+                self.forward_loss(&batch)
+            }
+        }
+    }
+
+    /// Mean loss per target of a batch, by a plain forward pass.
+    fn forward_loss(&self, batch: &Batch) -> f64 {
+        let (len, rows, _) = batch.inputs.dim();
+        let mut h = Array2::zeros((rows, self.cell.state_size()));
+        let mut next = h.clone();
+        let mut logits = Array2::zeros((rows, self.readout.out_size()));
+        let mut total = 0.0;
+        for k in 0..len {
+            self.cell.forward(
+                batch.inputs.index_axis(Axis(0), k),
+                h.view(),
+                next.view_mut(),
+            );
+            std::mem::swap(&mut h, &mut next);
+            let last = k + 1 == len;
+            if matches!(self.task, Task::Text(_)) || last {
+                self.readout.predict(h.view(), logits.view_mut());
+                for r in 0..rows {
+                    let row = logits.row(r);
+                    total += match self.task {
+                        Task::Text(_) => {
+                            let max = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                            let lse = f64::from(max)
+                                + row
+                                    .iter()
+                                    .map(|&z| f64::from(z - max).exp())
+                                    .sum::<f64>()
+                                    .ln();
+                            lse - f64::from(row[batch.classes[[k, r]] as usize])
+                        }
+                        Task::Adding => 0.5 * f64::from(row[0] - batch.sums[[r, 0]]).powi(2),
+                    };
+                }
+            }
+        }
+        let targets = if matches!(self.task, Task::Text(_)) {
+            len * rows
+        } else {
+            rows
+        };
+        total / targets as f64
+    }
+
+    /// Samples `n` characters from the language model, starting after a
+    /// newline, at a temperature (lower is more conservative). Empty for the
+    /// adding problem.
+    pub fn sample(&self, n: usize, temperature: f32, seed: u64) -> String {
+        let Task::Text(corpus) = &self.task else {
+            return String::new();
+        };
+        let mut rng = Rng::new(seed);
+        let vocab = corpus.chars().len();
+        let mut x = Array2::zeros((1, vocab));
+        let mut h = Array2::zeros((1, self.cell.state_size()));
+        let mut next = h.clone();
+        let mut logits = Array2::zeros((1, vocab));
+        let mut id = corpus.id('\n').unwrap_or(0);
+        let mut out = String::with_capacity(n);
+        for _ in 0..n {
+            x.fill(0.0);
+            x[[0, id as usize]] = 1.0;
+            self.cell.forward(x.view(), h.view(), next.view_mut());
+            std::mem::swap(&mut h, &mut next);
+            self.readout.predict(h.view(), logits.view_mut());
+            let max = logits.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let weights: Vec<f64> = logits
+                .iter()
+                .map(|&z| f64::from((z - max) / temperature).exp())
+                .collect();
+            let mut pick = f64::from(rng.uniform(0.0, 1.0)) * weights.iter().sum::<f64>();
+            id = weights
+                .iter()
+                .position(|&w| {
+                    pick -= w;
+                    pick <= 0.0
+                })
+                .unwrap_or(vocab - 1) as u32;
+            out.push(corpus.char(id));
+        }
+        out
+    }
+}

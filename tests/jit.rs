@@ -1,0 +1,625 @@
+//! The Cranelift JIT backend: gradients bitwise identical to the interpreter
+//! and to plain BPTT, a stable IR snapshot, errors instead of undefined
+//! behaviour, no allocation per run, and code freed on drop.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bptt::jit::{CompiledSchedule, JitOptions, emit_clif, layout_for_alpha};
+use bptt::{Alpha, Budget, Error, Op, Plan, Policy, Schedule};
+use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
+use common::{CELLS, Problem};
+use expect_test::expect;
+use ndarray::{Array2, Array3};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the caller's contract is passed through.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed through.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the caller's contract is passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The allocation counter and the process's memory map are process-wide:
+/// the tests of this file take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn schedule(cell: &dyn Cell, policy: Policy, len: u32, budget: Budget) -> Schedule {
+    let alpha = Alpha::new(cell.alpha()).unwrap();
+    Schedule::from_plan(&Plan::new(policy, alpha, len, budget).unwrap())
+}
+
+/// Loss and gradients of a problem through the JIT.
+fn jit_run(
+    problem: &Problem,
+    policy: Policy,
+    budget: Budget,
+    options: JitOptions,
+) -> (f64, bptt::Gradients, usize) {
+    let schedule = schedule(&*problem.cell, policy, problem.len(), budget);
+    let mut compiled = CompiledSchedule::compile_with(
+        schedule,
+        &*problem.cell,
+        &problem.readout,
+        problem.batch(),
+        options,
+    )
+    .unwrap();
+    let mut grads = compiled.gradients(&*problem.cell, &problem.readout);
+    let loss = compiled
+        .run(
+            &*problem.cell,
+            &problem.readout,
+            problem.x.view(),
+            problem.h0.view(),
+            problem.targets(),
+            &mut grads,
+        )
+        .unwrap();
+    (loss, grads, compiled.functions())
+}
+
+const POLICIES: [Policy; 6] = [
+    Policy::Hsm,
+    Policy::Ism,
+    Policy::Msm,
+    Policy::StoreAll,
+    Policy::Sqrt,
+    Policy::Interval(7),
+];
+
+#[test]
+fn gradients_are_bitwise_those_of_the_interpreter_and_plain_bptt() {
+    let _turn = turn();
+    for name in CELLS {
+        let problem = Problem::new(name, 37, 3, 7);
+        let (plain_loss, plain) = problem.plain_bptt();
+        for policy in POLICIES {
+            let budgets: &[f64] = if policy.is_dynamic() {
+                &[0.0, 2.0, 5.0, 20.0, 100.0]
+            } else {
+                &[100.0]
+            };
+            for &percent in budgets {
+                let budget = Budget::Percent(percent);
+                let case = format!("{name} {policy} {percent}%");
+                let (interp_loss, interp) = problem.run(policy, budget);
+                // One function, and many small ones: chunking changes nothing.
+                for per_function in [JitOptions::DEFAULT_CALLS_PER_FUNCTION, 5] {
+                    let options = JitOptions {
+                        calls_per_function: per_function,
+                        verifier: true,
+                    };
+                    let (loss, grads, functions) = jit_run(&problem, policy, budget, options);
+                    assert!(functions >= 1, "{case}");
+                    assert_eq!(loss.to_bits(), interp_loss.to_bits(), "loss of {case}");
+                    assert_eq!(loss.to_bits(), plain_loss.to_bits(), "loss of {case}");
+                    assert!(
+                        grads.bitwise_eq(&interp),
+                        "gradients of {case} vs interpreter"
+                    );
+                    assert!(
+                        grads.bitwise_eq(&plain),
+                        "gradients of {case} vs plain BPTT"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn repeated_runs_give_the_same_bits() {
+    let _turn = turn();
+    let problem = Problem::new("lstm", 25, 2, 3);
+    let schedule = schedule(&*problem.cell, Policy::Msm, 25, Budget::Percent(10.0));
+    let mut compiled =
+        CompiledSchedule::compile(schedule, &*problem.cell, &problem.readout, 2).unwrap();
+    let mut first = compiled.gradients(&*problem.cell, &problem.readout);
+    let mut again = first.clone();
+    let args = (problem.x.view(), problem.h0.view());
+    let a = compiled
+        .run(
+            &*problem.cell,
+            &problem.readout,
+            args.0,
+            args.1,
+            problem.targets(),
+            &mut first,
+        )
+        .unwrap();
+    let b = compiled
+        .run(
+            &*problem.cell,
+            &problem.readout,
+            args.0,
+            args.1,
+            problem.targets(),
+            &mut again,
+        )
+        .unwrap();
+    assert_eq!(a.to_bits(), b.to_bits());
+    assert!(first.bitwise_eq(&again));
+}
+
+/// The IR text depends on the target's calling convention: the snapshot is
+/// taken on 64-bit Linux (System V on x86-64 and AArch64).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[test]
+fn the_ir_of_a_tiny_schedule_is_stable() {
+    let _turn = turn();
+    let mut rng = Rng::new(1);
+    let cell = Rnn::new(2, 3, &mut rng);
+    let readout = Readout::new(LossKind::SquaredError, 3, 1, &mut rng);
+    let schedule = schedule(&cell, Policy::Msm, 4, Budget::Units(1.0));
+    let compiled = CompiledSchedule::compile(schedule.clone(), &cell, &readout, 2).unwrap();
+    let text = compiled.clif().unwrap();
+    assert_eq!(text, compiled.clif().unwrap(), "the text is deterministic");
+    assert_eq!(
+        text,
+        emit_clif(&schedule, compiled.layout()).unwrap(),
+        "emit_clif prints the same functions"
+    );
+    expect![[r#"
+        ; bptt: msm schedule, T = 4, alpha = 2, budget = 1 (in hidden states)
+        ; 17 calls in 1 function, run in order; each call passes the frame pointer
+        ; then the step and offsets in floats from the arena base (batch 2, state 3, tape 6):
+        ;   run0 = 0, run1 = 16, state = 32, grad0 = 48, grad1 = 64, W = 80
+        ;   H<p>, T<p> (tick p of the checkpoint stack) = 128 + ceil(p * 6 / 1); the stack holds 1 ticks
+
+        function %bptt_chunk_0(i64) system_v {
+            sig0 = (i64, i64) system_v
+            sig1 = (i64, i64, i64) system_v
+            sig2 = (i64, i64, i64) system_v
+            sig3 = (i64, i64, i64, i64) system_v
+            sig4 = (i64, i64, i64, i64, i64) system_v
+            sig5 = (i64, i64, i64, i64, i64) system_v
+            fn0 = %bptt_restore_initial sig0
+            fn1 = %bptt_copy_state sig1
+            fn2 = %bptt_state_from_tape sig2
+            fn3 = %bptt_forward sig3
+            fn4 = %bptt_forward_tape sig4
+            fn5 = %bptt_backward sig5
+
+        block0(v0: i64):
+            v1 = iconst.i64 0
+            call fn0(v0, v1)                     ; restore h0 -> run0
+            v2 = iconst.i64 1
+            v3 = iconst.i64 0
+            v4 = iconst.i64 16
+            call fn3(v0, v2, v3, v4)             ; forward 1: run0 -> run1
+            v5 = iconst.i64 16
+            v6 = iconst.i64 128
+            call fn1(v0, v5, v6)                 ; copy run1 -> H0
+            v7 = iconst.i64 2
+            v8 = iconst.i64 16
+            v9 = iconst.i64 0
+            call fn3(v0, v7, v8, v9)             ; forward 2: run1 -> run0
+            v10 = iconst.i64 3
+            v11 = iconst.i64 0
+            v12 = iconst.i64 16
+            call fn3(v0, v10, v11, v12)          ; forward 3: run0 -> run1
+            v13 = iconst.i64 4
+            v14 = iconst.i64 16
+            v15 = iconst.i64 80
+            v16 = iconst.i64 0
+            call fn4(v0, v13, v14, v15, v16)     ; forward 4: run1 -> run0, tape W
+            v17 = iconst.i64 4
+            v18 = iconst.i64 80
+            v19 = iconst.i64 48
+            v20 = iconst.i64 64
+            call fn5(v0, v17, v18, v19, v20)     ; backward 4 with W: grad0 -> grad1
+            v21 = iconst.i64 128
+            v22 = iconst.i64 0
+            call fn1(v0, v21, v22)               ; copy H0 -> run0
+            v23 = iconst.i64 2
+            v24 = iconst.i64 0
+            v25 = iconst.i64 16
+            call fn3(v0, v23, v24, v25)          ; forward 2: run0 -> run1
+            v26 = iconst.i64 3
+            v27 = iconst.i64 16
+            v28 = iconst.i64 80
+            v29 = iconst.i64 0
+            call fn4(v0, v26, v27, v28, v29)     ; forward 3: run1 -> run0, tape W
+            v30 = iconst.i64 3
+            v31 = iconst.i64 80
+            v32 = iconst.i64 64
+            v33 = iconst.i64 48
+            call fn5(v0, v30, v31, v32, v33)     ; backward 3 with W: grad1 -> grad0
+            v34 = iconst.i64 128
+            v35 = iconst.i64 0
+            call fn1(v0, v34, v35)               ; copy H0 -> run0
+            v36 = iconst.i64 2
+            v37 = iconst.i64 0
+            v38 = iconst.i64 80
+            v39 = iconst.i64 16
+            call fn4(v0, v36, v37, v38, v39)     ; forward 2: run0 -> run1, tape W
+            v40 = iconst.i64 2
+            v41 = iconst.i64 80
+            v42 = iconst.i64 48
+            v43 = iconst.i64 64
+            call fn5(v0, v40, v41, v42, v43)     ; backward 2 with W: grad0 -> grad1
+            v44 = iconst.i64 16
+            call fn0(v0, v44)                    ; restore h0 -> run1
+            v45 = iconst.i64 1
+            v46 = iconst.i64 16
+            v47 = iconst.i64 80
+            v48 = iconst.i64 0
+            call fn4(v0, v45, v46, v47, v48)     ; forward 1: run1 -> run0, tape W
+            v49 = iconst.i64 1
+            v50 = iconst.i64 80
+            v51 = iconst.i64 64
+            v52 = iconst.i64 48
+            call fn5(v0, v49, v50, v51, v52)     ; backward 1 with W: grad1 -> grad0
+            return
+        }
+    "#]]
+    .assert_eq(&text);
+}
+
+#[test]
+fn the_ir_names_shims_and_hides_addresses() {
+    let _turn = turn();
+    let mut rng = Rng::new(2);
+    let cell = Gru::new(3, 4, &mut rng);
+    let schedule = schedule(&cell, Policy::Hsm, 30, Budget::Units(3.0));
+    let text = emit_clif(&schedule, &layout_for_alpha(&schedule)).unwrap();
+    for shim in [
+        "%bptt_restore_initial",
+        "%bptt_copy_state",
+        "%bptt_state_from_tape",
+        "%bptt_forward",
+        "%bptt_forward_tape",
+        "%bptt_backward",
+    ] {
+        assert!(text.contains(shim), "{shim} missing");
+    }
+    assert!(!text.contains("0x"), "an address leaked into the IR");
+    assert!(!text.contains("u0:"), "an unnamed function in the IR");
+    assert_eq!(text.matches("; backward ").count(), 30);
+}
+
+#[test]
+fn a_tampered_schedule_is_refused_before_compiling() {
+    let _turn = turn();
+    let mut rng = Rng::new(3);
+    let cell = Lstm::new(3, 4, &mut rng);
+    let readout = Readout::new(LossKind::SquaredError, 4, 2, &mut rng);
+    let good = schedule(&cell, Policy::Msm, 12, Budget::Units(3.0));
+    let tamperings: [fn(&mut Vec<Op>); 3] = [
+        // A backward step missing.
+        |ops| {
+            let at = ops
+                .iter()
+                .position(|op| matches!(op, Op::Backward { .. }))
+                .unwrap();
+            ops.remove(at);
+        },
+        // A forward step run from a state that is not there.
+        |ops| {
+            let at = ops.iter().position(|op| op.is_forward()).unwrap();
+            ops.remove(at.saturating_sub(1));
+        },
+        // Operations out of order.
+        |ops| ops.reverse(),
+    ];
+    for tamper in tamperings {
+        let mut ops = good.ops().to_vec();
+        tamper(&mut ops);
+        let bad = good.clone().with_ops(ops);
+        let err = CompiledSchedule::compile(bad.clone(), &cell, &readout, 2).unwrap_err();
+        assert!(matches!(err, Error::Verify(_)), "{err}");
+        let err = emit_clif(&bad, &layout_for_alpha(&bad)).unwrap_err();
+        assert!(matches!(err, Error::Verify(_)), "{err}");
+    }
+}
+
+#[test]
+fn a_layout_too_small_for_the_schedule_is_an_error() {
+    let _turn = turn();
+    let mut rng = Rng::new(4);
+    let cell = Rnn::new(3, 4, &mut rng);
+    let schedule = schedule(&cell, Policy::Sqrt, 40, Budget::Percent(100.0));
+    let mut layout = layout_for_alpha(&schedule);
+    layout.capacity_ticks -= 1;
+    let err = emit_clif(&schedule, &layout).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}
+
+#[test]
+fn mismatched_shapes_are_errors_before_anything_runs() {
+    let _turn = turn();
+    let (len, batch) = (10usize, 3usize);
+    let mut rng = Rng::new(5);
+    let cell = Lstm::new(3, 4, &mut rng);
+    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 4, 5, &mut rng);
+    let schedule = schedule(&cell, Policy::Msm, len as u32, Budget::Percent(20.0));
+    let mut compiled = CompiledSchedule::compile(schedule, &cell, &readout, batch).unwrap();
+    let mut grads = compiled.gradients(&cell, &readout);
+    let x = Array3::<f32>::zeros((len, batch, 3));
+    let h0 = Array2::<f32>::zeros((batch, cell.state_size()));
+    let y = Array2::<u32>::zeros((len, batch));
+    let shape_error = |result: Result<f64, Error>| {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Shape { .. }), "{err}");
+    };
+    // Inputs of the wrong width, length and batch.
+    let wide = Array3::<f32>::zeros((len, batch, 4));
+    shape_error(compiled.run(
+        &cell,
+        &readout,
+        wide.view(),
+        h0.view(),
+        Targets::Classes(y.view()),
+        &mut grads,
+    ));
+    let short = Array3::<f32>::zeros((len - 1, batch, 3));
+    shape_error(compiled.run(
+        &cell,
+        &readout,
+        short.view(),
+        h0.view(),
+        Targets::Classes(y.view()),
+        &mut grads,
+    ));
+    let small = Array3::<f32>::zeros((len, batch - 1, 3));
+    shape_error(compiled.run(
+        &cell,
+        &readout,
+        small.view(),
+        h0.view(),
+        Targets::Classes(y.view()),
+        &mut grads,
+    ));
+    // An h0 that is not [batch, state].
+    let h_bad = Array2::<f32>::zeros((batch, 4));
+    shape_error(compiled.run(
+        &cell,
+        &readout,
+        x.view(),
+        h_bad.view(),
+        Targets::Classes(y.view()),
+        &mut grads,
+    ));
+    // Another cell than the one compiled for: an RNN has other sizes.
+    let other = Rnn::new(3, 4, &mut rng);
+    let mut other_grads = bptt::Gradients::zeros(&other, &readout, batch);
+    shape_error(compiled.run(
+        &other,
+        &readout,
+        x.view(),
+        h0.view(),
+        Targets::Classes(y.view()),
+        &mut other_grads,
+    ));
+    // Gradients for another batch size.
+    let mut wrong_grads = bptt::Gradients::zeros(&cell, &readout, batch + 1);
+    shape_error(compiled.run(
+        &cell,
+        &readout,
+        x.view(),
+        h0.view(),
+        Targets::Classes(y.view()),
+        &mut wrong_grads,
+    ));
+    // And the right shapes still run.
+    assert!(
+        compiled
+            .run(
+                &cell,
+                &readout,
+                x.view(),
+                h0.view(),
+                Targets::Classes(y.view()),
+                &mut grads
+            )
+            .is_ok()
+    );
+}
+
+fn allocations_of_runs(cell: &dyn Cell, policy: Policy) -> usize {
+    let (len, batch, input, classes) = (60, 16, 32, 10);
+    let mut rng = Rng::new(3);
+    let readout = Readout::new(
+        LossKind::SoftmaxCrossEntropy,
+        cell.output_size(),
+        classes,
+        &mut rng,
+    );
+    let budget = if policy.is_dynamic() {
+        Budget::Percent(10.0)
+    } else {
+        Budget::Percent(100.0)
+    };
+    let options = JitOptions {
+        calls_per_function: 64,
+        verifier: true,
+    };
+    let mut compiled = CompiledSchedule::compile_with(
+        schedule(cell, policy, len, budget),
+        cell,
+        &readout,
+        batch,
+        options,
+    )
+    .unwrap();
+    assert!(compiled.functions() > 1);
+    let x = Array3::from_shape_simple_fn((len as usize, batch, input), || rng.uniform(-1.0, 1.0));
+    let y = Array2::from_shape_simple_fn((len as usize, batch), || rng.below(classes) as u32);
+    let h0 = Array2::zeros((batch, cell.state_size()));
+    let targets = Targets::Classes(y.view());
+    let mut grads = compiled.gradients(cell, &readout);
+    // Warm-up: the kernels start their thread pool on first use.
+    compiled
+        .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
+        .unwrap();
+    // The least over a few windows of runs: an allocation of every run shows
+    // in each window, while one by the test harness's other threads (which
+    // start the next test as this one begins) shows in one at most.
+    (0..4)
+        .map(|_| {
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            for _ in 0..3 {
+                compiled
+                    .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
+                    .unwrap();
+            }
+            ALLOCATIONS.load(Ordering::SeqCst) - before
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn a_run_allocates_nothing() {
+    let _turn = turn();
+    let mut rng = Rng::new(5);
+    let cells: [Box<dyn Cell>; 3] = [
+        Box::new(Rnn::new(32, 64, &mut rng)),
+        Box::new(Lstm::new(32, 64, &mut rng)),
+        Box::new(Gru::new(32, 64, &mut rng)),
+    ];
+    for cell in &cells {
+        for policy in [Policy::Msm, Policy::Hsm, Policy::Sqrt] {
+            assert_eq!(allocations_of_runs(&**cell, policy), 0, "{policy}");
+        }
+    }
+    // The counter does see allocations.
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    drop(std::hint::black_box(vec![1u8; 100]));
+    assert!(ALLOCATIONS.load(Ordering::SeqCst) > before);
+}
+
+/// Bytes of anonymous executable memory in this process: cranelift-jit maps
+/// its code pages with `mmap`, so code that is not freed shows up here.
+#[cfg(target_os = "linux")]
+fn jit_code_bytes() -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // address perms offset device inode [path]
+            let anonymous = fields.len() == 5 && fields[4] == "0";
+            if !anonymous || !fields[1].contains('x') {
+                return None;
+            }
+            let (start, end) = fields[0].split_once('-')?;
+            let start = usize::from_str_radix(start, 16).ok()?;
+            let end = usize::from_str_radix(end, 16).ok()?;
+            Some(end - start)
+        })
+        .sum()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn dropping_the_compiled_schedule_frees_its_code() {
+    let _turn = turn();
+    let problem = Problem::new("gru", 50, 2, 9);
+    let compile = || {
+        let schedule = schedule(&*problem.cell, Policy::Msm, 50, Budget::Percent(10.0));
+        let options = JitOptions {
+            calls_per_function: 16,
+            verifier: false,
+        };
+        CompiledSchedule::compile_with(schedule, &*problem.cell, &problem.readout, 2, options)
+            .unwrap()
+    };
+    // Warm up (thread pool, lazily initialised state), then measure.
+    let warm = compile();
+    let functions = warm.functions();
+    assert!(functions > 5);
+    drop(warm);
+    let before = jit_code_bytes();
+    for _ in 0..200 {
+        let mut compiled = compile();
+        let mut grads = compiled.gradients(&*problem.cell, &problem.readout);
+        compiled
+            .run(
+                &*problem.cell,
+                &problem.readout,
+                problem.x.view(),
+                problem.h0.view(),
+                problem.targets(),
+                &mut grads,
+            )
+            .unwrap();
+    }
+    let after = jit_code_bytes();
+    // Leaking would keep at least a page per compiled function (over a
+    // thousand pages in all).
+    assert_eq!(after, before, "executable bytes before and after");
+}
+
+#[test]
+fn a_long_schedule_compiles_in_several_functions() {
+    let _turn = turn();
+    let mut rng = Rng::new(6);
+    let cell = Rnn::new(1, 1, &mut rng);
+    let readout = Readout::new(LossKind::SquaredError, 1, 1, &mut rng);
+    let len = 100_000;
+    let schedule = schedule(&cell, Policy::Sqrt, len, Budget::Percent(100.0));
+    let options = JitOptions {
+        verifier: false,
+        ..JitOptions::default()
+    };
+    let mut compiled =
+        CompiledSchedule::compile_with(schedule, &cell, &readout, 1, options).unwrap();
+    assert_eq!(
+        compiled
+            .calls()
+            .div_ceil(JitOptions::DEFAULT_CALLS_PER_FUNCTION),
+        compiled.functions()
+    );
+    let x = Array3::<f32>::zeros((len as usize, 1, 1));
+    let y = Array3::<f32>::zeros((len as usize, 1, 1));
+    let h0 = Array2::<f32>::zeros((1, 1));
+    let mut grads = compiled.gradients(&cell, &readout);
+    let loss = compiled
+        .run(
+            &cell,
+            &readout,
+            x.view(),
+            h0.view(),
+            Targets::Values(y.view()),
+            &mut grads,
+        )
+        .unwrap();
+    assert!(loss.is_finite());
+}
+
+/// A compiled schedule can move to another thread (checked at compile time;
+/// not a test, so that no test runs outside the turn-taking above).
+#[allow(dead_code)]
+fn compiled_schedules_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<CompiledSchedule>();
+}

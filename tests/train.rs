@@ -1,0 +1,183 @@
+//! Training: it learns, it resumes exactly, and bad input is refused.
+
+use std::path::PathBuf;
+
+use bptt::train::{TaskSpec, TrainConfig, Trainer};
+use bptt::{BackendKind, Error};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bptt-train-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A fresh copy per call: tests run in parallel and must not read a file
+/// another one is writing.
+fn tiny_text() -> PathBuf {
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = temp(&format!("tiny-{n}.txt"));
+    let line = "the cat sat on the mat. the dog sat on the log.\n";
+    std::fs::write(&path, line.repeat(40)).unwrap();
+    path
+}
+
+fn config(task: TaskSpec) -> TrainConfig {
+    TrainConfig {
+        task,
+        len: 30,
+        batch: 4,
+        hidden: 24,
+        budget: "10%".to_string(),
+        policy: "msm".to_string(),
+        lr: 1e-2,
+        clip: 1.0,
+        seed: 3,
+    }
+}
+
+fn losses(trainer: &mut Trainer, steps: usize) -> Vec<u64> {
+    (0..steps)
+        .map(|_| trainer.step().unwrap().loss.to_bits())
+        .collect()
+}
+
+#[test]
+fn a_short_run_lowers_the_held_out_loss() {
+    let mut trainer = Trainer::new(
+        config(TaskSpec::Text { path: tiny_text() }),
+        BackendKind::Interpreter,
+    )
+    .unwrap();
+    let before = trainer.evaluate();
+    for _ in 0..60 {
+        trainer.step().unwrap();
+    }
+    let after = trainer.evaluate();
+    assert!(
+        after < 0.6 * before,
+        "held-out bits/char {before} -> {after}"
+    );
+}
+
+#[test]
+fn resuming_continues_exactly() {
+    let cfg = config(TaskSpec::Text { path: tiny_text() });
+    let mut straight = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+    let want = losses(&mut straight, 10);
+    let mut first = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+    let mut got = losses(&mut first, 4);
+    let path = temp("resume.ckpt");
+    first.save(&path).unwrap();
+    drop(first);
+    // Another policy and budget on resume: the gradients are the same.
+    let mut other = cfg;
+    other.policy = "hsm".to_string();
+    other.budget = "2".to_string();
+    let mut resumed = Trainer::resume(&path, other, BackendKind::Interpreter).unwrap();
+    assert_eq!(resumed.steps_taken(), 4);
+    got.extend(losses(&mut resumed, 6));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn store_all_and_a_twentieth_of_its_memory_train_identically_on_the_adding_problem() {
+    let mut cfg = config(TaskSpec::Adding);
+    cfg.len = 400;
+    cfg.policy = "store-all".to_string();
+    cfg.budget = "100%".to_string();
+    let mut full = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+    cfg.policy = "msm".to_string();
+    cfg.budget = "5%".to_string();
+    let mut small = Trainer::new(cfg, BackendKind::Interpreter).unwrap();
+    assert!(small.checkpoint_bytes() * 19 <= full.checkpoint_bytes());
+    assert_eq!(losses(&mut full, 5), losses(&mut small, 5));
+}
+
+#[test]
+fn a_corrupted_checkpoint_is_refused_and_left_alone() {
+    let cfg = config(TaskSpec::Text { path: tiny_text() });
+    let trainer = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+    let path = temp("corrupt.ckpt");
+    trainer.save(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Trainer::resume(&path, cfg, BackendKind::Interpreter)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("corrupted"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn a_checkpoint_of_another_model_is_refused() {
+    let cfg = config(TaskSpec::Text { path: tiny_text() });
+    let path = temp("other.ckpt");
+    Trainer::new(cfg.clone(), BackendKind::Interpreter)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let mut bigger = cfg;
+    bigger.hidden = 32;
+    let err = Trainer::resume(&path, bigger, BackendKind::Interpreter)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("hidden 24") && err.contains("32"), "{err}");
+    let garbage = temp("garbage.ckpt");
+    std::fs::write(&garbage, b"hello").unwrap();
+    let err = Trainer::resume(&garbage, config(TaskSpec::Adding), BackendKind::Interpreter)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("not a bptt checkpoint"), "{err}");
+}
+
+#[test]
+fn bad_texts_get_clear_errors() {
+    let missing = config(TaskSpec::Text {
+        path: temp("does-not-exist.txt"),
+    });
+    let err = Trainer::new(missing, BackendKind::Interpreter)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, Error::Io(_)) && err.to_string().contains("cannot read the text"),
+        "{err}"
+    );
+    let empty = temp("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let err = Trainer::new(
+        config(TaskSpec::Text { path: empty }),
+        BackendKind::Interpreter,
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("is empty"), "{err}");
+    let short = temp("short.txt");
+    std::fs::write(&short, "just a few words").unwrap();
+    let err = Trainer::new(
+        config(TaskSpec::Text { path: short }),
+        BackendKind::Interpreter,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string()
+            .contains("too short for sequences of length 30"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_baseline_over_budget_names_the_minimum() {
+    let mut cfg = config(TaskSpec::Adding);
+    cfg.policy = "store-all".to_string();
+    cfg.budget = "3".to_string();
+    let err = Trainer::new(cfg, BackendKind::Interpreter)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("smallest that works"), "{err}");
+}

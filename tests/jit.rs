@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bptt::jit::{CompiledSchedule, JitOptions, emit_clif, layout_for_alpha};
 use bptt::{Alpha, Budget, Error, Op, Plan, Policy, Schedule};
@@ -15,35 +13,7 @@ use common::{CELLS, Problem};
 use expect_test::expect;
 use ndarray::{Array2, Array3};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the caller's contract is passed through.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the caller's contract is passed through.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// The allocation counter and the process's memory map are process-wide:
-/// the tests of this file take turns.
+/// The process's memory map is process-wide: the tests of this file take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn turn() -> std::sync::MutexGuard<'static, ()> {
@@ -443,79 +413,6 @@ fn mismatched_shapes_are_errors_before_anything_runs() {
             )
             .is_ok()
     );
-}
-
-fn allocations_of_runs(cell: &dyn Cell, policy: Policy) -> usize {
-    let (len, batch, input, classes) = (60, 16, 32, 10);
-    let mut rng = Rng::new(3);
-    let readout = Readout::new(
-        LossKind::SoftmaxCrossEntropy,
-        cell.output_size(),
-        classes,
-        &mut rng,
-    );
-    let budget = if policy.is_dynamic() {
-        Budget::Percent(10.0)
-    } else {
-        Budget::Percent(100.0)
-    };
-    let options = JitOptions {
-        calls_per_function: 64,
-        verifier: true,
-    };
-    let mut compiled = CompiledSchedule::compile_with(
-        schedule(cell, policy, len, budget),
-        cell,
-        &readout,
-        batch,
-        options,
-    )
-    .unwrap();
-    assert!(compiled.functions() > 1);
-    let x = Array3::from_shape_simple_fn((len as usize, batch, input), || rng.uniform(-1.0, 1.0));
-    let y = Array2::from_shape_simple_fn((len as usize, batch), || rng.below(classes) as u32);
-    let h0 = Array2::zeros((batch, cell.state_size()));
-    let targets = Targets::Classes(y.view());
-    let mut grads = compiled.gradients(cell, &readout);
-    // Warm-up: the kernels start their thread pool on first use.
-    compiled
-        .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
-        .unwrap();
-    // The least over a few windows of runs: an allocation of every run shows
-    // in each window, while one by the test harness's other threads (which
-    // start the next test as this one begins) shows in one at most.
-    (0..4)
-        .map(|_| {
-            let before = ALLOCATIONS.load(Ordering::SeqCst);
-            for _ in 0..3 {
-                compiled
-                    .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
-                    .unwrap();
-            }
-            ALLOCATIONS.load(Ordering::SeqCst) - before
-        })
-        .min()
-        .unwrap()
-}
-
-#[test]
-fn a_run_allocates_nothing() {
-    let _turn = turn();
-    let mut rng = Rng::new(5);
-    let cells: [Box<dyn Cell>; 3] = [
-        Box::new(Rnn::new(32, 64, &mut rng)),
-        Box::new(Lstm::new(32, 64, &mut rng)),
-        Box::new(Gru::new(32, 64, &mut rng)),
-    ];
-    for cell in &cells {
-        for policy in [Policy::Msm, Policy::Hsm, Policy::Sqrt] {
-            assert_eq!(allocations_of_runs(&**cell, policy), 0, "{policy}");
-        }
-    }
-    // The counter does see allocations.
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    drop(std::hint::black_box(vec![1u8; 100]));
-    assert!(ALLOCATIONS.load(Ordering::SeqCst) > before);
 }
 
 /// Bytes of anonymous executable memory in this process: cranelift-jit maps

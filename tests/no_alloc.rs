@@ -1,89 +1,84 @@
-//! A training step through the interpreter allocates nothing on the heap once
-//! the arena exists: a counting global allocator proves it.
+//! A training step allocates nothing on the heap once the arena exists, on
+//! every backend: a counting global allocator proves it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
-use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
+use bptt::jit::{CompiledSchedule, JitOptions};
+use bptt::{Alpha, Backend, Budget, Interpreter, Plan, Policy, Schedule};
+use bptt_runtime::{
+    Cell, CountingAllocator, Gradients, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets,
+};
 use ndarray::{Array2, Array3};
 
-struct Counting;
+#[global_allocator]
+static HEAP: CountingAllocator = CountingAllocator::new();
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+/// The backends under test: the interpreter, the JIT, and the JIT split into
+/// many small functions.
+const BACKENDS: [&str; 3] = ["interp", "jit", "jit, 5 calls per function"];
 
-// SAFETY: forwards every call to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the caller's contract is passed through.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the caller's contract is passed through.
-        unsafe { System.realloc(ptr, layout, new_size) }
+fn backend(
+    name: &str,
+    schedule: Schedule,
+    cell: &dyn Cell,
+    readout: &Readout,
+    batch: usize,
+) -> Box<dyn Backend> {
+    match name {
+        "interp" => Box::new(Interpreter::new(schedule, cell, readout, batch).unwrap()),
+        "jit" => Box::new(CompiledSchedule::compile(schedule, cell, readout, batch).unwrap()),
+        _ => {
+            let options = JitOptions {
+                calls_per_function: 5,
+                ..JitOptions::default()
+            };
+            Box::new(
+                CompiledSchedule::compile_with(schedule, cell, readout, batch, options).unwrap(),
+            )
+        }
     }
 }
 
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_of_one_step(cell: &dyn Cell, policy: Policy) -> usize {
+fn allocations_of_one_step(cell: &dyn Cell, policy: Policy, name: &str) -> usize {
     let (len, batch, input, classes) = (60, 16, 32, 10);
-    let hidden = cell.output_size();
     let mut rng = Rng::new(3);
-    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, hidden, classes, &mut rng);
+    let readout = Readout::new(
+        LossKind::SoftmaxCrossEntropy,
+        cell.output_size(),
+        classes,
+        &mut rng,
+    );
     let alpha = Alpha::new(cell.alpha()).unwrap();
-    let plan = Plan::new(
-        policy,
-        alpha,
-        len,
-        if policy.is_dynamic() {
-            Budget::Percent(10.0)
-        } else {
-            Budget::Percent(100.0)
-        },
-    )
-    .unwrap();
-    let mut interp = Interpreter::new(Schedule::from_plan(&plan), cell, &readout, batch).unwrap();
+    let budget = if policy.is_dynamic() { 10.0 } else { 100.0 };
+    let plan = Plan::new(policy, alpha, len, Budget::Percent(budget)).unwrap();
+    let mut runner = backend(name, Schedule::from_plan(&plan), cell, &readout, batch);
     let x = Array3::from_shape_simple_fn((len as usize, batch, input), || rng.uniform(-1.0, 1.0));
     let y = Array2::from_shape_simple_fn((len as usize, batch), || rng.below(classes) as u32);
     let h0 = Array2::zeros((batch, cell.state_size()));
     let targets = Targets::Classes(y.view());
-    let mut grads = interp.gradients(cell, &readout);
+    let mut grads = Gradients::zeros(cell, &readout, batch);
+    let mut step = || {
+        runner
+            .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
+            .unwrap()
+    };
     // Warm-up: the kernels start their thread pool on first use, and a new
     // thread allocates its name as it starts, which may be after the first
     // step returns: give the workers a moment to finish starting.
-    interp
-        .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
-        .unwrap();
+    step();
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = HEAP.allocations();
     for _ in 0..3 {
-        interp
-            .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
-            .unwrap();
+        step();
     }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    HEAP.allocations() - before
 }
 
 /// One test in this binary: the counter is process-wide, and the test
 /// harness allocates when another test finishes.
 #[test]
 fn a_training_step_allocates_nothing() {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = HEAP.allocations();
     let v = std::hint::black_box(vec![1u8; 100]);
-    assert!(
-        ALLOCATIONS.load(Ordering::SeqCst) > before,
-        "the counter sees allocations"
-    );
+    assert!(HEAP.allocations() > before, "the counter sees allocations");
     drop(v);
     let mut rng = Rng::new(5);
     let cells: [Box<dyn Cell>; 3] = [
@@ -93,7 +88,13 @@ fn a_training_step_allocates_nothing() {
     ];
     for cell in &cells {
         for policy in [Policy::Msm, Policy::Hsm, Policy::Sqrt] {
-            assert_eq!(allocations_of_one_step(&**cell, policy), 0, "{policy}");
+            for name in BACKENDS {
+                assert_eq!(
+                    allocations_of_one_step(&**cell, policy, name),
+                    0,
+                    "{policy} on {name}"
+                );
+            }
         }
     }
 }

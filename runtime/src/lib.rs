@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod arena;
 pub mod cell;
 mod elementwise;
@@ -22,6 +23,7 @@ pub mod rnn;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use alloc::CountingAllocator;
 pub use arena::*;
 pub use cell::Cell;
 pub use exec::{Execution, Gradients, Mismatch};

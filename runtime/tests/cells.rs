@@ -16,54 +16,20 @@
 //! can catch a real mistake (a 1% error in one LSTM or GRU gate derivative,
 //! or 2% in the read-out's dh, does fail these tests).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell as StdCell;
-
-use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, ShapeError, StepTarget, Targets};
+use bptt_runtime::{
+    Cell, CountingAllocator, Gru, LossKind, Lstm, Readout, Rng, Rnn, ShapeError, StepTarget,
+    Targets,
+};
 use ndarray::{Array2, Array3, ArrayView2, s};
 
-// ---------------------------------------------------------------------------
-// Allocation counting (this thread only).
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: StdCell<usize> = const { StdCell::new(0) };
-}
-
-fn count_alloc() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_alloc();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_alloc();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_alloc();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static HEAP: CountingAllocator = CountingAllocator::new();
 
 /// Heap allocations that `f` makes on this thread.
 fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.with(|c| c.get());
+    let before = CountingAllocator::this_thread();
     f();
-    ALLOCS.with(|c| c.get()) - before
+    CountingAllocator::this_thread() - before
 }
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::time::Instant;
 use clap::Args;
 use ndarray::{Array2, Array3};
 
-use bptt::{Alpha, Budget, Error, Gradients, Interpreter, Plan, Policy, Schedule};
+use bptt::{Alpha, BackendKind, Budget, Error, Gradients, Plan, Policy, Schedule};
 use bptt_runtime::{Cell, LossKind, Lstm, Readout, Rng, Targets};
 
 /// Arguments of `bptt demo`.
@@ -29,6 +29,9 @@ pub struct DemoArgs {
     /// Policy of the budgeted run.
     #[arg(long, default_value = "msm")]
     policy: String,
+    /// interp or jit.
+    #[arg(long, default_value = "interp")]
+    backend: String,
     /// Timed iterations per schedule (the median is reported).
     #[arg(long, default_value_t = 3)]
     iters: usize,
@@ -48,6 +51,7 @@ struct Measured {
 pub fn demo(args: &DemoArgs) -> Result<(), Error> {
     let policy: Policy = args.policy.parse()?;
     let budget: Budget = args.budget.parse()?;
+    let backend: BackendKind = args.backend.parse()?;
     if args.batch == 0 || args.hidden == 0 || args.input == 0 || args.iters == 0 {
         return Err(Error::Shape {
             what: "demo sizes [batch, hidden, input, iters] (each at least 1)",
@@ -82,18 +86,18 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
     );
     let measure = |policy: Policy, budget: Budget| -> Result<Measured, Error> {
         let plan = Plan::new(policy, alpha, args.len, budget)?;
-        let mut interp = Interpreter::new(Schedule::from_plan(&plan), &cell, &readout, args.batch)?;
-        let mut grads = interp.gradients(&cell, &readout);
+        let mut runner = backend.build(Schedule::from_plan(&plan), &cell, &readout, args.batch)?;
+        let mut grads = Gradients::zeros(&cell, &readout, args.batch);
         let mut times = Vec::with_capacity(args.iters);
         let mut loss = 0.0;
         for _ in 0..args.iters {
             let start = Instant::now();
-            loss = interp.run(&cell, &readout, x.view(), h0.view(), targets, &mut grads)?;
+            loss = runner.run(&cell, &readout, x.view(), h0.view(), targets, &mut grads)?;
             times.push(start.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);
         Ok(Measured {
-            checkpoint_bytes: interp.layout().checkpoint_bytes(),
+            checkpoint_bytes: runner.layout().checkpoint_bytes(),
             plan,
             seconds: times[times.len() / 2],
             loss,

@@ -2,6 +2,7 @@
 
 mod curve;
 mod demo;
+mod emit;
 mod plan;
 mod train;
 
@@ -25,6 +26,8 @@ enum Command {
     Schedule(PlanSpec),
     /// Cost per step against budget for every policy.
     Curve(curve::CurveArgs),
+    /// Print the code a backend generates: `emit rust` or `emit clif`.
+    Emit(emit::EmitArgs),
     /// Train a character-level LSTM (or the adding problem) at T = 1000 within
     /// 5% of store-all's memory: the main job.
     Train(train::TrainArgs),
@@ -52,16 +55,20 @@ pub struct PlanSpec {
 }
 
 impl PlanSpec {
-    /// Plans it, with every input checked.
-    fn plan(&self) -> Result<Plan, Error> {
+    /// The budget given, or the policy's default.
+    fn budget(&self) -> Result<Budget, Error> {
         let policy: Policy = self.policy.parse()?;
-        let alpha = Alpha::new(self.alpha)?;
-        let budget = match &self.budget {
+        Ok(match &self.budget {
             Some(text) => text.parse()?,
             None if policy.is_dynamic() => Budget::Percent(5.0),
             None => Budget::Percent(100.0),
-        };
-        Plan::new(policy, alpha, self.len, budget)
+        })
+    }
+
+    /// Plans it, with every input checked.
+    fn plan(&self) -> Result<Plan, Error> {
+        let policy: Policy = self.policy.parse()?;
+        Plan::new(policy, Alpha::new(self.alpha)?, self.len, self.budget()?)
     }
 }
 
@@ -71,6 +78,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Plan(args) => plan::plan(&args),
         Command::Schedule(spec) => plan::schedule(&spec),
         Command::Curve(args) => curve::curve(&args),
+        Command::Emit(args) => emit::emit(&args),
         Command::Train(args) => train::train(&args),
         Command::Demo(args) => demo::demo(&args),
     }

@@ -42,7 +42,7 @@ pub struct TrainArgs {
     /// hsm, ism, msm, store-all, sqrt or interval:K.
     #[arg(long, default_value = "msm")]
     policy: String,
-    /// interp (more with the JIT).
+    /// interp (the interpreter) or jit (Cranelift-compiled native code).
     #[arg(long, default_value = "interp")]
     backend: String,
     /// Optimisation steps (in all, counting those of a resumed checkpoint).

@@ -90,7 +90,9 @@ impl BackendKind {
     ) -> Result<Box<dyn Backend>, Error> {
         Ok(match self {
             BackendKind::Interpreter => Box::new(Interpreter::new(schedule, cell, readout, batch)?),
-            BackendKind::Jit => Box::new(CompiledSchedule::compile(schedule, cell, readout, batch)?),
+            BackendKind::Jit => {
+                Box::new(CompiledSchedule::compile(schedule, cell, readout, batch)?)
+            }
         })
     }
 }

@@ -17,8 +17,8 @@ pub mod train;
 pub mod units;
 
 pub use backend::{Backend, BackendKind};
-pub use error::Error;
 pub use bptt_runtime::Gradients;
+pub use error::Error;
 pub use interp::Interpreter;
 pub use lower::{Call, Lowered, lower};
 pub use planner::{Choice, Plan, PlanSummary, Strategy, Table};

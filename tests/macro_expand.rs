@@ -9,22 +9,148 @@ use quote::quote;
 
 /// The macro's output for `spec` on `pub struct MyCell;`, pretty-printed.
 fn macro_text(spec: &Spec) -> String {
-    let tokens = expand(spec.to_args(), quote!(pub struct MyCell;));
+    let tokens = expand(
+        spec.to_args(),
+        quote!(
+            pub struct MyCell;
+        ),
+    );
     let file: syn::File = syn::parse2(tokens).expect("the expansion parses");
     prettyplease::unparse(&file)
 }
 
 #[test]
 fn small_expansion_snapshot() {
-    let code = emit_rust(Policy::Msm, 2.0, 6, Budget::Units(2.0)).unwrap();
-    expect![[r#""#]]
+    // `bptt schedule --len 6 --budget 3 --alpha 2`: a hidden state at tick 0
+    // (H0), a tape stacked above it at tick 1 (T1), and the working tape.
+    let code = emit_rust(Policy::Msm, 2.0, 6, Budget::Units(3.0)).unwrap();
+    expect![[r#"
+        pub struct MyCell;
+        const _: () = {
+            use ::bptt_runtime::__private as __bptt;
+            impl MyCell {
+                /// The sequence length that `train_step` runs: the `T` of its inputs.
+                pub const SEQ_LEN: u32 = 6;
+                /// Ticks per hidden state in the checkpoint stack of `train_step` (the denominator of alpha).
+                pub const TICKS_PER_STATE: u32 = 1;
+                /// Ticks per tape in the checkpoint stack of `train_step` (the numerator of alpha).
+                pub const TICKS_PER_TAPE: u32 = 2;
+                /// The checkpoint stack of `train_step` in ticks: the schedule's peak, at most the budget.
+                pub const CAPACITY_TICKS: u32 = 3;
+                /// Forward steps that one `train_step` computes (`T` for store-all).
+                pub const FORWARD_STEPS: u64 = 10;
+                /// The layout of the arena that the generated training step
+                /// runs in, for a read-out and a batch size.
+                ///
+                /// # Errors
+                ///
+                /// A `Mismatch` if the cell's tape is larger than the alpha
+                /// the schedule was planned with.
+                pub fn arena_layout(
+                    &self,
+                    readout: &__bptt::Readout,
+                    batch: usize,
+                ) -> ::core::result::Result<__bptt::ArenaLayout, __bptt::Mismatch>
+                where
+                    Self: __bptt::Cell,
+                {
+                    __bptt::ArenaLayout::new(
+                        self,
+                        readout,
+                        batch,
+                        (Self::TICKS_PER_STATE, Self::TICKS_PER_TAPE),
+                        Self::CAPACITY_TICKS,
+                    )
+                }
+                /// A zeroed arena for the generated training step: allocate it
+                /// once and reuse it for every step.
+                ///
+                /// # Errors
+                ///
+                /// As `arena_layout`.
+                pub fn new_arena(
+                    &self,
+                    readout: &__bptt::Readout,
+                    batch: usize,
+                ) -> ::core::result::Result<__bptt::Arena, __bptt::Mismatch>
+                where
+                    Self: __bptt::Cell,
+                {
+                    ::core::result::Result::Ok(
+                        __bptt::Arena::new(self.arena_layout(readout, batch)?),
+                    )
+                }
+                /// One training step: runs `inputs` (`[6, batch, input]`) from `h0` (`[batch, state]`) forward and backward through the cell and `readout`, writes the gradients of the mean loss over `targets` into `grads` and returns the loss.
+                ///
+                /// Planned by `#[bptt]` at compile time: msm at T = 6, alpha = 2, budget 3 units (30% of store-all's 10); 10 forward steps (1.667 per step) and 6 backward; checkpoints peak at 3 units, a stack of 3 hidden states.
+                ///
+                /// # Errors
+                ///
+                /// A `Mismatch` if the arena was not made by `new_arena` for
+                /// this cell, or if a shape does not fit.
+                #[allow(clippy::too_many_arguments)]
+                pub fn train_step(
+                    &self,
+                    readout: &__bptt::Readout,
+                    arena: &mut __bptt::Arena,
+                    inputs: __bptt::ArrayView3<'_, f32>,
+                    h0: __bptt::ArrayView2<'_, f32>,
+                    targets: __bptt::Targets<'_>,
+                    grads: &mut __bptt::Gradients,
+                ) -> ::core::result::Result<f64, __bptt::Mismatch>
+                where
+                    Self: __bptt::Cell,
+                {
+                    __bptt::check_arena(
+                        arena.layout(),
+                        Self::TICKS_PER_STATE,
+                        Self::TICKS_PER_TAPE,
+                        Self::CAPACITY_TICKS,
+                    )?;
+                    let o = __bptt::Offsets::new(arena.layout());
+                    let mut exec = __bptt::Execution::start(
+                        self,
+                        readout,
+                        arena,
+                        Self::SEQ_LEN,
+                        inputs,
+                        h0,
+                        targets,
+                        grads,
+                    )?;
+                    exec.restore_initial(o.run[0]);
+                    exec.forward(1, o.run[0], o.run[1]);
+                    exec.copy_state(o.run[1], o.hidden(0));
+                    exec.forward(2, o.run[1], o.run[0]);
+                    exec.forward(3, o.run[0], o.run[1]);
+                    exec.forward_tape(4, o.run[1], o.tape(1), o.run[0]);
+                    exec.forward(5, o.run[0], o.run[1]);
+                    exec.forward_tape(6, o.run[1], o.work, o.run[0]);
+                    exec.backward(6, o.work, o.grad[0], o.grad[1]);
+                    exec.state_from_tape(o.tape(1), o.run[0]);
+                    exec.forward_tape(5, o.run[0], o.work, o.run[1]);
+                    exec.backward(5, o.work, o.grad[1], o.grad[0]);
+                    exec.backward(4, o.tape(1), o.grad[0], o.grad[1]);
+                    exec.copy_state(o.hidden(0), o.run[1]);
+                    exec.forward_tape(2, o.run[1], o.tape(1), o.run[0]);
+                    exec.forward_tape(3, o.run[0], o.work, o.run[1]);
+                    exec.backward(3, o.work, o.grad[1], o.grad[0]);
+                    exec.backward(2, o.tape(1), o.grad[0], o.grad[1]);
+                    exec.restore_initial(o.run[1]);
+                    exec.forward_tape(1, o.run[1], o.work, o.run[0]);
+                    exec.backward(1, o.work, o.grad[1], o.grad[0]);
+                    ::core::result::Result::Ok(exec.finish(o.grad[0]))
+                }
+            }
+        };
+    "#]]
     .assert_eq(&code);
 }
 
 #[test]
 fn emit_rust_is_exactly_the_macro_expansion() {
     let specs = [
-        (Policy::Msm, 2.0, 6, Budget::Units(2.0), None),
+        (Policy::Msm, 2.0, 6, Budget::Units(3.0), None),
         (Policy::Hsm, 3.0, 40, Budget::Percent(10.0), Some("step")),
         (Policy::StoreAll, 1.5, 20, Budget::Percent(100.0), None),
         (Policy::Msm, 3.0, 300, Budget::Units(4.0), None),
@@ -37,19 +163,31 @@ fn emit_rust_is_exactly_the_macro_expansion() {
             policy,
             name: name.map(str::to_string),
         };
-        assert_eq!(macro_text(&spec), emit_rust_spec(&spec).unwrap(), "{spec:?}");
+        assert_eq!(
+            macro_text(&spec),
+            emit_rust_spec(&spec).unwrap(),
+            "{spec:?}"
+        );
     }
 }
 
 /// The number of calls on `exec` in a piece of generated code.
 fn calls(code: &str) -> usize {
-    code.lines().filter(|l| l.trim_start().starts_with("exec.")).count()
+    code.lines()
+        .filter(|l| l.trim_start().starts_with("exec."))
+        .count()
 }
 
 #[test]
 fn long_schedules_are_split_into_straight_line_segments() {
     let code = emit_rust(Policy::Msm, 3.0, 300, Budget::Units(4.0)).unwrap();
-    let plan = Plan::new(Policy::Msm, Alpha::new(3.0).unwrap(), 300, Budget::Units(4.0)).unwrap();
+    let plan = Plan::new(
+        Policy::Msm,
+        Alpha::new(3.0).unwrap(),
+        300,
+        Budget::Units(4.0),
+    )
+    .unwrap();
     let lowered = lower(&Schedule::from_plan(&plan));
     assert!(lowered.calls.len() > SEGMENT_CALLS);
     assert_eq!(calls(&code), lowered.calls.len());
@@ -57,8 +195,15 @@ fn long_schedules_are_split_into_straight_line_segments() {
     assert_eq!(segments.len(), lowered.calls.len().div_ceil(SEGMENT_CALLS));
     for (i, segment) in segments.iter().enumerate() {
         let body = segment.split("\n            }\n").next().unwrap();
-        assert!(calls(body) <= SEGMENT_CALLS, "segment {i} holds {} calls", calls(body));
-        assert!(segment.starts_with(&format!("{i}(")), "segments are numbered in order");
+        assert!(
+            calls(body) <= SEGMENT_CALLS,
+            "segment {i} holds {} calls",
+            calls(body)
+        );
+        assert!(
+            segment.starts_with(&format!("{i}(")),
+            "segments are numbered in order"
+        );
     }
     for i in 0..segments.len() {
         assert!(code.contains(&format!("segment_{i}(&mut exec, &o);")));
@@ -67,35 +212,56 @@ fn long_schedules_are_split_into_straight_line_segments() {
 
 #[test]
 fn short_schedules_are_one_straight_line_body() {
-    let code = emit_rust(Policy::StoreAll, 3.0, 100, Budget::Percent(100.0)).unwrap();
+    // Store-all: restore h0, T forward steps with their tapes, T backward.
+    let len = (SEGMENT_CALLS as u32 - 1) / 2;
+    let code = emit_rust(Policy::StoreAll, 3.0, len, Budget::Percent(100.0)).unwrap();
     assert!(!code.contains("fn segment_"));
-    // Restore h0, T forward steps with their tapes, T backward steps.
-    assert_eq!(calls(&code), 1 + 100 + 100);
-    assert!(code.contains("exec.forward_tape(100, "));
+    assert_eq!(calls(&code), 1 + 2 * len as usize);
+    assert!(code.contains(&format!("exec.forward_tape({len}, ")));
     assert!(code.contains("exec.backward(1, o.tape(0), "));
 }
 
 #[test]
 fn planning_errors_are_returned_as_they_are() {
     let err = emit_rust(Policy::StoreAll, 4.0, 100, Budget::Units(10.0)).unwrap_err();
-    assert!(matches!(err, Error::Infeasible { minimum, .. } if minimum == 396.0), "{err:?}");
-    assert_eq!(emit_rust(Policy::Msm, 4.0, 0, Budget::Units(1.0)).unwrap_err(), Error::ZeroLength);
+    assert!(
+        matches!(err, Error::Infeasible { minimum, .. } if minimum == 396.0),
+        "{err:?}"
+    );
+    assert_eq!(
+        emit_rust(Policy::Msm, 4.0, 0, Budget::Units(1.0)).unwrap_err(),
+        Error::ZeroLength
+    );
 }
 
 /// The attribute's output for `args` on `pub struct Kept;`, as text.
 fn expand_text(args: TokenStream) -> String {
-    expand(args, quote!(pub struct Kept;)).to_string()
+    expand(
+        args,
+        quote!(
+            pub struct Kept;
+        ),
+    )
+    .to_string()
 }
 
 #[test]
 fn errors_keep_the_item_and_emit_compile_errors() {
     let out = expand_text(quote!(seq_len = 0, budget = 3, alpha = 2));
     assert!(out.starts_with("pub struct Kept ;"), "{out}");
-    assert!(out.contains("compile_error") && out.contains("at least 1"), "{out}");
+    assert!(
+        out.contains("compile_error") && out.contains("at least 1"),
+        "{out}"
+    );
     assert!(!out.contains("impl"), "{out}");
     // Every problem is reported, not just the first.
     let out = expand_text(quote!(seq_len = 10, seq_len = 20, colour = 1, alpha = 0.5));
-    for message in ["duplicate argument `seq_len`", "unknown argument `colour`", "alpha must be", "missing argument `budget`"] {
+    for message in [
+        "duplicate argument `seq_len`",
+        "unknown argument `colour`",
+        "alpha must be",
+        "missing argument `budget`",
+    ] {
         assert!(out.contains(message), "{message} in {out}");
     }
     assert_eq!(out.matches("compile_error").count(), 4, "{out}");
@@ -103,10 +269,20 @@ fn errors_keep_the_item_and_emit_compile_errors() {
 
 #[test]
 fn the_attribute_refuses_items_that_are_not_types() {
-    let out = expand(quote!(seq_len = 10, budget = 3, alpha = 2), quote!(fn train() {})).to_string();
+    let out = expand(
+        quote!(seq_len = 10, budget = 3, alpha = 2),
+        quote!(
+            fn train() {}
+        ),
+    )
+    .to_string();
     assert!(out.starts_with("fn train () { }"), "{out}");
     assert!(out.contains("not on a function"), "{out}");
-    let out = expand(quote!(seq_len = 10, budget = 3, alpha = 2), quote!(impl Cell for Mine {})).to_string();
+    let out = expand(
+        quote!(seq_len = 10, budget = 3, alpha = 2),
+        quote!(impl Cell for Mine {}),
+    )
+    .to_string();
     assert!(out.contains("put it on `struct Mine`"), "{out}");
 }
 
@@ -115,13 +291,28 @@ fn arguments_accept_their_documented_forms() {
     for args in [
         quote!(seq_len = 1_000, budget = "5%", alpha = 3),
         quote!(seq_len = 1000, budget = 149, alpha = 3.0, policy = msm),
-        quote!(seq_len = 1000, budget = "149", alpha = 3, policy = "msm", name = "train_step"),
+        quote!(
+            seq_len = 1000,
+            budget = "149",
+            alpha = 3,
+            policy = "msm",
+            name = "train_step"
+        ),
         quote!(seq_len = 1000u32, budget = 149.9, alpha = 3, policy = "MSM",),
     ] {
         let out = expand_text(args.clone());
         assert!(!out.contains("compile_error"), "{args}: {out}");
-        assert!(out.contains("pub const CAPACITY_TICKS : u32 = 149"), "{args}: {out}");
+        assert!(
+            out.contains("pub const CAPACITY_TICKS : u32 = 149"),
+            "{args}: {out}"
+        );
     }
-    let out = expand_text(quote!(seq_len = 20, budget = "100%", alpha = 2, policy = "interval:5", name = step));
+    let out = expand_text(quote!(
+        seq_len = 20,
+        budget = "100%",
+        alpha = 2,
+        policy = "interval:5",
+        name = step
+    ));
     assert!(out.contains("pub fn step ("), "{out}");
 }

@@ -29,8 +29,16 @@ fn main() {
         .skip(1)
         .map(|a| a.parse().expect("a sequence length"))
         .collect();
-    let lens = if lens.is_empty() { vec![1000, 10_000] } else { lens };
-    let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
+    let lens = if lens.is_empty() {
+        vec![1000, 10_000]
+    } else {
+        lens
+    };
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
     println!("#[bptt] expansion, {profile} build: LSTM (alpha 3), msm, budget 5% of store-all");
     println!(
         "{:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
@@ -49,7 +57,10 @@ fn main() {
         let item = TokenStream::from_str("pub struct MyLstm(bptt_runtime::Lstm);").expect("item");
         let (tokens, t_total) = time(|| bptt::emit::expand(args, item));
         let text = tokens.to_string();
-        assert!(!text.contains("compile_error"), "the expansion failed: {text}");
+        assert!(
+            !text.contains("compile_error"),
+            "the expansion failed: {text}"
+        );
         println!(
             "{:>7} {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s {:>10} {:>7}k",
             len,

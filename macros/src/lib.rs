@@ -1,14 +1,56 @@
 //! `#[bptt]`: plan a recurrent cell's memory-budgeted backpropagation at
 //! compile time and emit it as straight-line code.
 //!
-//! ```ignore
+//! ```
 //! use bptt_macros::bptt;
+//! use bptt_runtime::{Cell, Gradients, LossKind, Lstm, Readout, Rng, Targets};
+//! use ndarray::{Array2, Array3};
+//! # use ndarray::{ArrayView2, ArrayViewMut2};
 //!
-//! #[bptt(seq_len = 1000, budget = "5%", alpha = 3, policy = "msm")]
-//! pub struct MyLstm(bptt_runtime::Lstm); // implements bptt_runtime::Cell
+//! /// Any type that implements `bptt_runtime::Cell`: here an LSTM in a newtype.
+//! #[bptt(seq_len = 100, budget = "5%", alpha = 3)] // policy = "msm" by default
+//! pub struct MyCell(Lstm);
 //!
-//! let mut arena = cell.new_arena(&readout, batch);
-//! let loss = cell.train_step(&readout, &mut arena, x.view(), h0.view(), targets, &mut grads)?;
+//! impl Cell for MyCell {
+//!     // sizes, params, forward, forward_tape, state_from_tape, backward
+//! #   fn input_size(&self) -> usize { self.0.input_size() }
+//! #   fn state_size(&self) -> usize { self.0.state_size() }
+//! #   fn tape_size(&self) -> usize { self.0.tape_size() }
+//! #   fn output_size(&self) -> usize { self.0.output_size() }
+//! #   fn scratch_size(&self) -> usize { self.0.scratch_size() }
+//! #   fn params(&self) -> &[f32] { self.0.params() }
+//! #   fn params_mut(&mut self) -> &mut [f32] { self.0.params_mut() }
+//! #   fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, n: ArrayViewMut2<f32>) { self.0.forward(x, h, n) }
+//! #   fn forward_tape(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, t: ArrayViewMut2<f32>, n: ArrayViewMut2<f32>) {
+//! #       self.0.forward_tape(x, h, t, n)
+//! #   }
+//! #   fn state_from_tape(&self, t: ArrayView2<f32>, h: ArrayViewMut2<f32>) { self.0.state_from_tape(t, h) }
+//! #   fn backward(&self, x: ArrayView2<f32>, t: ArrayView2<f32>, dh: ArrayView2<f32>, dp: ArrayViewMut2<f32>,
+//! #               g: &mut [f32], s: ArrayViewMut2<f32>) { self.0.backward(x, t, dh, dp, g, s) }
+//! }
+//!
+//! # fn main() -> Result<(), bptt_runtime::Mismatch> {
+//! let (batch, mut rng) = (8, Rng::new(1));
+//! let mut cell = MyCell(Lstm::new(32, 128, &mut rng));
+//! let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 128, 16, &mut rng);
+//! // Allocated once: the working set and a checkpoint stack of
+//! // MyCell::CAPACITY_TICKS ticks (here 14 hidden states).
+//! let mut arena = cell.new_arena(&readout, batch)?;
+//! let mut grads = Gradients::zeros(&cell, &readout, batch);
+//! let x = Array3::from_shape_simple_fn((100, batch, 32), || rng.uniform(-1.0, 1.0));
+//! let y = Array2::from_shape_simple_fn((100, batch), || rng.below(16) as u32);
+//! let h0 = Array2::zeros((batch, cell.state_size()));
+//! for _ in 0..3 {
+//!     let targets = Targets::Classes(y.view());
+//!     let loss = cell.train_step(&readout, &mut arena, x.view(), h0.view(), targets, &mut grads)?;
+//!     for (w, g) in cell.params_mut().iter_mut().zip(&grads.cell) {
+//!         *w -= 0.1 * g;
+//!     }
+//!     assert!(loss > 0.0);
+//! }
+//! assert_eq!(MyCell::CAPACITY_TICKS, 14);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! This crate is a thin shim: the parsing, planning and emitting live in

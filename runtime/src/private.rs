@@ -31,7 +31,10 @@ impl Offsets {
         Offsets {
             layout: *layout,
             run: [layout.offset(Region::Run(0)), layout.offset(Region::Run(1))],
-            grad: [layout.offset(Region::Grad(0)), layout.offset(Region::Grad(1))],
+            grad: [
+                layout.offset(Region::Grad(0)),
+                layout.offset(Region::Grad(1)),
+            ],
             work: layout.offset(Region::WorkTape),
         }
     }
@@ -59,7 +62,11 @@ pub fn check_arena(
     capacity_ticks: u32,
 ) -> Result<(), Mismatch> {
     let want = [ticks_per_state, ticks_per_tape, capacity_ticks];
-    let got = [layout.ticks_per_state, layout.ticks_per_tape, layout.capacity_ticks];
+    let got = [
+        layout.ticks_per_state,
+        layout.ticks_per_tape,
+        layout.capacity_ticks,
+    ];
     if want == got {
         Ok(())
     } else {

@@ -17,7 +17,9 @@ const NAMES: [&str; 5] = ["seq_len", "budget", "policy", "alpha", "name"];
 fn example(name: &str) -> &'static str {
     match name {
         "seq_len" => "the sequence length, e.g. `seq_len = 1000`",
-        "budget" => "hidden-state units or a percentage of store-all, e.g. `budget = 200` or `budget = \"5%\"`",
+        "budget" => {
+            "hidden-state units or a percentage of store-all, e.g. `budget = 200` or `budget = \"5%\"`"
+        }
         _ => "the tape-to-hidden-state size ratio of the cell, e.g. `alpha = 3` for an LSTM",
     }
 }

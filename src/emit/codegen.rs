@@ -16,7 +16,7 @@ use crate::units::Alpha;
 /// Calls per function: a schedule with more calls is split into segment
 /// functions of this many straight-line calls each (rustc's time grows faster
 /// than linearly in the size of one function; see `bptt::emit`'s docs).
-pub const SEGMENT_CALLS: usize = 512;
+pub const SEGMENT_CALLS: usize = 128;
 
 /// A schedule planned, expanded, verified and lowered for one [`Spec`].
 pub(crate) struct Compiled {
@@ -133,7 +133,9 @@ fn body(compiled: &Compiled, segment_calls: usize) -> Result<TokenStream, Error>
         return Ok(quote!(#(#statements)*));
     }
     let chunks: Vec<&[TokenStream]> = statements.chunks(segment_calls.max(1)).collect();
-    let names: Vec<Ident> = (0..chunks.len()).map(|i| format_ident!("segment_{}", i)).collect();
+    let names: Vec<Ident> = (0..chunks.len())
+        .map(|i| format_ident!("segment_{}", i))
+        .collect();
     let functions = chunks.iter().zip(&names).map(|(chunk, name)| {
         quote! {
             #[inline(never)]

@@ -47,7 +47,13 @@ impl<C: RuntimeCell> RuntimeCell for Wrapped<C> {
     fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, next: ArrayViewMut2<f32>) {
         self.inner.forward(x, h, next)
     }
-    fn forward_tape(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, tape: ArrayViewMut2<f32>, next: ArrayViewMut2<f32>) {
+    fn forward_tape(
+        &self,
+        x: ArrayView2<f32>,
+        h: ArrayView2<f32>,
+        tape: ArrayViewMut2<f32>,
+        next: ArrayViewMut2<f32>,
+    ) {
         self.inner.forward_tape(x, h, tape, next)
     }
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
@@ -68,7 +74,9 @@ impl<C: RuntimeCell> RuntimeCell for Wrapped<C> {
 
 fn main() {
     let mut rng = Rng::new(2);
-    let cell = Wrapped { inner: Rnn::new(2, 4, &mut rng) };
+    let cell = Wrapped {
+        inner: Rnn::new(2, 4, &mut rng),
+    };
     let readout = Out::new(LossKind::SoftmaxCrossEntropy, 4, 3, &mut rng);
     let x = Array3::from_shape_simple_fn((30, 2, 2), || rng.uniform(-1.0, 1.0));
     let classes = Array2::from_shape_simple_fn((30, 2), || rng.below(3) as u32);
@@ -76,7 +84,16 @@ fn main() {
     let mut arena = cell.new_arena(&readout, 2).unwrap();
     let mut grads = Grads::zeros(&cell, &readout, 2);
     let targets = bptt_runtime::Targets::Classes(classes.view());
-    let loss = cell.step(&readout, &mut arena, x.view(), h0.view(), targets, &mut grads).unwrap();
+    let loss = cell
+        .step(
+            &readout,
+            &mut arena,
+            x.view(),
+            h0.view(),
+            targets,
+            &mut grads,
+        )
+        .unwrap();
     assert!(loss > 0.0);
     assert_eq!(Wrapped::<Rnn>::SEQ_LEN, 30);
     assert_eq!(Wrapped::<Rnn>::CAPACITY_TICKS, 6);

@@ -32,7 +32,13 @@ impl Cell for MyLstm {
     fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, next: ArrayViewMut2<f32>) {
         self.0.forward(x, h, next)
     }
-    fn forward_tape(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, tape: ArrayViewMut2<f32>, next: ArrayViewMut2<f32>) {
+    fn forward_tape(
+        &self,
+        x: ArrayView2<f32>,
+        h: ArrayView2<f32>,
+        tape: ArrayViewMut2<f32>,
+        next: ArrayViewMut2<f32>,
+    ) {
         self.0.forward_tape(x, h, tape, next)
     }
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
@@ -65,7 +71,14 @@ fn main() {
     let mut losses = Vec::new();
     for _ in 0..20 {
         let loss = cell
-            .train_step(&readout, &mut arena, x.view(), h0.view(), Targets::Values(y.view()), &mut grads)
+            .train_step(
+                &readout,
+                &mut arena,
+                x.view(),
+                h0.view(),
+                Targets::Values(y.view()),
+                &mut grads,
+            )
             .unwrap();
         losses.push(loss);
         for (w, g) in cell.params_mut().iter_mut().zip(&grads.cell) {

@@ -1,40 +1,11 @@
 //! After a warm-up call (which starts the worker pool), the kernels allocate
 //! nothing: neither on the calling thread nor on the pool's workers.
 
+use bptt_runtime::CountingAllocator;
 use bptt_runtime::kernels::{exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, sigmoid, tanh};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The system allocator, counting allocations in every thread.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static HEAP: CountingAllocator = CountingAllocator::new();
 
 /// Runs every product on small (serial) and large (pooled) shapes.
 fn products(a: &[f32], b: &[f32], c: &mut [f32]) {
@@ -52,7 +23,7 @@ fn products(a: &[f32], b: &[f32], c: &mut [f32]) {
 }
 
 fn allocations() -> usize {
-    ALLOCATIONS.load(Ordering::SeqCst)
+    HEAP.allocations()
 }
 
 #[test]
@@ -62,6 +33,9 @@ fn kernels_do_not_allocate_after_warm_up() {
     let mut act = vec![0.1f32; 4096];
     assert!(allocations() > 0, "the counting allocator is not installed");
     products(&a, &b, &mut c);
+    // The pool's workers allocate their names as they start, possibly after
+    // the first products return: let them finish starting.
+    std::thread::sleep(std::time::Duration::from_millis(100));
 
     let start = allocations();
     for _ in 0..20 {
@@ -80,9 +54,11 @@ fn kernels_do_not_allocate_after_warm_up() {
     let on_other_thread = std::thread::scope(|s| {
         s.spawn(|| {
             let mut c = vec![0.0f32; len];
-            let start = allocations();
+            // This thread's own allocations: the spawning thread's
+            // bookkeeping runs concurrently.
+            let start = CountingAllocator::this_thread();
             products(&a, &b, &mut c);
-            allocations() - start
+            CountingAllocator::this_thread() - start
         })
         .join()
         .expect("thread")

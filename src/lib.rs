@@ -1,10 +1,14 @@
 //! bptt: memory-budgeted backpropagation through time, as a compiler.
 //!
 //! Plan a budget with [`Plan`], expand it to a [`Schedule`] of operations over
-//! numbered slots, [`verify`] it, and run it with the [`Interpreter`] on any
-//! [`Cell`] of the runtime.
+//! checkpoint slots, [`verify`] it, [`lower()`] it to calls on arena regions, and
+//! run it on any [`bptt_runtime::Cell`]: with the [`Interpreter`], JIT-compiled
+//! by [`jit::CompiledSchedule`], or as Rust generated at compile time by the
+//! `#[bptt]` attribute ([`emit`]). [`train`] trains a model with any of them;
+//! [`mod@bench`] measures them against the paper.
 
 pub mod backend;
+pub mod bench;
 pub mod emit;
 pub mod error;
 pub mod interp;
@@ -21,7 +25,7 @@ pub use bptt_runtime::Gradients;
 pub use error::Error;
 pub use interp::Interpreter;
 pub use lower::{Call, Lowered, lower};
-pub use planner::{Choice, Plan, PlanSummary, Strategy, Table};
+pub use planner::{Choice, Plan, PlanSummary, Strategy, Table, WeightedTable, Weights};
 pub use policy::Policy;
 pub use schedule::{Op, Report, Schedule, simulate, verify};
 pub use units::{Alpha, Budget, Ticks};

@@ -12,61 +12,13 @@ use std::time::{Duration, Instant};
 use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
 use bptt_macros::bptt;
 use bptt_runtime::{Cell, Gradients, LossKind, Lstm, Readout, Rng, Targets};
-use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, Array3};
 
 /// The LSTM with its schedule compiled in.
 #[bptt(seq_len = 1000, budget = "5%", alpha = 3, policy = "msm")]
 struct BenchLstm(Lstm);
 
-impl Cell for BenchLstm {
-    fn input_size(&self) -> usize {
-        self.0.input_size()
-    }
-    fn state_size(&self) -> usize {
-        self.0.state_size()
-    }
-    fn tape_size(&self) -> usize {
-        self.0.tape_size()
-    }
-    fn output_size(&self) -> usize {
-        self.0.output_size()
-    }
-    fn scratch_size(&self) -> usize {
-        self.0.scratch_size()
-    }
-    fn params(&self) -> &[f32] {
-        self.0.params()
-    }
-    fn params_mut(&mut self) -> &mut [f32] {
-        self.0.params_mut()
-    }
-    fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, next: ArrayViewMut2<f32>) {
-        self.0.forward(x, h, next)
-    }
-    fn forward_tape(
-        &self,
-        x: ArrayView2<f32>,
-        h: ArrayView2<f32>,
-        tape: ArrayViewMut2<f32>,
-        next: ArrayViewMut2<f32>,
-    ) {
-        self.0.forward_tape(x, h, tape, next)
-    }
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
-        self.0.state_from_tape(tape, h)
-    }
-    fn backward(
-        &self,
-        x: ArrayView2<f32>,
-        tape: ArrayView2<f32>,
-        dh: ArrayView2<f32>,
-        dh_prev: ArrayViewMut2<f32>,
-        grads: &mut [f32],
-        scratch: ArrayViewMut2<f32>,
-    ) {
-        self.0.backward(x, tape, dh, dh_prev, grads, scratch)
-    }
-}
+bptt_runtime::delegate_cell!(BenchLstm, 0);
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();

@@ -186,61 +186,6 @@ impl Cell for LeakyUnit {
     }
 }
 
-/// Implements `Cell` for a newtype by delegating to its field.
-macro_rules! delegate_cell {
-    ($name:ident) => {
-        impl Cell for $name {
-            fn input_size(&self) -> usize {
-                self.0.input_size()
-            }
-            fn state_size(&self) -> usize {
-                self.0.state_size()
-            }
-            fn tape_size(&self) -> usize {
-                self.0.tape_size()
-            }
-            fn output_size(&self) -> usize {
-                self.0.output_size()
-            }
-            fn scratch_size(&self) -> usize {
-                self.0.scratch_size()
-            }
-            fn params(&self) -> &[f32] {
-                self.0.params()
-            }
-            fn params_mut(&mut self) -> &mut [f32] {
-                self.0.params_mut()
-            }
-            fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, next: ArrayViewMut2<f32>) {
-                self.0.forward(x, h, next)
-            }
-            fn forward_tape(
-                &self,
-                x: ArrayView2<f32>,
-                h: ArrayView2<f32>,
-                tape: ArrayViewMut2<f32>,
-                next: ArrayViewMut2<f32>,
-            ) {
-                self.0.forward_tape(x, h, tape, next)
-            }
-            fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
-                self.0.state_from_tape(tape, h)
-            }
-            fn backward(
-                &self,
-                x: ArrayView2<f32>,
-                tape: ArrayView2<f32>,
-                dh: ArrayView2<f32>,
-                dh_prev: ArrayViewMut2<f32>,
-                grads: &mut [f32],
-                scratch: ArrayViewMut2<f32>,
-            ) {
-                self.0.backward(x, tape, dh, dh_prev, grads, scratch)
-            }
-        }
-    };
-}
-
 /// A cell with a generated training step, as the tests drive it.
 trait Scheduled: Cell + Sized {
     /// The policy and budget the attribute was given.
@@ -257,7 +202,7 @@ macro_rules! scheduled {
     ($name:ident($inner:ident), $len:literal, $budget:literal, $policy:literal) => {
         #[bptt(seq_len = $len, budget = $budget, alpha = 3, policy = $policy)]
         struct $name($inner);
-        delegate_cell!($name);
+        bptt_runtime::delegate_cell!($name, 0);
         impl Scheduled for $name {
             fn spec() -> (Policy, Budget) {
                 ($policy.parse().unwrap(), $budget.parse().unwrap())
@@ -435,7 +380,7 @@ fn consts_describe_the_schedule() {
 /// is laid out, not silently over budget.
 #[bptt(seq_len = 10, budget = "50%", alpha = 2)]
 struct TooSmallAlpha(Lstm);
-delegate_cell!(TooSmallAlpha);
+bptt_runtime::delegate_cell!(TooSmallAlpha, 0);
 
 #[test]
 fn a_cell_larger_than_its_alpha_is_refused() {
@@ -483,7 +428,7 @@ fn an_arena_of_another_schedule_is_refused() {
 /// finite differences, and plain SGD with them lowers the loss.
 #[bptt(seq_len = 12, budget = "20%", alpha = 3, policy = "msm", name = "step")]
 struct Trained(LeakyUnit);
-delegate_cell!(Trained);
+bptt_runtime::delegate_cell!(Trained, 0);
 
 #[test]
 fn user_cell_trains_with_the_generated_step() {

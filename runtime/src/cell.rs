@@ -64,3 +64,81 @@ pub trait Cell: Send + Sync {
         self.tape_size() as f64 / self.state_size() as f64
     }
 }
+
+/// Implements [`Cell`] for a wrapper type by delegating every method to one of
+/// its fields: `delegate_cell!(MyLstm, 0)` for `struct MyLstm(Lstm)`, or
+/// `delegate_cell!(Model, inner)` for a named field. Handy for giving a
+/// runtime cell its own type, e.g. to put `#[bptt(...)]` on it.
+///
+/// ```
+/// use bptt_runtime::{Cell, Lstm, Rng};
+///
+/// struct MyLstm(Lstm);
+/// bptt_runtime::delegate_cell!(MyLstm, 0);
+///
+/// let cell = MyLstm(Lstm::new(3, 4, &mut Rng::new(1)));
+/// assert_eq!(cell.state_size(), 8);
+/// ```
+#[macro_export]
+macro_rules! delegate_cell {
+    ($ty:ty, $field:tt) => {
+        impl $crate::Cell for $ty {
+            fn input_size(&self) -> usize {
+                $crate::Cell::input_size(&self.$field)
+            }
+            fn state_size(&self) -> usize {
+                $crate::Cell::state_size(&self.$field)
+            }
+            fn tape_size(&self) -> usize {
+                $crate::Cell::tape_size(&self.$field)
+            }
+            fn output_size(&self) -> usize {
+                $crate::Cell::output_size(&self.$field)
+            }
+            fn scratch_size(&self) -> usize {
+                $crate::Cell::scratch_size(&self.$field)
+            }
+            fn params(&self) -> &[f32] {
+                $crate::Cell::params(&self.$field)
+            }
+            fn params_mut(&mut self) -> &mut [f32] {
+                $crate::Cell::params_mut(&mut self.$field)
+            }
+            fn forward(
+                &self,
+                x: $crate::__private::ArrayView2<f32>,
+                h_prev: $crate::__private::ArrayView2<f32>,
+                h_next: $crate::__private::ArrayViewMut2<f32>,
+            ) {
+                $crate::Cell::forward(&self.$field, x, h_prev, h_next)
+            }
+            fn forward_tape(
+                &self,
+                x: $crate::__private::ArrayView2<f32>,
+                h_prev: $crate::__private::ArrayView2<f32>,
+                tape: $crate::__private::ArrayViewMut2<f32>,
+                h_next: $crate::__private::ArrayViewMut2<f32>,
+            ) {
+                $crate::Cell::forward_tape(&self.$field, x, h_prev, tape, h_next)
+            }
+            fn state_from_tape(
+                &self,
+                tape: $crate::__private::ArrayView2<f32>,
+                h: $crate::__private::ArrayViewMut2<f32>,
+            ) {
+                $crate::Cell::state_from_tape(&self.$field, tape, h)
+            }
+            fn backward(
+                &self,
+                x: $crate::__private::ArrayView2<f32>,
+                tape: $crate::__private::ArrayView2<f32>,
+                dh: $crate::__private::ArrayView2<f32>,
+                dh_prev: $crate::__private::ArrayViewMut2<f32>,
+                grads: &mut [f32],
+                scratch: $crate::__private::ArrayViewMut2<f32>,
+            ) {
+                $crate::Cell::backward(&self.$field, x, tape, dh, dh_prev, grads, scratch)
+            }
+        }
+    };
+}

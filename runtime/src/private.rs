@@ -9,7 +9,7 @@ pub use crate::arena::{Arena, ArenaLayout, Region};
 pub use crate::cell::Cell;
 pub use crate::exec::{Execution, Gradients, Mismatch};
 pub use crate::readout::{Readout, Targets};
-pub use ndarray::{ArrayView2, ArrayView3};
+pub use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2};
 
 /// The float offsets of the regions a schedule's calls name, from the arena's
 /// layout: the working buffers computed once per training step, checkpoints

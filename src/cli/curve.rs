@@ -1,5 +1,7 @@
 //! `bptt curve`: cost per step against budget for every policy.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use bptt::{Alpha, Budget, Error, Plan, Policy, Table};
@@ -16,6 +18,9 @@ pub struct CurveArgs {
     /// Print CSV with every whole-unit budget instead of a table.
     #[arg(long)]
     csv: bool,
+    /// Also draw the curve (the paper's figure) into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
 }
 
 /// Budgets of the table, in percent of store-all.
@@ -23,10 +28,16 @@ const PERCENTS: [f64; 13] = [
     0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0,
 ];
 
+/// Runs `bptt curve`: the table or CSV of cost per step against budget, and
+/// the figure with `--plot`.
 pub fn curve(args: &CurveArgs) -> Result<(), Error> {
     let alpha = Alpha::new(args.alpha)?;
     if args.len == 0 {
         return Err(Error::ZeroLength);
+    }
+    if let Some(path) = &args.plot {
+        bptt::bench::plot::cost_curve(path, args.len, alpha)?;
+        eprintln!("wrote {}", path.display());
     }
     let store_all = alpha.store_all_units(args.len);
     let full = alpha.to_ticks(store_all)?;

@@ -1,5 +1,6 @@
 //! Subcommands of the `bptt` binary.
 
+mod bench;
 mod curve;
 mod demo;
 mod emit;
@@ -34,6 +35,9 @@ enum Command {
     /// Backpropagate an LSTM at T = 1000 within 5% of store-all's memory and
     /// compare it with store-all: time, memory, gradients.
     Demo(demo::DemoArgs),
+    /// Measure time and memory of every policy on every backend: the paper's
+    /// table at T = 1000, with figures.
+    Bench(bench::BenchArgs),
 }
 
 /// What a plan is asked for.
@@ -81,5 +85,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Emit(args) => emit::emit(&args),
         Command::Train(args) => train::train(&args),
         Command::Demo(args) => demo::demo(&args),
+        Command::Bench(args) => bench::bench(&args),
     }
 }

@@ -8,11 +8,13 @@ mod choice;
 mod plan;
 mod reference;
 mod table;
+mod weighted;
 
 pub use choice::Choice;
 pub use plan::{Plan, PlanSummary, Strategy};
 pub use reference::brute_force_costs;
 pub use table::{COST_CAP, MAX_CELLS, Table};
+pub use weighted::{Origin, WEIGHTED_MAX_CELLS, WeightedTable, Weights};
 
 /// The longest sequence bptt plans for.
 pub const MAX_LEN: u32 = 1 << 24;

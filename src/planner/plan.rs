@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::choice::Choice;
 use super::table::Table;
+use super::weighted::{Origin, WeightedTable};
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::units::{Alpha, Budget, Ticks};
@@ -18,6 +19,9 @@ pub enum Strategy {
     /// A hidden state every `k` steps, each segment backpropagated store-all.
     /// Store-all is `k >= T`; Chen's sqrt(t) is the `k` with least memory.
     Interval(u32),
+    /// The arg-min tables of the time-weighted dynamic program, whose first
+    /// move also depends on where the segment's start is stored.
+    Weighted(WeightedTable),
 }
 
 impl Strategy {
@@ -28,6 +32,17 @@ impl Strategy {
             Strategy::Interval(k) if t > *k => Choice::Hidden(*k),
             Strategy::Interval(_) if t > 1 => Choice::Tape(1),
             Strategy::Interval(_) => Choice::End,
+            Strategy::Weighted(table) => table.choice(t, m, Origin::Hidden),
+        }
+    }
+
+    /// The first move for a segment of `t` steps with `m` free ticks whose
+    /// start state is stored as `origin`: only time-weighted tables tell the
+    /// origins apart.
+    pub fn choice_from(&self, t: u32, m: Ticks, origin: Origin) -> Choice {
+        match self {
+            Strategy::Weighted(table) => table.choice(t, m, origin),
+            _ => self.choice(t, m),
         }
     }
 
@@ -35,7 +50,7 @@ impl Strategy {
     /// ticks. Interval strategies ignore budgets, so they keep zero.
     pub fn after_storing(&self, m: Ticks, cost: Ticks) -> Ticks {
         match self {
-            Strategy::Table(_) => Ticks(m.0 - cost.0),
+            Strategy::Table(_) | Strategy::Weighted(_) => Ticks(m.0 - cost.0),
             Strategy::Interval(_) => Ticks(0),
         }
     }
@@ -100,8 +115,33 @@ impl Plan {
             Policy::Sqrt => Strategy::Interval(sqrt_interval(alpha, len)),
             Policy::Interval(k) => Strategy::Interval(k.min(len)),
         };
+        Self::from_strategy(policy, alpha, len, ticks, units, strategy)
+    }
+
+    /// Plans with a time-weighted table (see [`WeightedTable`]) within
+    /// `budget`; a budget beyond the table's capacity is planned with the
+    /// capacity. The plan's forward steps may exceed the unit model's least
+    /// `Q(T, m)`: it minimises the weighted time instead.
+    pub fn weighted(table: &WeightedTable, budget: Budget) -> Result<Self, Error> {
+        let (alpha, len) = (table.alpha(), table.len());
+        let units = budget.units(alpha, len);
+        let ticks = alpha.to_ticks(units)?;
+        let strategy = Strategy::Weighted(table.with_budget(ticks));
+        Self::from_strategy(table.policy(), alpha, len, ticks, units, strategy)
+    }
+
+    /// Measures a strategy's schedule and checks it against the budget.
+    fn from_strategy(
+        policy: Policy,
+        alpha: Alpha,
+        len: u32,
+        ticks: Ticks,
+        units: f64,
+        strategy: Strategy,
+    ) -> Result<Self, Error> {
         let table_budget = match &strategy {
             Strategy::Table(table) => table.budget(),
+            Strategy::Weighted(table) => table.budget(),
             Strategy::Interval(_) => Ticks(0),
         };
         let (forward_steps, peak) = measure(&strategy, alpha, len, table_budget);
@@ -164,8 +204,15 @@ impl Plan {
     pub fn root_budget(&self) -> Ticks {
         match &self.strategy {
             Strategy::Table(table) => table.budget(),
+            Strategy::Weighted(table) => table.budget(),
             Strategy::Interval(_) => Ticks(0),
         }
+    }
+
+    /// Whether the plan minimises measured time (a [`Strategy::Weighted`])
+    /// rather than forward steps.
+    pub fn is_weighted(&self) -> bool {
+        matches!(self.strategy, Strategy::Weighted(_))
     }
 
     /// How the plan picks moves.
@@ -221,33 +268,51 @@ pub(crate) fn interval_peak(alpha: Alpha, len: u32, k: u32) -> Ticks {
 
 /// Forward steps and peak ticks of the schedule that `strategy` expands to,
 /// by a memoised walk of the segment tree (iterative: chains can be `T` deep).
+/// Segments are keyed by where their start is stored only for the strategies
+/// that tell origins apart.
 fn measure(strategy: &Strategy, alpha: Alpha, len: u32, budget: Ticks) -> (u64, Ticks) {
-    let mut memo: HashMap<(u32, Ticks), (u64, Ticks)> = HashMap::new();
-    memo.insert((0, budget), (0, Ticks(0)));
-    let children = |t: u32, m: Ticks| -> [(u32, Ticks); 2] {
-        match strategy.choice(t, m) {
-            Choice::End => [(t - 1, m), (0, m)],
-            Choice::Hidden(y) => [(t - y, strategy.after_storing(m, alpha.hidden())), (y, m)],
-            Choice::Tape(y) => [(t - y, strategy.after_storing(m, alpha.tape())), (y - 1, m)],
+    type Key = (u32, Ticks, Origin);
+    let by_origin = matches!(strategy, Strategy::Weighted(_));
+    let key = |t: u32, m: Ticks, origin: Origin| -> Key {
+        (t, m, if by_origin { origin } else { Origin::Hidden })
+    };
+    let mut memo: HashMap<Key, (u64, Ticks)> = HashMap::new();
+    let children = |(t, m, o): Key| -> [Key; 2] {
+        match strategy.choice_from(t, m, o) {
+            Choice::End => [key(t - 1, m, o), key(0, m, o)],
+            Choice::Hidden(y) => [
+                key(
+                    t - y,
+                    strategy.after_storing(m, alpha.hidden()),
+                    Origin::Hidden,
+                ),
+                key(y, m, o),
+            ],
+            Choice::Tape(y) => [
+                key(t - y, strategy.after_storing(m, alpha.tape()), Origin::Tape),
+                key(y - 1, m, o),
+            ],
         }
     };
-    let mut stack = vec![(len, budget, false)];
-    while let Some((t, m, ready)) = stack.pop() {
-        if memo.contains_key(&(t, m)) {
+    let root = key(len, budget, Origin::Hidden);
+    let mut stack = vec![(root, false)];
+    while let Some((node, ready)) = stack.pop() {
+        if memo.contains_key(&node) {
             continue;
         }
+        let (t, m, o) = node;
         if t == 0 {
-            memo.insert((0, m), (0, Ticks(0)));
+            memo.insert(node, (0, Ticks(0)));
             continue;
         }
-        let kids = children(t, m);
+        let kids = children(node);
         if !ready {
-            stack.push((t, m, true));
-            stack.extend(kids.iter().map(|&(ct, cm)| (ct, cm, false)));
+            stack.push((node, true));
+            stack.extend(kids.iter().map(|&kid| (kid, false)));
             continue;
         }
-        let [(rs, rp), (ls, lp)] = kids.map(|key| memo[&key]);
-        let value = match strategy.choice(t, m) {
+        let [(rs, rp), (ls, lp)] = kids.map(|kid| memo[&kid]);
+        let value = match strategy.choice_from(t, m, o) {
             Choice::End => (u64::from(t) + rs, rp),
             Choice::Hidden(y) => (
                 u64::from(y) + rs + ls,
@@ -255,9 +320,9 @@ fn measure(strategy: &Strategy, alpha: Alpha, len: u32, budget: Ticks) -> (u64, 
             ),
             Choice::Tape(y) => (u64::from(y) + rs + ls, Ticks(rp.0 + alpha.tape().0).max(lp)),
         };
-        memo.insert((t, m), value);
+        memo.insert(node, value);
     }
-    memo[&(len, budget)]
+    memo[&root]
 }
 
 #[cfg(test)]

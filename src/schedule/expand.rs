@@ -2,7 +2,7 @@
 
 use super::Schedule;
 use super::op::{HiddenSlot, Op, Source, Tape, TapeSlot};
-use crate::planner::{Choice, Plan};
+use crate::planner::{Choice, Origin, Plan};
 use crate::units::Ticks;
 
 /// A segment still to expand: `t` steps from the stored `h[start]`.
@@ -20,6 +20,14 @@ enum Task {
     Emit(Op),
     /// Free the checkpoint on top of the stack (`ticks` long).
     Release(Op, u32),
+}
+
+/// Where a segment's start is stored, as a time-weighted plan tells it apart.
+fn origin(source: Source) -> Origin {
+    match source {
+        Source::Initial | Source::Hidden(_) => Origin::Hidden,
+        Source::Tape(_) => Origin::Tape,
+    }
 }
 
 /// Expands `plan` into operations over checkpoint slots.
@@ -62,7 +70,7 @@ pub(super) fn expand(plan: &Plan) -> Schedule {
             });
         }
         let s = seg.start;
-        match strategy.choice(seg.len, seg.budget) {
+        match strategy.choice_from(seg.len, seg.budget, origin(seg.source)) {
             Choice::End => {
                 let last = s + seg.len;
                 ops.extend((s + 1..last).map(|step| Op::Forward { step }));

@@ -7,6 +7,62 @@
 
 #![warn(missing_docs)]
 
+/// The methods every runtime cell implements the same way: sizes as
+/// multiples of the hidden size, the flat parameters, and `forward` /
+/// `forward_tape` as one shared `run` with or without a tape (which is what
+/// makes them write bitwise the same state).
+macro_rules! cell_plumbing {
+    ($name:literal, state = $state:literal, tape = $tape:literal, scratch = $scratch:literal) => {
+        fn input_size(&self) -> usize {
+            self.input
+        }
+
+        fn state_size(&self) -> usize {
+            $state * self.hidden
+        }
+
+        fn tape_size(&self) -> usize {
+            $tape * self.hidden
+        }
+
+        fn output_size(&self) -> usize {
+            self.hidden
+        }
+
+        fn scratch_size(&self) -> usize {
+            $scratch * self.hidden
+        }
+
+        fn params(&self) -> &[f32] {
+            &self.params
+        }
+
+        fn params_mut(&mut self) -> &mut [f32] {
+            &mut self.params
+        }
+
+        fn forward(&self, x: ArrayView2<f32>, h_prev: ArrayView2<f32>, h_next: ArrayViewMut2<f32>) {
+            self.run(concat!($name, "::forward"), x, h_prev, None, h_next);
+        }
+
+        fn forward_tape(
+            &self,
+            x: ArrayView2<f32>,
+            h_prev: ArrayView2<f32>,
+            tape: ArrayViewMut2<f32>,
+            h_next: ArrayViewMut2<f32>,
+        ) {
+            self.run(
+                concat!($name, "::forward_tape"),
+                x,
+                h_prev,
+                Some(tape),
+                h_next,
+            );
+        }
+    };
+}
+
 pub mod alloc;
 pub mod arena;
 pub mod cell;

@@ -177,47 +177,7 @@ impl Lstm {
 }
 
 impl Cell for Lstm {
-    fn input_size(&self) -> usize {
-        self.input
-    }
-
-    fn state_size(&self) -> usize {
-        2 * self.hidden
-    }
-
-    fn tape_size(&self) -> usize {
-        6 * self.hidden
-    }
-
-    fn output_size(&self) -> usize {
-        self.hidden
-    }
-
-    fn scratch_size(&self) -> usize {
-        5 * self.hidden
-    }
-
-    fn params(&self) -> &[f32] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [f32] {
-        &mut self.params
-    }
-
-    fn forward(&self, x: ArrayView2<f32>, h_prev: ArrayView2<f32>, h_next: ArrayViewMut2<f32>) {
-        self.run("Lstm::forward", x, h_prev, None, h_next);
-    }
-
-    fn forward_tape(
-        &self,
-        x: ArrayView2<f32>,
-        h_prev: ArrayView2<f32>,
-        tape: ArrayViewMut2<f32>,
-        h_next: ArrayViewMut2<f32>,
-    ) {
-        self.run("Lstm::forward_tape", x, h_prev, Some(tape), h_next);
-    }
+    cell_plumbing!("Lstm", state = 2, tape = 6, scratch = 5);
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         const WHAT: &str = "Lstm::state_from_tape";

@@ -108,47 +108,7 @@ impl Rnn {
 }
 
 impl Cell for Rnn {
-    fn input_size(&self) -> usize {
-        self.input
-    }
-
-    fn state_size(&self) -> usize {
-        self.hidden
-    }
-
-    fn tape_size(&self) -> usize {
-        2 * self.hidden
-    }
-
-    fn output_size(&self) -> usize {
-        self.hidden
-    }
-
-    fn scratch_size(&self) -> usize {
-        2 * self.hidden
-    }
-
-    fn params(&self) -> &[f32] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [f32] {
-        &mut self.params
-    }
-
-    fn forward(&self, x: ArrayView2<f32>, h_prev: ArrayView2<f32>, h_next: ArrayViewMut2<f32>) {
-        self.run("Rnn::forward", x, h_prev, None, h_next);
-    }
-
-    fn forward_tape(
-        &self,
-        x: ArrayView2<f32>,
-        h_prev: ArrayView2<f32>,
-        tape: ArrayViewMut2<f32>,
-        h_next: ArrayViewMut2<f32>,
-    ) {
-        self.run("Rnn::forward_tape", x, h_prev, Some(tape), h_next);
-    }
+    cell_plumbing!("Rnn", state = 1, tape = 2, scratch = 2);
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         const WHAT: &str = "Rnn::state_from_tape";

@@ -50,6 +50,22 @@ fn svg(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, Error> {
     Ok(root)
 }
 
+/// Draws a chart's legend in its upper right corner and writes the file.
+fn legend_and_save<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<(), Error> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    root.present().map_err(|e| fail(e.to_string()))
+}
+
 /// Up to `n` budgets from one unit to `max`, spaced evenly on a log scale,
 /// in whole units (duplicates dropped).
 fn log_budgets(max: f64, n: usize) -> Vec<f64> {
@@ -145,14 +161,7 @@ pub fn cost_curve(path: &Path, len: u32, alpha: Alpha) -> Result<(), Error> {
         .map_err(|e| fail(e.to_string()))?
         .label("5% of store-all")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GUIDE.stroke_width(1)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+    legend_and_save(&mut chart, &root, &fail)
 }
 
 /// Draws measured time (over store-all's) against measured checkpoint memory
@@ -291,14 +300,7 @@ pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
             )))
             .map_err(|e| fail(e.to_string()))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+    legend_and_save(&mut chart, &root, &fail)
 }
 
 /// Draws the live checkpoint memory (hidden-state units) after each operation
@@ -354,14 +356,7 @@ pub fn memory_trace(path: &Path, trace: &Trace, len: u32) -> Result<(), Error> {
         .map_err(|e| fail(e.to_string()))?
         .label(format!("budget ({} units)", trace.budget_units))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BASE.stroke_width(1)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+    legend_and_save(&mut chart, &root, &fail)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! `#[bptt]` attribute ([`emit`]). [`train`] trains a model with any of them;
 //! [`mod@bench`] measures them against the paper.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod bench;
 pub mod emit;

@@ -20,9 +20,12 @@
 //! #   fn scratch_size(&self) -> usize { self.0.scratch_size() }
 //! #   fn params(&self) -> &[f32] { self.0.params() }
 //! #   fn params_mut(&mut self) -> &mut [f32] { self.0.params_mut() }
-//! #   fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, n: ArrayViewMut2<f32>) { self.0.forward(x, h, n) }
-//! #   fn forward_tape(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, t: ArrayViewMut2<f32>, n: ArrayViewMut2<f32>) {
-//! #       self.0.forward_tape(x, h, t, n)
+//! #   fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, n: ArrayViewMut2<f32>, s: ArrayViewMut2<f32>) {
+//! #       self.0.forward(x, h, n, s)
+//! #   }
+//! #   fn forward_tape(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, t: ArrayViewMut2<f32>, n: ArrayViewMut2<f32>,
+//! #                   s: ArrayViewMut2<f32>) {
+//! #       self.0.forward_tape(x, h, t, n, s)
 //! #   }
 //! #   fn state_from_tape(&self, t: ArrayView2<f32>, h: ArrayViewMut2<f32>) { self.0.state_from_tape(t, h) }
 //! #   fn backward(&self, x: ArrayView2<f32>, t: ArrayView2<f32>, dh: ArrayView2<f32>, dp: ArrayViewMut2<f32>,

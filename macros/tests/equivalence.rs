@@ -123,7 +123,13 @@ impl Cell for LeakyUnit {
         &mut self.params
     }
 
-    fn forward(&self, x: ArrayView2<f32>, h_prev: ArrayView2<f32>, h_next: ArrayViewMut2<f32>) {
+    fn forward(
+        &self,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        h_next: ArrayViewMut2<f32>,
+        _scratch: ArrayViewMut2<f32>,
+    ) {
         self.step(x, h_prev, None, h_next);
     }
 
@@ -133,6 +139,7 @@ impl Cell for LeakyUnit {
         h_prev: ArrayView2<f32>,
         tape: ArrayViewMut2<f32>,
         h_next: ArrayViewMut2<f32>,
+        _scratch: ArrayViewMut2<f32>,
     ) {
         self.step(x, h_prev, Some(tape), h_next);
     }

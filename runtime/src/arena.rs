@@ -29,7 +29,7 @@ pub enum Region {
     Grad(u8),
     /// The working tape, outside the budget.
     WorkTape,
-    /// The cell's backward scratch.
+    /// The cell's scratch, used by its forward steps and backward.
     Scratch,
     /// The read-out's scratch.
     ReadoutScratch,

@@ -6,6 +6,10 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 ///
 /// Every array is `[batch, features]`, row-major and contiguous. A cell owns its
 /// parameters as one flat vector; parameter gradients use the same layout.
+/// `forward`, `forward_tape` and `backward` each receive a `scratch` region of
+/// `[batch, scratch_size()]` floats for intermediates; its contents on entry
+/// are unspecified (whatever the previous call left there), so a cell must not
+/// read scratch it has not written in the same call.
 ///
 /// # Contract
 ///
@@ -24,23 +28,33 @@ pub trait Cell: Send + Sync {
     /// Floats per batch row of the output that a loss reads: the first
     /// `output_size` features of the state.
     fn output_size(&self) -> usize;
-    /// Floats per batch row of scratch space that `backward` needs.
+    /// Floats per batch row of scratch space that the forward steps and
+    /// `backward` need.
     fn scratch_size(&self) -> usize;
     /// The flat parameter vector.
     fn params(&self) -> &[f32];
     /// The flat parameter vector, mutable (for optimisers and finite differences).
     fn params_mut(&mut self) -> &mut [f32];
 
-    /// One step: `h_next = f(h_prev, x)`.
-    fn forward(&self, x: ArrayView2<f32>, h_prev: ArrayView2<f32>, h_next: ArrayViewMut2<f32>);
+    /// One step: `h_next = f(h_prev, x)`, using `scratch`
+    /// (`[batch, scratch_size()]`) for intermediates.
+    fn forward(
+        &self,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        h_next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    );
 
-    /// One step that also records the step's tape.
+    /// One step that also records the step's tape, using `scratch`
+    /// (`[batch, scratch_size()]`) for intermediates.
     fn forward_tape(
         &self,
         x: ArrayView2<f32>,
         h_prev: ArrayView2<f32>,
         tape: ArrayViewMut2<f32>,
         h_next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
     );
 
     /// Rebuilds `h[k]` from the tape of step `k`.
@@ -48,7 +62,8 @@ pub trait Cell: Send + Sync {
 
     /// The backward step: given the tape of step `k` and `dh = dL/dh[k]`, writes
     /// `dh_prev = dL/dh[k-1]` (overwriting it) and adds the step's parameter
-    /// gradients into `grads`.
+    /// gradients into `grads`, using `scratch` (`[batch, scratch_size()]`)
+    /// for intermediates.
     fn backward(
         &self,
         x: ArrayView2<f32>,
@@ -109,8 +124,9 @@ macro_rules! delegate_cell {
                 x: $crate::__private::ArrayView2<f32>,
                 h_prev: $crate::__private::ArrayView2<f32>,
                 h_next: $crate::__private::ArrayViewMut2<f32>,
+                scratch: $crate::__private::ArrayViewMut2<f32>,
             ) {
-                $crate::Cell::forward(&self.$field, x, h_prev, h_next)
+                $crate::Cell::forward(&self.$field, x, h_prev, h_next, scratch)
             }
             fn forward_tape(
                 &self,
@@ -118,8 +134,9 @@ macro_rules! delegate_cell {
                 h_prev: $crate::__private::ArrayView2<f32>,
                 tape: $crate::__private::ArrayViewMut2<f32>,
                 h_next: $crate::__private::ArrayViewMut2<f32>,
+                scratch: $crate::__private::ArrayViewMut2<f32>,
             ) {
-                $crate::Cell::forward_tape(&self.$field, x, h_prev, tape, h_next)
+                $crate::Cell::forward_tape(&self.$field, x, h_prev, tape, h_next, scratch)
             }
             fn state_from_tape(
                 &self,

@@ -256,9 +256,13 @@ impl<'a> Execution<'a> {
     /// Runs `step` (`1..=T`) from the state at `src` into the state at `dst`.
     pub fn forward(&mut self, step: u32, src: usize, dst: usize) {
         let x = self.input(step);
-        let cols = self.layout().state_size;
-        let [now, next] = self.arena.spans([(src, cols), (dst, cols)]);
-        self.cell.forward(x, now.view(), next);
+        let l = *self.layout();
+        let [now, next, scratch] = self.arena.spans([
+            (src, l.state_size),
+            (dst, l.state_size),
+            (l.offset(Region::Scratch), l.scratch_size),
+        ]);
+        self.cell.forward(x, now.view(), next, scratch);
     }
 
     /// Runs `step` from the state at `src` into the state at `dst`, recording
@@ -266,12 +270,13 @@ impl<'a> Execution<'a> {
     pub fn forward_tape(&mut self, step: u32, src: usize, tape: usize, dst: usize) {
         let x = self.input(step);
         let l = *self.layout();
-        let [now, tape, next] = self.arena.spans([
+        let [now, tape, next, scratch] = self.arena.spans([
             (src, l.state_size),
             (tape, l.tape_size),
             (dst, l.state_size),
+            (l.offset(Region::Scratch), l.scratch_size),
         ]);
-        self.cell.forward_tape(x, now.view(), tape, next);
+        self.cell.forward_tape(x, now.view(), tape, next, scratch);
     }
 
     /// Backpropagates `step` from the tape at `tape`: the loss of step `k` on

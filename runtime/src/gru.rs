@@ -133,7 +133,7 @@ impl Gru {
     }
 
     /// The forward step shared by `forward` and `forward_tape`, block by block of
-    /// rows so that the tape-less forward needs no scratch argument.
+    /// rows (in stack buffers) so that neither needs the caller's scratch.
     fn run(
         &self,
         what: &str,

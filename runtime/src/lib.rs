@@ -10,7 +10,8 @@
 /// The methods every runtime cell implements the same way: sizes as
 /// multiples of the hidden size, the flat parameters, and `forward` /
 /// `forward_tape` as one shared `run` with or without a tape (which is what
-/// makes them write bitwise the same state).
+/// makes them write bitwise the same state). The runtime cells' forward steps
+/// need no scratch, so they ignore it (`backward` still uses it).
 macro_rules! cell_plumbing {
     ($name:literal, state = $state:literal, tape = $tape:literal, scratch = $scratch:literal) => {
         fn input_size(&self) -> usize {
@@ -41,7 +42,13 @@ macro_rules! cell_plumbing {
             &mut self.params
         }
 
-        fn forward(&self, x: ArrayView2<f32>, h_prev: ArrayView2<f32>, h_next: ArrayViewMut2<f32>) {
+        fn forward(
+            &self,
+            x: ArrayView2<f32>,
+            h_prev: ArrayView2<f32>,
+            h_next: ArrayViewMut2<f32>,
+            _scratch: ArrayViewMut2<f32>,
+        ) {
             self.run(concat!($name, "::forward"), x, h_prev, None, h_next);
         }
 
@@ -51,6 +58,7 @@ macro_rules! cell_plumbing {
             h_prev: ArrayView2<f32>,
             tape: ArrayViewMut2<f32>,
             h_next: ArrayViewMut2<f32>,
+            _scratch: ArrayViewMut2<f32>,
         ) {
             self.run(
                 concat!($name, "::forward_tape"),

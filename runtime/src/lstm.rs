@@ -131,7 +131,7 @@ impl Lstm {
     }
 
     /// The forward step shared by `forward` and `forward_tape`, block by block of
-    /// rows so that the tape-less forward needs no scratch argument.
+    /// rows (in stack buffers) so that neither needs the caller's scratch.
     fn run(
         &self,
         what: &str,

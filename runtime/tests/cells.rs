@@ -162,13 +162,22 @@ fn forward_tape(
     let batch = x.nrows();
     let mut tape = Array2::zeros((batch, cell.tape_size()));
     let mut h = Array2::zeros((batch, cell.state_size()));
-    cell.forward_tape(x.view(), h_prev.view(), tape.view_mut(), h.view_mut());
+    // Scratch holds garbage on entry: it must not leak into the results.
+    let mut scratch = Array2::from_elem((batch, cell.scratch_size()), f32::NAN);
+    cell.forward_tape(
+        x.view(),
+        h_prev.view(),
+        tape.view_mut(),
+        h.view_mut(),
+        scratch.view_mut(),
+    );
     (tape, h)
 }
 
 fn forward(cell: &dyn Cell, x: &Array2<f32>, h_prev: &Array2<f32>) -> Array2<f32> {
     let mut h = Array2::zeros((x.nrows(), cell.state_size()));
-    cell.forward(x.view(), h_prev.view(), h.view_mut());
+    let mut scratch = Array2::from_elem((x.nrows(), cell.scratch_size()), f32::NAN);
+    cell.forward(x.view(), h_prev.view(), h.view_mut(), scratch.view_mut());
     h
 }
 
@@ -552,11 +561,17 @@ fn cells_and_readout_do_not_allocate() {
         let mut ro_scratch = Array2::zeros((batch, ro.scratch_size()));
         let mut logits = Array2::zeros((batch, 6));
         // The kernels' worker pool starts (and allocates) on first use: warm it up.
-        cell.forward(x.view(), h_prev.view(), h.view_mut());
+        cell.forward(x.view(), h_prev.view(), h.view_mut(), scratch.view_mut());
         let counts = [
-            allocations(|| cell.forward(x.view(), h_prev.view(), h.view_mut())),
+            allocations(|| cell.forward(x.view(), h_prev.view(), h.view_mut(), scratch.view_mut())),
             allocations(|| {
-                cell.forward_tape(x.view(), h_prev.view(), tape.view_mut(), h.view_mut())
+                cell.forward_tape(
+                    x.view(),
+                    h_prev.view(),
+                    tape.view_mut(),
+                    h.view_mut(),
+                    scratch.view_mut(),
+                )
             }),
             allocations(|| cell.state_from_tape(tape.view(), h.view_mut())),
             allocations(|| {
@@ -674,7 +689,8 @@ fn shape_mismatch_names_both_shapes() {
     let x = Array2::zeros((2, 3));
     let h_prev = Array2::zeros((2, 7));
     let mut h = Array2::zeros((2, 8));
-    cell.forward(x.view(), h_prev.view(), h.view_mut());
+    let mut scratch = Array2::zeros((2, cell.scratch_size()));
+    cell.forward(x.view(), h_prev.view(), h.view_mut(), scratch.view_mut());
 }
 
 // ---------------------------------------------------------------------------

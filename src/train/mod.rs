@@ -319,6 +319,7 @@ impl Trainer {
         let (len, rows, _) = batch.inputs.dim();
         let mut h = Array2::zeros((rows, self.cell.state_size()));
         let mut next = h.clone();
+        let mut scratch = Array2::zeros((rows, self.cell.scratch_size()));
         let mut logits = Array2::zeros((rows, self.readout.out_size()));
         let mut total = 0.0;
         for k in 0..len {
@@ -326,6 +327,7 @@ impl Trainer {
                 batch.inputs.index_axis(Axis(0), k),
                 h.view(),
                 next.view_mut(),
+                scratch.view_mut(),
             );
             std::mem::swap(&mut h, &mut next);
             let last = k + 1 == len;
@@ -369,13 +371,15 @@ impl Trainer {
         let mut x = Array2::zeros((1, vocab));
         let mut h = Array2::zeros((1, self.cell.state_size()));
         let mut next = h.clone();
+        let mut scratch = Array2::zeros((1, self.cell.scratch_size()));
         let mut logits = Array2::zeros((1, vocab));
         let mut id = corpus.id('\n').unwrap_or(0);
         let mut out = String::with_capacity(n);
         for _ in 0..n {
             x.fill(0.0);
             x[[0, id as usize]] = 1.0;
-            self.cell.forward(x.view(), h.view(), next.view_mut());
+            self.cell
+                .forward(x.view(), h.view(), next.view_mut(), scratch.view_mut());
             std::mem::swap(&mut h, &mut next);
             self.readout.predict(h.view(), logits.view_mut());
             let max = logits.fold(f32::NEG_INFINITY, |a, &b| a.max(b));

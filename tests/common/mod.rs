@@ -92,6 +92,7 @@ impl Problem {
         let (s, tsz) = (cell.state_size(), cell.tape_size());
         let mut tapes = vec![Array2::<f32>::zeros((batch, tsz)); len];
         let mut h = self.h0.clone();
+        let mut scratch = Array2::zeros((batch, cell.scratch_size()));
         for (k, tape) in tapes.iter_mut().enumerate() {
             let mut next = Array2::zeros((batch, s));
             cell.forward_tape(
@@ -99,6 +100,7 @@ impl Problem {
                 h.view(),
                 tape.view_mut(),
                 next.view_mut(),
+                scratch.view_mut(),
             );
             h = next;
         }
@@ -106,7 +108,6 @@ impl Problem {
         let mut dh = Array2::<f32>::zeros((batch, s));
         let mut loss = 0.0;
         let scale = 1.0 / (batch * len) as f32;
-        let mut scratch = Array2::zeros((batch, cell.scratch_size()));
         let mut rscratch = Array2::zeros((batch, self.readout.scratch_size()));
         for k in (1..=len).rev() {
             let mut state = Array2::zeros((batch, s));

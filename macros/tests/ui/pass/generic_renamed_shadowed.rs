@@ -44,8 +44,14 @@ impl<C: RuntimeCell> RuntimeCell for Wrapped<C> {
     fn params_mut(&mut self) -> &mut [f32] {
         self.inner.params_mut()
     }
-    fn forward(&self, x: ArrayView2<f32>, h: ArrayView2<f32>, next: ArrayViewMut2<f32>) {
-        self.inner.forward(x, h, next)
+    fn forward(
+        &self,
+        x: ArrayView2<f32>,
+        h: ArrayView2<f32>,
+        next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        self.inner.forward(x, h, next, scratch)
     }
     fn forward_tape(
         &self,
@@ -53,8 +59,9 @@ impl<C: RuntimeCell> RuntimeCell for Wrapped<C> {
         h: ArrayView2<f32>,
         tape: ArrayViewMut2<f32>,
         next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
     ) {
-        self.inner.forward_tape(x, h, tape, next)
+        self.inner.forward_tape(x, h, tape, next, scratch)
     }
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         self.inner.state_from_tape(tape, h)

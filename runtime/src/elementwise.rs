@@ -3,8 +3,6 @@
 
 use std::ops::Range;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
-
 use crate::Rng;
 use crate::kernels::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
 
@@ -149,59 +147,6 @@ fn blocks<const N: usize>(
     }
 }
 
-fn check_shape(what: &str, name: &str, shape: &[usize], rows: usize, cols: usize) {
-    assert!(
-        shape == [rows, cols],
-        "{what}: {name} has shape {shape:?}, expected [{rows}, {cols}]"
-    );
-}
-
-/// The contiguous row-major data of `a`, after checking that its shape is
-/// `[rows, cols]` (the message names `what`, `name` and both shapes).
-pub(crate) fn rows<'a>(
-    what: &str,
-    name: &str,
-    a: ArrayView2<'a, f32>,
-    rows: usize,
-    cols: usize,
-) -> &'a [f32] {
-    check_shape(what, name, a.shape(), rows, cols);
-    a.to_slice()
-        .unwrap_or_else(|| panic!("{what}: {name} [{rows}, {cols}] must be contiguous row-major"))
-}
-
-/// Mutable version of [`rows`].
-pub(crate) fn rows_mut<'a>(
-    what: &str,
-    name: &str,
-    a: ArrayViewMut2<'a, f32>,
-    rows: usize,
-    cols: usize,
-) -> &'a mut [f32] {
-    check_shape(what, name, a.shape(), rows, cols);
-    a.into_slice()
-        .unwrap_or_else(|| panic!("{what}: {name} [{rows}, {cols}] must be contiguous row-major"))
-}
-
-/// The first `rows · cols` floats of a contiguous scratch array of `rows` rows and
-/// at least `cols` columns.
-pub(crate) fn scratch_rows<'a>(
-    what: &str,
-    a: ArrayViewMut2<'a, f32>,
-    rows: usize,
-    cols: usize,
-) -> &'a mut [f32] {
-    let (r, c) = a.dim();
-    assert!(
-        r == rows && c >= cols,
-        "{what}: scratch has shape [{r}, {c}], expected [{rows}, {cols}] (or wider)"
-    );
-    let all = a
-        .into_slice()
-        .unwrap_or_else(|| panic!("{what}: scratch [{r}, {c}] must be contiguous row-major"));
-    &mut all[..rows * cols]
-}
-
 /// Copies column block `cols` of every row of `src` (rows of `src_width` floats)
 /// into the rows of `dst` (rows of `cols.len()` floats).
 pub(crate) fn gather_cols(src: &[f32], src_width: usize, cols: Range<usize>, dst: &mut [f32]) {
@@ -218,15 +163,6 @@ pub(crate) fn scatter_cols(src: &[f32], dst: &mut [f32], dst_width: usize, cols:
     for (s, d) in src.chunks_exact(w).zip(dst.chunks_exact_mut(dst_width)) {
         d[cols.clone()].copy_from_slice(s);
     }
-}
-
-/// Panics unless `grads` has the parameters' length.
-pub(crate) fn check_grads(what: &str, grads: &[f32], expected: usize) {
-    assert!(
-        grads.len() == expected,
-        "{what}: grads has {} floats, expected {expected} (the parameters' length)",
-        grads.len()
-    );
 }
 
 /// The floats of rows `r` in an array of rows of `width` floats.

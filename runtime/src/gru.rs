@@ -2,11 +2,9 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::elementwise::{
-    GateBlock, check_grads, check_hidden, in_row_blocks, init_params, row_span, rows, rows_mut,
-    scratch_rows,
-};
+use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, tanh};
+use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Rng, ShapeError};
 
 /// Forward temporaries per row, in units of `H`: `r`, `z`, `n` and `h·W_hn + b_hn`.

@@ -82,6 +82,7 @@ pub mod lstm;
 pub mod readout;
 pub mod rng;
 pub mod rnn;
+pub mod shape;
 
 #[doc(hidden)]
 #[path = "private.rs"]

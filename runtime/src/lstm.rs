@@ -3,10 +3,10 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::elementwise::{
-    GateBlock, check_grads, check_hidden, gather_cols, in_row_blocks, init_params, row_span, rows,
-    rows_mut, scatter_cols, scratch_rows,
+    GateBlock, check_hidden, gather_cols, in_row_blocks, init_params, row_span, scatter_cols,
 };
 use crate::kernels::{sigmoid, tanh};
+use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Rng, ShapeError};
 
 /// Forward temporaries per row, in units of `H`: the four gates.

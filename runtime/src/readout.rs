@@ -6,8 +6,9 @@ use std::fmt;
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 
 use crate::Rng;
-use crate::elementwise::{GateBlock, gather_cols, rows, rows_mut, scratch_rows};
+use crate::elementwise::{GateBlock, gather_cols};
 use crate::kernels::exp;
+use crate::shape::{rows, rows_mut, scratch_rows};
 
 /// A flat parameter vector of the wrong length.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,10 +2,9 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::elementwise::{
-    GateBlock, check_grads, check_hidden, gather_cols, init_params, rows, rows_mut, scratch_rows,
-};
+use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params};
 use crate::kernels::tanh;
+use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Rng, ShapeError};
 
 /// An Elman recurrent cell: `h' = tanh(x·W_x + h·W_h + b)`.

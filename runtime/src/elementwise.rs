@@ -1,5 +1,5 @@
 //! Plumbing shared by the cells: gate blocks (`pre = b + x·W_x + h·W_h`), row
-//! blocks for the tape-less forward, and shape-checked slice access.
+//! blocks for the tape-less forward, and column gathers and scatters.
 
 use std::ops::Range;
 

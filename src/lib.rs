@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod cell_lang;
 pub mod emit;
 pub mod error;
 pub mod interp;

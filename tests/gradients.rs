@@ -1,10 +1,11 @@
 //! Gradients through the interpreter: bitwise identical to plain BPTT for every
-//! policy and budget, and plain BPTT agrees with finite differences.
+//! policy and budget, and plain BPTT agrees with finite differences; for the
+//! runtime's cells and for the cells derived from `cells/*.cell`.
 
 mod common;
 
 use bptt::{Budget, Policy};
-use common::{CELLS, Problem};
+use common::{CELLS, DERIVED, Problem};
 
 const POLICIES: [Policy; 7] = [
     Policy::Hsm,
@@ -18,7 +19,7 @@ const POLICIES: [Policy; 7] = [
 
 #[test]
 fn every_policy_and_budget_gives_plain_bptt_bitwise() {
-    for name in CELLS {
+    for name in CELLS.into_iter().chain(DERIVED) {
         let problem = Problem::new(name, 37, 3, 7);
         let (want_loss, want) = problem.plain_bptt();
         for policy in POLICIES {
@@ -102,7 +103,7 @@ fn worst_violation(name: &str, policy: Policy, budget: Budget, skew: f64) -> f64
 
 #[test]
 fn store_all_matches_finite_differences() {
-    for name in CELLS {
+    for name in CELLS.into_iter().chain(DERIVED) {
         let worst = worst_violation(name, Policy::StoreAll, Budget::Percent(100.0), 1.0);
         assert!(worst <= 1.0, "{name}: worst violation {worst}");
     }
@@ -110,7 +111,7 @@ fn store_all_matches_finite_differences() {
 
 #[test]
 fn a_tight_msm_budget_matches_finite_differences() {
-    for name in CELLS {
+    for name in CELLS.into_iter().chain(DERIVED) {
         let worst = worst_violation(name, Policy::Msm, Budget::Units(2.0), 1.0);
         assert!(worst <= 1.0, "{name}: worst violation {worst}");
     }
@@ -118,7 +119,7 @@ fn a_tight_msm_budget_matches_finite_differences() {
 
 #[test]
 fn the_finite_difference_check_rejects_a_gradient_five_percent_off() {
-    for name in CELLS {
+    for name in CELLS.into_iter().chain(DERIVED) {
         let worst = worst_violation(name, Policy::StoreAll, Budget::Percent(100.0), 1.05);
         assert!(
             worst > 1.0,

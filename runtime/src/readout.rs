@@ -23,11 +23,7 @@ pub struct ShapeError {
 
 impl ShapeError {
     /// `Ok` when `got == expected`, else the error naming both lengths.
-    pub(crate) fn check(
-        what: impl FnOnce() -> String,
-        expected: usize,
-        got: usize,
-    ) -> Result<(), Self> {
+    pub fn check(what: impl FnOnce() -> String, expected: usize, got: usize) -> Result<(), Self> {
         if got == expected {
             Ok(())
         } else {

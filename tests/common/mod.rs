@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
 use bptt::{Alpha, Budget, Gradients, Interpreter, Plan, Policy, Schedule};
 use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
 use ndarray::{Array2, Array3, Axis};
@@ -9,13 +10,30 @@ use ndarray::{Array2, Array3, Axis};
 /// The three runtime cells by name.
 pub const CELLS: [&str; 3] = ["rnn", "lstm", "gru"];
 
-/// A runtime cell by name.
+/// The example cells in `cells/`, derived from their equations.
+pub const DERIVED: [&str; 5] = [
+    "cells/rnn.cell",
+    "cells/lstm.cell",
+    "cells/gru.cell",
+    "cells/mgu.cell",
+    "cells/peephole_lstm.cell",
+];
+
+/// A cell file compiled for these sizes.
+pub fn program(path: &str, input: usize, hidden: usize) -> CellProgram {
+    let src = std::fs::read_to_string(path).unwrap();
+    let def = CellDef::parse_str(&src).unwrap_or_else(|e| panic!("{path}: {e}"));
+    def.compile(&[("input", input), ("hidden", hidden)])
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A runtime cell by name, or a derived cell by the path of its file.
 pub fn cell(name: &str, input: usize, hidden: usize, rng: &mut Rng) -> Box<dyn Cell> {
     match name {
         "rnn" => Box::new(Rnn::new(input, hidden, rng)),
         "lstm" => Box::new(Lstm::new(input, hidden, rng)),
         "gru" => Box::new(Gru::new(input, hidden, rng)),
-        other => panic!("no cell {other}"),
+        path => Box::new(DerivedCell::new(program(path, input, hidden), rng)),
     }
 }
 

@@ -1,0 +1,587 @@
+//! From a [`CellDef`] and concrete sizes to the forward graph: names
+//! resolved, shapes checked symbolically (so `[input]` and `[hidden]` differ
+//! even when both are 8), parameters laid out.
+
+use std::collections::HashMap;
+
+use proc_macro2::Span;
+use syn::Ident;
+
+use super::error::CellError;
+use super::graph::{Graph, Id, Op, Term};
+use super::program::{Binary, ParamMatrix, ParamSlot, Slot, Unary};
+use super::syntax::{BinaryOp, CellDef, Decl, Expr, SizeExpr, Stmt};
+
+/// The forward step as a graph, with the cell's layouts.
+pub(crate) struct Forward {
+    pub graph: Graph,
+    pub input_size: usize,
+    pub states: Vec<Slot>,
+    /// The new value of each state.
+    pub outputs: Vec<Id>,
+    pub params: Vec<ParamSlot>,
+    /// The names the definition gives nodes (`let`s, states, the input).
+    pub labels: HashMap<Id, String>,
+}
+
+/// A value during elaboration.
+#[derive(Clone)]
+enum Value {
+    /// A batch of rows of this shape.
+    Rows(Id, SizeExpr),
+    /// A parameter vector (broadcast over rows when used).
+    Vector(usize, SizeExpr),
+    /// A parameter matrix with its symbolic rows and columns.
+    Matrix(ParamMatrix, SizeExpr, SizeExpr),
+    /// A number.
+    Number(f32),
+    /// The widths argument of `split`.
+    Sizes(Vec<SizeExpr>),
+}
+
+struct Elaborator<'a> {
+    sizes: HashMap<String, usize>,
+    graph: Graph,
+    names: HashMap<String, Value>,
+    states: &'a [Decl],
+    assigned: Vec<Option<Id>>,
+    labels: HashMap<Id, String>,
+}
+
+fn err(span: Span, msg: impl Into<String>) -> CellError {
+    CellError::new(span, msg)
+}
+
+fn shape_text(shape: &[SizeExpr]) -> String {
+    let dims: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+impl Elaborator<'_> {
+    fn eval(&self, s: &SizeExpr, span: Span, what: &str) -> Result<usize, CellError> {
+        let mut v = s.constant;
+        for (name, c) in &s.terms {
+            let Some(&n) = self.sizes.get(name) else {
+                let known: Vec<&String> = self.sizes.keys().collect();
+                return Err(err(
+                    span,
+                    format!("unknown size `{name}` in the shape of {what} (sizes: {known:?})"),
+                ));
+            };
+            v += c * n as i64;
+        }
+        if v < 1 {
+            return Err(err(
+                span,
+                format!(
+                    "the shape of {what} has `{s}` = {v} with these sizes; every size must be at least 1"
+                ),
+            ));
+        }
+        Ok(v as usize)
+    }
+
+    fn rows_of(&mut self, v: &Value, span: Span, what: &str) -> Result<(Id, SizeExpr), CellError> {
+        match v {
+            Value::Rows(id, s) => Ok((*id, s.clone())),
+            Value::Vector(offset, s) => {
+                let w = self.eval(s, span, what)?;
+                Ok((self.graph.raw(Op::Param(*offset), w), s.clone()))
+            }
+            Value::Matrix(..) => Err(err(
+                span,
+                format!("{what} is a parameter matrix: use it as `matmul(rows, {what})`"),
+            )),
+            Value::Number(_) => Err(err(
+                span,
+                format!("{what} is a number, expected rows of features"),
+            )),
+            Value::Sizes(_) => Err(err(
+                span,
+                format!("{what} is a list of sizes, expected rows of features"),
+            )),
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<Value, CellError> {
+        match e {
+            Expr::Name(name) => self.lookup(name),
+            Expr::Number(v, _) => Ok(Value::Number(*v)),
+            Expr::Sizes(s, _) => Ok(Value::Sizes(s.clone())),
+            Expr::Neg(a, span) => {
+                let a = self.expr(a)?;
+                if let Value::Number(v) = a {
+                    return Ok(Value::Number(-v));
+                }
+                let (id, s) = self.rows_of(&a, *span, "the operand of `-`")?;
+                Ok(Value::Rows(self.graph.unary(Unary::Neg, id), s))
+            }
+            Expr::Binary(op, a, b, span) => self.binary(*op, a, b, *span),
+            Expr::Call(f, args, span) => self.call(f, args, *span),
+        }
+    }
+
+    fn lookup(&mut self, name: &Ident) -> Result<Value, CellError> {
+        let key = name.to_string();
+        if let Some(i) = self.states.iter().position(|s| s.name == key)
+            && self.assigned[i].is_some()
+            && !self.names.contains_key(&format!("let {key}"))
+        {
+            return Err(err(
+                name.span(),
+                format!(
+                    "state `{key}` is read after its new value is assigned; bind the new value with `let` and use that"
+                ),
+            ));
+        }
+        self.names
+            .get(&format!("let {key}"))
+            .or_else(|| self.names.get(&key))
+            .cloned()
+            .ok_or_else(|| {
+                err(
+                    name.span(),
+                    format!("unknown name `{key}`: not the input, a state, a parameter or a `let`"),
+                )
+            })
+    }
+
+    fn binary(&mut self, op: BinaryOp, a: &Expr, b: &Expr, span: Span) -> Result<Value, CellError> {
+        let f = match op {
+            BinaryOp::Add => Binary::Add,
+            BinaryOp::Sub => Binary::Sub,
+            BinaryOp::Mul => Binary::Mul,
+        };
+        let (va, vb) = (self.expr(a)?, self.expr(b)?);
+        if let (Value::Number(x), Value::Number(y)) = (&va, &vb) {
+            return Ok(Value::Number(super::graph::apply_binary(f, *x, *y)));
+        }
+        let sym = |v: &Value| match v {
+            Value::Rows(_, s) | Value::Vector(_, s) => Some(s.clone()),
+            _ => None,
+        };
+        let shape = match (sym(&va), sym(&vb)) {
+            (Some(x), Some(y)) if x != y => {
+                return Err(err(
+                    span,
+                    format!(
+                        "shape mismatch: the left operand is {} but the right is {}",
+                        shape_text(&[x]),
+                        shape_text(&[y])
+                    ),
+                ));
+            }
+            (Some(x), _) | (None, Some(x)) => x,
+            (None, None) => {
+                return Err(err(
+                    span,
+                    "unsupported operands: expected rows of features or numbers",
+                ));
+            }
+        };
+        let width = self.eval(&shape, span, "this expression")?;
+        let mut operand = |v: &Value, e: &Expr| -> Result<Id, CellError> {
+            match v {
+                Value::Number(c) => Ok(self.graph.constant_node(*c, width)),
+                other => Ok(self.rows_of(other, e.span(), "this operand")?.0),
+            }
+        };
+        let (x, y) = (operand(&va, a)?, operand(&vb, b)?);
+        Ok(Value::Rows(self.graph.binary(f, x, y), shape))
+    }
+
+    fn args(
+        &mut self,
+        f: &Ident,
+        args: &[Expr],
+        n: usize,
+        span: Span,
+    ) -> Result<Vec<Value>, CellError> {
+        if args.len() != n {
+            return Err(err(
+                span,
+                format!(
+                    "`{f}` takes {n} argument{}, got {}",
+                    if n == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            ));
+        }
+        args.iter().map(|a| self.expr(a)).collect()
+    }
+
+    fn call(&mut self, f: &Ident, args: &[Expr], span: Span) -> Result<Value, CellError> {
+        let name = f.to_string();
+        let unary = match name.as_str() {
+            "sigmoid" => Some(Unary::Sigmoid),
+            "tanh" => Some(Unary::Tanh),
+            "relu" => Some(Unary::Relu),
+            "exp" => Some(Unary::Exp),
+            _ => None,
+        };
+        if let Some(u) = unary {
+            let v = self.args(f, args, 1, span)?.remove(0);
+            if let Value::Number(c) = v {
+                return Ok(Value::Number(super::graph::apply_unary(u, c)));
+            }
+            let (id, s) = self.rows_of(&v, args[0].span(), &format!("the argument of `{name}`"))?;
+            return Ok(Value::Rows(self.graph.unary(u, id), s));
+        }
+        match name.as_str() {
+            "matmul" => self.matmul(f, args, span),
+            "concat" => {
+                let parts = self.concat_parts(args)?;
+                let sym = parts
+                    .iter()
+                    .fold(SizeExpr::default(), |acc, p| acc.plus(&p.1, 1));
+                let ids = parts.into_iter().map(|p| p.0).collect();
+                Ok(Value::Rows(self.graph.concat(ids), sym))
+            }
+            "split" => Err(err(
+                span,
+                "`split` gives several values: bind them with `let (a, b, ..) = split(..);`",
+            )),
+            _ => Err(err(
+                f.span(),
+                format!(
+                    "unsupported function `{name}`: the functions are matmul, concat, split, sigmoid, tanh, relu and exp"
+                ),
+            )),
+        }
+    }
+
+    fn concat_parts(&mut self, args: &[Expr]) -> Result<Vec<(Id, SizeExpr)>, CellError> {
+        args.iter()
+            .map(|a| {
+                let v = self.expr(a)?;
+                self.rows_of(&v, a.span(), "a part of `concat`")
+            })
+            .collect()
+    }
+
+    fn matmul(&mut self, f: &Ident, args: &[Expr], span: Span) -> Result<Value, CellError> {
+        if args.len() != 2 {
+            return Err(err(
+                span,
+                format!(
+                    "`{f}` takes 2 arguments (rows, a parameter matrix), got {}",
+                    args.len()
+                ),
+            ));
+        }
+        let parts = match &args[0] {
+            Expr::Call(g, inner, _) if g == "concat" => self.concat_parts(inner)?,
+            a => {
+                let v = self.expr(a)?;
+                vec![self.rows_of(&v, a.span(), "the first argument of `matmul`")?]
+            }
+        };
+        let (w, rows, cols) = match self.expr(&args[1])? {
+            Value::Matrix(w, r, c) => (w, r, c),
+            _ => {
+                return Err(err(
+                    args[1].span(),
+                    "the second argument of `matmul` must be a parameter matrix `[rows, cols]`",
+                ));
+            }
+        };
+        let features = parts
+            .iter()
+            .fold(SizeExpr::default(), |acc, p| acc.plus(&p.1, 1));
+        if features != rows {
+            return Err(err(
+                span,
+                format!(
+                    "shape mismatch in `matmul`: the rows have {} features but the matrix is {}",
+                    shape_text(&[features]),
+                    shape_text(&[rows, cols])
+                ),
+            ));
+        }
+        let mut terms = Vec::new();
+        let mut row = 0;
+        for (a, _) in parts {
+            let k = self.graph.width(a);
+            terms.push(Term {
+                a,
+                w: ParamMatrix {
+                    offset: w.offset + row * w.cols,
+                    rows: k,
+                    cols: w.cols,
+                },
+                transposed: false,
+            });
+            row += k;
+        }
+        Ok(Value::Rows(self.graph.linear(None, terms, w.cols), cols))
+    }
+
+    fn split(&mut self, names: &[Ident], value: &Expr) -> Result<Vec<Value>, CellError> {
+        let (arg, widths, span) = match value {
+            Expr::Call(f, args, span) if f == "split" && (args.len() == 1 || args.len() == 2) => {
+                (&args[0], args.get(1), *span)
+            }
+            other => {
+                return Err(err(
+                    other.span(),
+                    "a tuple `let (..)` takes `split(value)` or `split(value, [sizes])`",
+                ));
+            }
+        };
+        let v = self.expr(arg)?;
+        let (id, sym) = self.rows_of(&v, arg.span(), "the argument of `split`")?;
+        let parts: Vec<SizeExpr> = match widths {
+            None => {
+                let part = sym.divided(names.len() as i64).ok_or_else(|| {
+                    err(
+                        span,
+                        format!(
+                            "cannot split {} into {} equal parts",
+                            shape_text(&[sym.clone()]),
+                            names.len()
+                        ),
+                    )
+                })?;
+                vec![part; names.len()]
+            }
+            Some(w) => match self.expr(w)? {
+                Value::Sizes(s) => s,
+                _ => {
+                    return Err(err(
+                        w.span(),
+                        "the widths of `split` are a list of sizes, e.g. `[hidden, 2 * hidden]`",
+                    ));
+                }
+            },
+        };
+        if parts.len() != names.len() {
+            return Err(err(
+                span,
+                format!(
+                    "`split` gives {} parts but the `let` names {}",
+                    parts.len(),
+                    names.len()
+                ),
+            ));
+        }
+        let total = parts
+            .iter()
+            .fold(SizeExpr::default(), |acc, p| acc.plus(p, 1));
+        if total != sym {
+            return Err(err(
+                span,
+                format!(
+                    "shape mismatch in `split`: the parts add up to {} but the value is {}",
+                    shape_text(&[total]),
+                    shape_text(&[sym])
+                ),
+            ));
+        }
+        let mut col = 0;
+        let mut out = Vec::new();
+        for p in parts {
+            let w = self.eval(&p, span, "a part of `split`")?;
+            out.push(Value::Rows(self.graph.slice(id, col, w), p));
+            col += w;
+        }
+        Ok(out)
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> Result<(), CellError> {
+        match s {
+            Stmt::Let {
+                names,
+                tuple,
+                value,
+            } => {
+                let values = if *tuple {
+                    self.split(names, value)?
+                } else {
+                    vec![self.expr(value)?]
+                };
+                for (n, v) in names.iter().zip(values) {
+                    if let Value::Rows(id, _) = &v {
+                        self.labels.entry(*id).or_insert_with(|| n.to_string());
+                    }
+                    self.names.insert(format!("let {n}"), v);
+                }
+            }
+            Stmt::Assign { state, value } => {
+                let key = state.to_string();
+                let Some(i) = self.states.iter().position(|d| d.name == key) else {
+                    return Err(err(
+                        state.span(),
+                        format!(
+                            "`{key}` is not a state: only states are assigned; use `let {key} = ..;`"
+                        ),
+                    ));
+                };
+                if self.assigned[i].is_some() {
+                    return Err(err(
+                        state.span(),
+                        format!("state `{key}` is assigned twice"),
+                    ));
+                }
+                let want = self.states[i].shape[0].clone();
+                let width = self.eval(&want, state.span(), "the state")?;
+                let id = match self.expr(value)? {
+                    Value::Number(c) => self.graph.constant_node(c, width),
+                    v => {
+                        let (id, sym) = self.rows_of(&v, value.span(), "the new state")?;
+                        if sym != want {
+                            return Err(err(
+                                value.span(),
+                                format!(
+                                    "shape mismatch: state `{key}` is {} but its new value is {}",
+                                    shape_text(&[want]),
+                                    shape_text(&[sym])
+                                ),
+                            ));
+                        }
+                        id
+                    }
+                };
+                self.assigned[i] = Some(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a declaration's rank and names.
+fn check_rank(d: &Decl, what: &str, ranks: &[usize]) -> Result<(), CellError> {
+    if ranks.contains(&d.shape.len()) {
+        return Ok(());
+    }
+    let want = if ranks.len() == 2 {
+        "`[n]` or `[rows, cols]`"
+    } else {
+        "`[n]`"
+    };
+    Err(err(
+        d.shape_span,
+        format!(
+            "{what} `{}` has shape {}: expected {want}",
+            d.name,
+            shape_text(&d.shape)
+        ),
+    ))
+}
+
+/// Elaborates `def` with the given sizes.
+pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward, CellError> {
+    let declared: Vec<String> = def.sizes.iter().map(|s| s.to_string()).collect();
+    for (name, _) in sizes {
+        if !declared.iter().any(|d| d == name) {
+            return Err(err(
+                def.name.span(),
+                format!(
+                    "cell `{}` has no size `{name}` (its sizes: {})",
+                    def.name,
+                    declared.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut bound = HashMap::new();
+    for s in &def.sizes {
+        let Some(&(_, v)) = sizes.iter().find(|(n, _)| s == n) else {
+            return Err(err(s.span(), format!("size `{s}` needs a value")));
+        };
+        bound.insert(s.to_string(), v);
+    }
+    check_rank(&def.input, "the input", &[1])?;
+    let mut el = Elaborator {
+        sizes: bound,
+        graph: Graph::default(),
+        names: HashMap::new(),
+        states: &def.states,
+        assigned: vec![None; def.states.len()],
+        labels: HashMap::new(),
+    };
+    let input_size = el.eval(&def.input.shape[0], def.input.shape_span, "the input")?;
+    let x = el.graph.raw(Op::Input, input_size);
+    el.names.insert(
+        def.input.name.to_string(),
+        Value::Rows(x, def.input.shape[0].clone()),
+    );
+    el.labels.insert(x, def.input.name.to_string());
+    let mut states = Vec::new();
+    let mut offset = 0;
+    for (i, d) in def.states.iter().enumerate() {
+        check_rank(d, "state", &[1])?;
+        let width = el.eval(&d.shape[0], d.shape_span, &format!("state `{}`", d.name))?;
+        let id = el.graph.raw(Op::State(i), width);
+        el.names
+            .insert(d.name.to_string(), Value::Rows(id, d.shape[0].clone()));
+        el.labels.insert(id, format!("{}_prev", d.name));
+        states.push(Slot {
+            name: d.name.to_string(),
+            offset,
+            width,
+        });
+        offset += width;
+    }
+    let mut params = Vec::new();
+    let mut offset = 0;
+    for p in &def.params {
+        let d = &p.decl;
+        check_rank(d, "parameter", &[1, 2])?;
+        let what = format!("parameter `{}`", d.name);
+        let shape = d
+            .shape
+            .iter()
+            .map(|s| el.eval(s, d.shape_span, &what))
+            .collect::<Result<Vec<_>, _>>()?;
+        let value = match shape[..] {
+            [n] => {
+                let _ = n;
+                Value::Vector(offset, d.shape[0].clone())
+            }
+            _ => Value::Matrix(
+                ParamMatrix {
+                    offset,
+                    rows: shape[0],
+                    cols: shape[1],
+                },
+                d.shape[0].clone(),
+                d.shape[1].clone(),
+            ),
+        };
+        el.names.insert(d.name.to_string(), value);
+        let slot = ParamSlot {
+            name: d.name.to_string(),
+            offset,
+            shape,
+            init: p.init,
+        };
+        offset += slot.len();
+        params.push(slot);
+    }
+    for s in &def.body {
+        el.stmt(s)?;
+    }
+    let mut outputs = Vec::new();
+    for (d, out) in def.states.iter().zip(&el.assigned) {
+        match out {
+            Some(id) => outputs.push(*id),
+            None => {
+                return Err(err(
+                    d.name.span(),
+                    format!(
+                        "state `{}` is never produced: assign its new value with `{} = ..;`",
+                        d.name, d.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Forward {
+        graph: el.graph,
+        input_size,
+        states,
+        outputs,
+        params,
+        labels: el.labels,
+    })
+}

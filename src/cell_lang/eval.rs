@@ -1,0 +1,445 @@
+//! [`DerivedCell`]: a [`CellProgram`] run by an interpreter, as a
+//! [`Cell`].
+//!
+//! Products call the runtime's matrix kernels; a fused loop is evaluated
+//! op by op over chunks of up to [`CHUNK`] columns of one row, each op a tight
+//! loop that LLVM vectorises, with the registers in a stack buffer. That is
+//! the meaning [`program`](super::program) gives every instruction, so the
+//! JIT and the Rust emitter reproduce it bit for bit.
+
+use std::sync::Arc;
+
+use bptt_runtime::kernels::{exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, sigmoid, tanh};
+use bptt_runtime::shape::{check_grads, rows, rows_mut, scratch_rows};
+use bptt_runtime::{Cell, Rng, ShapeError};
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use super::program::{
+    Binary, Buffer, CellProgram, FusedLoop, Instr, Kernel, LoopOp, Matrix, Sink, Temp, Unary, View,
+};
+
+/// Columns evaluated per op at most.
+pub const CHUNK: usize = 64;
+/// Floats of the register buffer on the stack (64 KiB).
+const REGISTER_FLOATS: usize = 1 << 14;
+/// The most registers one loop may use (a column each).
+pub const MAX_REGISTERS: usize = REGISTER_FLOATS;
+
+/// A cell defined by equations, run by interpreting its [`CellProgram`].
+///
+/// ```
+/// use bptt::cell_lang::{CellDef, DerivedCell};
+/// use bptt_runtime::{Cell, Rng};
+///
+/// let def = CellDef::parse_str(include_str!("../../cells/mgu.cell")).unwrap();
+/// let program = def.compile(&[("input", 3), ("hidden", 8)]).unwrap();
+/// let cell = DerivedCell::new(program, &mut Rng::new(1));
+/// assert_eq!((cell.state_size(), cell.tape_size()), (8, 24));
+/// ```
+#[derive(Debug, Clone)]
+pub struct DerivedCell {
+    program: Arc<CellProgram>,
+    params: Vec<f32>,
+}
+
+impl DerivedCell {
+    /// A cell with fresh parameters ([`CellProgram::init_params`]).
+    pub fn new(program: impl Into<Arc<CellProgram>>, rng: &mut Rng) -> Self {
+        let program = program.into();
+        let params = program.init_params(rng);
+        DerivedCell { program, params }
+    }
+
+    /// A cell with the given parameters, or an error if their length is not
+    /// the program's parameter count.
+    pub fn from_params(
+        program: impl Into<Arc<CellProgram>>,
+        params: Vec<f32>,
+    ) -> Result<Self, ShapeError> {
+        let program = program.into();
+        ShapeError::check(
+            || format!("cell {}", program.name),
+            program.param_count,
+            params.len(),
+        )?;
+        Ok(DerivedCell { program, params })
+    }
+
+    /// The compiled program.
+    pub fn program(&self) -> &CellProgram {
+        &self.program
+    }
+
+    /// A method's name for messages: `cell mgu::forward`.
+    fn what(&self, method: &str) -> String {
+        format!("cell {}::{method}", self.program.name)
+    }
+}
+
+/// A buffer as a method received it.
+enum Buf<'a> {
+    Absent,
+    Read(&'a [f32]),
+    Write(&'a mut [f32]),
+}
+
+impl Buf<'_> {
+    fn read(&self) -> &[f32] {
+        match self {
+            Buf::Read(s) => s,
+            Buf::Write(s) => s,
+            Buf::Absent => &[],
+        }
+    }
+
+    fn write(&mut self) -> &mut [f32] {
+        match self {
+            Buf::Write(s) => s,
+            _ => &mut [],
+        }
+    }
+}
+
+/// Everything one kernel call sees.
+struct Frame<'a> {
+    rows: usize,
+    buffers: [Buf<'a>; 7],
+    params: &'a [f32],
+    grads: &'a mut [f32],
+}
+
+fn index(buffer: Buffer) -> usize {
+    match buffer {
+        Buffer::Input => 0,
+        Buffer::StatePrev => 1,
+        Buffer::StateNext => 2,
+        Buffer::Tape => 3,
+        Buffer::GradState => 4,
+        Buffer::GradStatePrev => 5,
+        Buffer::Scratch => 6,
+    }
+}
+
+impl<'a> Frame<'a> {
+    fn new(rows: usize, params: &'a [f32]) -> Self {
+        Frame {
+            rows,
+            buffers: std::array::from_fn(|_| Buf::Absent),
+            params,
+            grads: &mut [],
+        }
+    }
+
+    fn with(mut self, buffer: Buffer, buf: Buf<'a>) -> Self {
+        self.buffers[index(buffer)] = buf;
+        self
+    }
+
+    /// The buffer and the start of row `b` at column 0 of the view.
+    fn locate(&self, view: View, b: usize) -> (Buffer, usize) {
+        match view {
+            View::Rows {
+                buffer,
+                stride,
+                col,
+            } => (buffer, b * stride + col),
+            View::Temp { temp, col } => (
+                Buffer::Scratch,
+                self.rows * temp.offset + b * temp.width + col,
+            ),
+        }
+    }
+
+    fn load(&self, view: View, b: usize, j: usize, out: &mut [f32]) {
+        let (buffer, start) = self.locate(view, b);
+        let at = start + j;
+        out.copy_from_slice(&self.buffers[index(buffer)].read()[at..at + out.len()]);
+    }
+
+    fn store(&mut self, view: View, b: usize, j: usize, src: &[f32]) {
+        let (buffer, start) = self.locate(view, b);
+        let at = start + j;
+        self.buffers[index(buffer)].write()[at..at + src.len()].copy_from_slice(src);
+    }
+
+    fn temp_range(&self, t: Temp) -> std::ops::Range<usize> {
+        self.rows * t.offset..self.rows * (t.offset + t.width)
+    }
+
+    /// A read-only operand and a disjoint temporary to accumulate into.
+    fn operand_and_out(&mut self, a: Matrix, out: Temp) -> (&[f32], &mut [f32]) {
+        let out_range = self.temp_range(out);
+        let [input, .., scratch] = &mut self.buffers;
+        let scratch = scratch.write();
+        match a {
+            Matrix::Input => (input.read(), &mut scratch[out_range]),
+            Matrix::Temp(t) => {
+                let a_range = self.rows * t.offset..self.rows * (t.offset + t.width);
+                disjoint(scratch, a_range, out_range)
+            }
+        }
+    }
+
+    fn run(&mut self, kernel: &Kernel) {
+        let rows = self.rows;
+        for instr in &kernel.instrs {
+            match instr {
+                Instr::MatMul { a, w, out } => {
+                    let wm = &self.params[w.offset..w.offset + w.rows * w.cols];
+                    let (a, out) = self.operand_and_out(*a, *out);
+                    gemm_nn_acc(rows, w.rows, w.cols, a, wm, out);
+                }
+                Instr::MatMulT { a, w, out } => {
+                    let wm = &self.params[w.offset..w.offset + w.rows * w.cols];
+                    let (a, out) = self.operand_and_out(Matrix::Temp(*a), *out);
+                    gemm_nt_acc(rows, w.cols, w.rows, a, wm, out);
+                }
+                Instr::WeightGrad { a, dy, w } => {
+                    let dy = self.temp_range(*dy);
+                    let Frame { buffers, grads, .. } = self;
+                    let a = match *a {
+                        Matrix::Input => buffers[index(Buffer::Input)].read(),
+                        Matrix::Temp(t) => &buffers[index(Buffer::Scratch)].read()
+                            [rows * t.offset..rows * (t.offset + t.width)],
+                    };
+                    let dy = &buffers[index(Buffer::Scratch)].read()[dy];
+                    let g = &mut grads[w.offset..w.offset + w.rows * w.cols];
+                    gemm_tn_acc(w.rows, rows, w.cols, a, dy, g);
+                }
+                Instr::Loop(l) => self.fused(l),
+            }
+        }
+    }
+
+    fn fused(&mut self, l: &FusedLoop) {
+        let mut regs = [0.0f32; REGISTER_FLOATS];
+        let chunk = (REGISTER_FLOATS / l.ops.len().max(1)).min(CHUNK);
+        for b in 0..self.rows {
+            let mut j = 0;
+            while j < l.width {
+                let n = chunk.min(l.width - j);
+                for (r, op) in l.ops.iter().enumerate() {
+                    let (before, after) = regs.split_at_mut(r * chunk);
+                    let out = &mut after[..n];
+                    let reg = |x: super::Reg| &before[x.0 as usize * chunk..][..n];
+                    match *op {
+                        LoopOp::Load(view) => self.load(view, b, j, out),
+                        LoopOp::Param(offset) => {
+                            out.copy_from_slice(&self.params[offset + j..offset + j + n])
+                        }
+                        LoopOp::Const(c) => out.fill(c),
+                        LoopOp::Unary(f, a) => unary(f, reg(a), out),
+                        LoopOp::Binary(f, a, c) => binary(f, reg(a), reg(c), out),
+                    }
+                }
+                for sink in &l.sinks {
+                    match *sink {
+                        Sink::Store(view, r) => {
+                            let src = &regs[r.0 as usize * chunk..][..n];
+                            self.store(view, b, j, src);
+                        }
+                        Sink::AccumulateGrad(offset, r) => {
+                            let src = &regs[r.0 as usize * chunk..][..n];
+                            for (g, v) in self.grads[offset + j..offset + j + n].iter_mut().zip(src)
+                            {
+                                *g += *v;
+                            }
+                        }
+                    }
+                }
+                j += n;
+            }
+        }
+    }
+}
+
+/// Two disjoint ranges of one slice, the first read-only.
+fn disjoint(
+    s: &mut [f32],
+    a: std::ops::Range<usize>,
+    b: std::ops::Range<usize>,
+) -> (&[f32], &mut [f32]) {
+    if a.end <= b.start {
+        let (lo, hi) = s.split_at_mut(b.start);
+        (&lo[a], &mut hi[..b.end - b.start])
+    } else {
+        let (lo, hi) = s.split_at_mut(a.start);
+        (&hi[..a.end - a.start], &mut lo[b])
+    }
+}
+
+/// `out[k] = f(a[k])`.
+fn unary(f: Unary, a: &[f32], out: &mut [f32]) {
+    let each = |g: fn(f32) -> f32, out: &mut [f32]| {
+        for (o, &x) in out.iter_mut().zip(a) {
+            *o = g(x);
+        }
+    };
+    match f {
+        Unary::Neg => each(|x| -x, out),
+        Unary::Sigmoid => each(sigmoid, out),
+        Unary::Tanh => each(tanh, out),
+        Unary::Exp => each(exp, out),
+        Unary::Relu => each(|x| if x > 0.0 { x } else { 0.0 }, out),
+    }
+}
+
+/// `out[k] = f(a[k], b[k])`.
+fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let each = |g: fn(f32, f32) -> f32, out: &mut [f32]| {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = g(x, y);
+        }
+    };
+    match f {
+        Binary::Add => each(|x, y| x + y, out),
+        Binary::Sub => each(|x, y| x - y, out),
+        Binary::Mul => each(|x, y| x * y, out),
+        Binary::ReluGrad => each(|g, y| if y > 0.0 { g } else { 0.0 }, out),
+    }
+}
+
+impl Cell for DerivedCell {
+    fn input_size(&self) -> usize {
+        self.program.input_size
+    }
+
+    fn state_size(&self) -> usize {
+        self.program.state_size
+    }
+
+    fn tape_size(&self) -> usize {
+        self.program.tape_size
+    }
+
+    fn output_size(&self) -> usize {
+        self.program.output_size
+    }
+
+    fn scratch_size(&self) -> usize {
+        self.program.scratch_size
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    fn forward(
+        &self,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        h_next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        let p = &*self.program;
+        let (what, n) = (self.what("forward"), x.nrows());
+        Frame::new(n, &self.params)
+            .with(
+                Buffer::Input,
+                Buf::Read(rows(&what, "x", x, n, p.input_size)),
+            )
+            .with(
+                Buffer::StatePrev,
+                Buf::Read(rows(&what, "h_prev", h_prev, n, p.state_size)),
+            )
+            .with(
+                Buffer::StateNext,
+                Buf::Write(rows_mut(&what, "h_next", h_next, n, p.state_size)),
+            )
+            .with(
+                Buffer::Scratch,
+                Buf::Write(scratch_rows(&what, scratch, n, p.scratch_size)),
+            )
+            .run(&p.forward);
+    }
+
+    fn forward_tape(
+        &self,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        tape: ArrayViewMut2<f32>,
+        h_next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        let p = &*self.program;
+        let (what, n) = (self.what("forward_tape"), x.nrows());
+        Frame::new(n, &self.params)
+            .with(
+                Buffer::Input,
+                Buf::Read(rows(&what, "x", x, n, p.input_size)),
+            )
+            .with(
+                Buffer::StatePrev,
+                Buf::Read(rows(&what, "h_prev", h_prev, n, p.state_size)),
+            )
+            .with(
+                Buffer::Tape,
+                Buf::Write(rows_mut(&what, "tape", tape, n, p.tape_size)),
+            )
+            .with(
+                Buffer::StateNext,
+                Buf::Write(rows_mut(&what, "h_next", h_next, n, p.state_size)),
+            )
+            .with(
+                Buffer::Scratch,
+                Buf::Write(scratch_rows(&what, scratch, n, p.scratch_size)),
+            )
+            .run(&p.forward_tape);
+    }
+
+    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
+        let p = &*self.program;
+        let (what, n) = (self.what("state_from_tape"), tape.nrows());
+        Frame::new(n, &self.params)
+            .with(
+                Buffer::Tape,
+                Buf::Read(rows(&what, "tape", tape, n, p.tape_size)),
+            )
+            .with(
+                Buffer::StateNext,
+                Buf::Write(rows_mut(&what, "h", h, n, p.state_size)),
+            )
+            .run(&p.state_from_tape);
+    }
+
+    fn backward(
+        &self,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        grads: &mut [f32],
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        let p = &*self.program;
+        let (what, n) = (self.what("backward"), x.nrows());
+        check_grads(&what, grads, p.param_count);
+        let mut frame = Frame::new(n, &self.params)
+            .with(
+                Buffer::Input,
+                Buf::Read(rows(&what, "x", x, n, p.input_size)),
+            )
+            .with(
+                Buffer::Tape,
+                Buf::Read(rows(&what, "tape", tape, n, p.tape_size)),
+            )
+            .with(
+                Buffer::GradState,
+                Buf::Read(rows(&what, "dh", dh, n, p.state_size)),
+            )
+            .with(
+                Buffer::GradStatePrev,
+                Buf::Write(rows_mut(&what, "dh_prev", dh_prev, n, p.state_size)),
+            )
+            .with(
+                Buffer::Scratch,
+                Buf::Write(scratch_rows(&what, scratch, n, p.scratch_size)),
+            );
+        frame.grads = grads;
+        frame.run(&p.backward);
+    }
+}

@@ -1,0 +1,324 @@
+//! Lowering a graph's roots to a [`Kernel`]: products become calls of the
+//! runtime's matrix kernels, everything elementwise is fused into as few
+//! loops as the products allow.
+//!
+//! A node's *depth* counts the products (and concatenations, which are
+//! written into one buffer part by part) on its longest path from the
+//! leaves. The kernel runs, for each depth in turn, the products of that
+//! depth and then one fused loop per width holding every elementwise node of
+//! that depth and width. Within a loop a value is a register; a value read by
+//! a later loop, a product or a weight gradient is also stored in a scratch
+//! temporary. Weight gradients run last.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::graph::{Graph, Id, Op};
+use super::program::{
+    Buffer, FusedLoop, Instr, Kernel, LoopOp, Matrix, ParamMatrix, Reg, Sink, Temp, View,
+};
+
+/// What a kernel must produce.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Root {
+    /// Write the node to `buffer` (rows of `stride` floats) from column `col`.
+    Store {
+        buffer: Buffer,
+        stride: usize,
+        col: usize,
+        node: Id,
+    },
+    /// Add the node, summed over rows, to the gradient at `offset`.
+    Accumulate { offset: usize, node: Id },
+    /// `grads[w] += aᵀ · dy`.
+    WeightGrad { a: Id, dy: Id, w: ParamMatrix },
+}
+
+/// Where the leaves live: views for `Input`, `State(i)`, `Tape(k)`,
+/// `GradState(i)`.
+pub(crate) struct Leaves<'a> {
+    pub input_size: usize,
+    pub state_size: usize,
+    pub state_offsets: &'a [usize],
+    pub tape_size: usize,
+    pub tape_offsets: &'a [usize],
+}
+
+impl Leaves<'_> {
+    fn view(&self, op: &Op) -> Option<View> {
+        let rows = |buffer, stride, col| {
+            Some(View::Rows {
+                buffer,
+                stride,
+                col,
+            })
+        };
+        match *op {
+            Op::Input => rows(Buffer::Input, self.input_size, 0),
+            Op::State(i) => rows(Buffer::StatePrev, self.state_size, self.state_offsets[i]),
+            Op::GradState(i) => rows(Buffer::GradState, self.state_size, self.state_offsets[i]),
+            Op::Tape(k) => rows(Buffer::Tape, self.tape_size, self.tape_offsets[k]),
+            _ => None,
+        }
+    }
+}
+
+/// A kernel and the scratch floats per row it uses.
+pub(crate) struct Lowered {
+    pub kernel: Kernel,
+    pub scratch: usize,
+}
+
+/// A fused loop being built.
+#[derive(Default)]
+struct LoopBuilder {
+    ops: Vec<LoopOp>,
+    sinks: Vec<Sink>,
+    regs: HashMap<Id, Reg>,
+}
+
+impl LoopBuilder {
+    fn push(&mut self, op: LoopOp) -> Reg {
+        if let Some(i) = self.ops.iter().position(|o| *o == op) {
+            return Reg(i as u32);
+        }
+        self.ops.push(op);
+        Reg(self.ops.len() as u32 - 1)
+    }
+}
+
+struct Lowering<'a> {
+    g: &'a Graph,
+    leaves: &'a Leaves<'a>,
+    depth: HashMap<Id, usize>,
+    temps: HashMap<Id, Temp>,
+    scratch: usize,
+    loops: BTreeMap<(usize, usize), LoopBuilder>,
+}
+
+impl Lowering<'_> {
+    fn temp(&mut self, id: Id) -> Temp {
+        if let Some(t) = self.temps.get(&id) {
+            return *t;
+        }
+        let t = Temp {
+            offset: self.scratch,
+            width: self.g.width(id),
+        };
+        self.scratch += t.width;
+        self.temps.insert(id, t);
+        t
+    }
+
+    fn is_barrier(&self, id: Id) -> bool {
+        matches!(self.g.node(id).op, Op::Linear { .. } | Op::Concat(_))
+    }
+
+    /// The group (depth, width) whose loop computes or loads `id`.
+    fn group(&self, id: Id) -> (usize, usize) {
+        (self.depth[&id], self.g.width(id))
+    }
+
+    /// A matrix operand: `x` itself, or a temporary holding the node.
+    fn matrix(&mut self, id: Id) -> Matrix {
+        if self.g.node(id).op == Op::Input {
+            return Matrix::Input;
+        }
+        Matrix::Temp(self.materialise(id))
+    }
+
+    /// The node's temporary, arranging for it to be filled.
+    fn materialise(&mut self, id: Id) -> Temp {
+        let fresh = !self.temps.contains_key(&id);
+        let t = self.temp(id);
+        if fresh && !self.is_barrier(id) {
+            self.sink(id, |reg| Sink::Store(View::Temp { temp: t, col: 0 }, reg));
+        }
+        t
+    }
+
+    /// Adds a sink of `id`'s value to the loop of its group.
+    fn sink(&mut self, id: Id, make: impl FnOnce(Reg) -> Sink) {
+        let group = self.group(id);
+        let reg = self.value(group, id);
+        let sink = make(reg);
+        self.loops.entry(group).or_default().sinks.push(sink);
+    }
+
+    /// Where a non-register node is read from.
+    fn load(&mut self, id: Id) -> LoopOp {
+        let node = self.g.node(id);
+        match node.op {
+            Op::Const(bits) => LoopOp::Const(f32::from_bits(bits)),
+            Op::Param(offset) => LoopOp::Param(offset),
+            Op::Slice(a, col) => match self.load(a) {
+                LoopOp::Load(View::Rows {
+                    buffer,
+                    stride,
+                    col: c,
+                }) => LoopOp::Load(View::Rows {
+                    buffer,
+                    stride,
+                    col: c + col,
+                }),
+                LoopOp::Load(View::Temp { temp, col: c }) => {
+                    LoopOp::Load(View::Temp { temp, col: c + col })
+                }
+                other => unreachable!("a slice of {other:?} is pushed down"),
+            },
+            ref op => match self.leaves.view(op) {
+                Some(v) => LoopOp::Load(v),
+                None => LoopOp::Load(View::Temp {
+                    temp: self.materialise(id),
+                    col: 0,
+                }),
+            },
+        }
+    }
+
+    /// `id`'s register in the loop of `group`, computing it there if it is
+    /// an elementwise node of that group, else loading it.
+    fn value(&mut self, group: (usize, usize), id: Id) -> Reg {
+        if let Some(&r) = self.loops.get(&group).and_then(|l| l.regs.get(&id)) {
+            return r;
+        }
+        let op = self.g.node(id).op.clone();
+        let lop = if op.is_elementwise() && self.group(id) == group {
+            match op {
+                Op::Unary(f, a) => LoopOp::Unary(f, self.value(group, a)),
+                Op::Binary(f, a, b) => {
+                    let ra = self.value(group, a);
+                    LoopOp::Binary(f, ra, self.value(group, b))
+                }
+                _ => unreachable!(),
+            }
+        } else {
+            self.load(id)
+        };
+        let l = self.loops.entry(group).or_default();
+        let r = l.push(lop);
+        l.regs.insert(id, r);
+        r
+    }
+}
+
+/// Lowers `roots` of `g` to a kernel.
+pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
+    let ids: Vec<Id> = roots
+        .iter()
+        .flat_map(|r| match *r {
+            Root::Store { node, .. } | Root::Accumulate { node, .. } => vec![node],
+            Root::WeightGrad { a, dy, .. } => vec![a, dy],
+        })
+        .collect();
+    let order = g.topo(&ids);
+    let mut depth = HashMap::new();
+    for &v in &order {
+        let op = &g.node(v).op;
+        let below = op.operands().iter().map(|o| depth[o]).max().unwrap_or(0);
+        let d = match op {
+            Op::Linear { .. } | Op::Concat(_) => below + 1,
+            _ => below,
+        };
+        depth.insert(v, d);
+    }
+    let mut l = Lowering {
+        g,
+        leaves,
+        depth,
+        temps: HashMap::new(),
+        scratch: 0,
+        loops: BTreeMap::new(),
+    };
+    // Products and concatenations, with what fills their temporaries.
+    let mut products: Vec<(usize, Instr)> = Vec::new();
+    for &v in &order {
+        match g.node(v).op.clone() {
+            Op::Linear { init, terms } => {
+                let out = l.temp(v);
+                let store = |reg| Sink::Store(View::Temp { temp: out, col: 0 }, reg);
+                match init {
+                    Some(init) => l.sink(init, store),
+                    None => {
+                        let zeros = l.loops.entry((0, out.width)).or_default();
+                        let reg = zeros.push(LoopOp::Const(0.0));
+                        zeros.sinks.push(store(reg));
+                    }
+                }
+                for t in terms {
+                    let instr = if t.transposed {
+                        Instr::MatMulT {
+                            a: l.materialise(t.a),
+                            w: t.w,
+                            out,
+                        }
+                    } else {
+                        Instr::MatMul {
+                            a: l.matrix(t.a),
+                            w: t.w,
+                            out,
+                        }
+                    };
+                    products.push((l.depth[&v], instr));
+                }
+            }
+            Op::Concat(parts) => {
+                let out = l.temp(v);
+                let mut col = 0;
+                for p in parts {
+                    l.sink(p, |reg| Sink::Store(View::Temp { temp: out, col }, reg));
+                    col += g.width(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut weight_grads = Vec::new();
+    for r in roots {
+        match *r {
+            Root::Store {
+                buffer,
+                stride,
+                col,
+                node,
+            } => l.sink(node, |reg| {
+                Sink::Store(
+                    View::Rows {
+                        buffer,
+                        stride,
+                        col,
+                    },
+                    reg,
+                )
+            }),
+            Root::Accumulate { offset, node } => {
+                l.sink(node, |reg| Sink::AccumulateGrad(offset, reg))
+            }
+            Root::WeightGrad { a, dy, w } => {
+                let (a, dy) = (l.matrix(a), l.materialise(dy));
+                weight_grads.push(Instr::WeightGrad { a, dy, w });
+            }
+        }
+    }
+    let max_depth = l.depth.values().copied().max().unwrap_or(0);
+    let mut instrs = Vec::new();
+    let mut loops = std::mem::take(&mut l.loops);
+    for d in 0..=max_depth {
+        instrs.extend(products.iter().filter(|p| p.0 == d).map(|p| p.1.clone()));
+        let keys: Vec<(usize, usize)> = loops.keys().copied().filter(|k| k.0 == d).collect();
+        for k in keys {
+            let b = loops.remove(&k).unwrap_or_default();
+            if !b.sinks.is_empty() {
+                instrs.push(Instr::Loop(FusedLoop {
+                    width: k.1,
+                    ops: b.ops,
+                    sinks: b.sinks,
+                }));
+            }
+        }
+    }
+    instrs.extend(weight_grads);
+    Lowered {
+        kernel: Kernel { instrs },
+        scratch: l.scratch,
+    }
+}

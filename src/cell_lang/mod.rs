@@ -1,0 +1,72 @@
+//! Cells as equations: write a recurrent cell's step, and bptt derives its
+//! backward pass, chooses its tape, computes its alpha and generates its
+//! kernels.
+//!
+//! # The language
+//!
+//! A cell is Rust-like text, the same whether it is read from a file at run
+//! time ([`CellDef::parse_str`]) or written inside the `bptt_macros::cell!`
+//! macro (one parser, on `syn`, serves both):
+//!
+//! ```text
+//! cell lstm {
+//!     size input, hidden;                       // size names, bound later
+//!     input x: [input];                         // one input, per batch row
+//!     state h: [hidden];                        // states, in order: the first is the output
+//!     state c: [hidden];
+//!     param w_x: [input, 4 * hidden];           // matrices [rows, cols] and vectors [n]
+//!     param w_h: [hidden, 4 * hidden];
+//!     param b: [4 * hidden];                    // `= 1.0` would initialise it to a constant
+//!
+//!     let (i, f, g, o) = split(matmul(x, w_x) + matmul(h, w_h) + b);
+//!     let c_next = sigmoid(f) * c + sigmoid(i) * tanh(g);
+//!     h = sigmoid(o) * tanh(c_next);            // each state is assigned once
+//!     c = c_next;
+//! }
+//! ```
+//!
+//! * Every value is a batch of rows of features; shapes are sums of
+//!   multiples of size names (`input + hidden`, `4 * hidden`).
+//! * `matmul(a, w)`: rows of `a` (`[k]`) times a parameter matrix `[k, n]`;
+//!   `a` may be a `concat(..)`, which becomes one product per part.
+//! * `a + b`, `a - b`, `a * b`, `-a` elementwise on equal shapes; a
+//!   parameter vector is broadcast over the batch, a number (`1.0`) over
+//!   everything.
+//! * `sigmoid`, `tanh`, `relu`, `exp`.
+//! * `concat(a, b, ..)` along features; `split(a)` into as many equal parts
+//!   as the `let (..)` names, or `split(a, [n1, n2, ..])` into given widths.
+//! * A state's name always means its value at the start of the step; an
+//!   assignment `h = ..` gives the new value, once per state. Reading a
+//!   state after assigning it is an error: bind the new value with `let`.
+//!
+//! # What is derived
+//!
+//! [`CellDef::compile`] binds the sizes, builds the step's graph, simplifies
+//! it, differentiates it in reverse mode, chooses the tape (the fewest
+//! floats from which the backward pass and the new state can be recomputed
+//! without products; among those, the one that recomputes least), and lowers
+//! all four of a cell's methods into a [`CellProgram`] of matrix products and
+//! fused elementwise loops. [`DerivedCell`] runs that program as a
+//! [`bptt_runtime::Cell`]; `bptt::jit` compiles it with Cranelift and
+//! `bptt_macros::cell!` emits it as Rust.
+
+pub mod program;
+
+pub use program::{
+    Binary, Buffer, CellProgram, FusedLoop, Instr, Kernel, LoopOp, Matrix, ParamMatrix, ParamSlot,
+    Reg, Sink, Slot, Temp, Unary, View,
+};
+
+mod build;
+mod compile;
+mod diff;
+mod error;
+mod eval;
+mod graph;
+mod lower;
+mod syntax;
+mod tape;
+
+pub use error::CellError;
+pub use eval::DerivedCell;
+pub use syntax::{BinaryOp, CellDef, Decl, Expr, ParamDecl, SizeExpr, Stmt};

@@ -1,0 +1,337 @@
+//! The kernel program of a derived cell: what every backend runs.
+//!
+//! [`compile`](super::compile) turns a cell's equations into a
+//! [`CellProgram`] for concrete sizes: four [`Kernel`]s (forward, forward
+//! keeping the tape, rebuilding the state from a tape, backward), each a
+//! straight-line list of [`Instr`]uctions over the buffers a
+//! [`bptt_runtime::Cell`] method receives. An instruction is either a matrix
+//! product that calls one of the runtime's kernels or one fused elementwise
+//! loop over `rows × width` elements.
+//!
+//! # Numerics: one meaning for every backend
+//!
+//! The interpreter ([`DerivedCell`](super::DerivedCell)), the Rust emitter
+//! and the Cranelift JIT must give bitwise the same results, so the meaning
+//! of every instruction is fixed here, to the last bit:
+//!
+//! * Matrix products call `bptt_runtime::kernels::gemm_*_acc` with exactly
+//!   the operands below.
+//! * A [`FusedLoop`] runs rows `b = 0..rows` in order and, in each row,
+//!   columns `j = 0..width` in any order or vector width. Each column
+//!   evaluates the loop's [`LoopOp`]s in order, every op one IEEE-754 f32
+//!   operation (no fused multiply-add), with `sigmoid`, `tanh` and `exp`
+//!   exactly `bptt_runtime::kernels::{sigmoid, tanh, exp}` (plain f32
+//!   operations, replicable op by op), then performs its [`Sink`]s.
+//!   [`Sink::AccumulateGrad`] adds row by row (`g[j] = g[j] + v[b, j]` for
+//!   `b = 0, 1, ...`), so its sum has a fixed order too.
+//! * Within one loop no sink writes an element that a load of the same loop
+//!   reads, so columns may be processed in any order or in vectors.
+
+use std::fmt;
+
+/// Which buffer of a [`Cell`](bptt_runtime::Cell) method a view addresses.
+/// Every buffer is a row-major `[rows, features]` matrix except the two flat
+/// parameter vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Buffer {
+    /// `x`: `[rows, input_size]`.
+    Input,
+    /// `h_prev` (forward steps): `[rows, state_size]`.
+    StatePrev,
+    /// `h_next` (forward steps) or `h` (`state_from_tape`): `[rows, state_size]`.
+    StateNext,
+    /// The step's tape: `[rows, tape_size]`.
+    Tape,
+    /// `dh = dL/dh[k]` (backward): `[rows, state_size]`.
+    GradState,
+    /// `dh_prev = dL/dh[k-1]` (backward): `[rows, state_size]`.
+    GradStatePrev,
+    /// Scratch: `[rows, scratch_size]` as one flat slice of `rows ·
+    /// scratch_size` floats, carved into [`Temp`]s.
+    Scratch,
+}
+
+/// A temporary matrix in scratch: `[rows, width]`, row-major and
+/// contiguous, starting at float `rows · offset` of the scratch slice (so
+/// that it can be a matrix-product operand whatever the batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Temp {
+    /// Start in units of `rows` floats.
+    pub offset: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+/// Where a fused loop's column `j` of row `b` lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    /// `buffer[b · stride + col + j]`, for every buffer but scratch
+    /// (`stride` is the buffer's row width).
+    Rows {
+        /// The buffer.
+        buffer: Buffer,
+        /// The buffer's row width in floats.
+        stride: usize,
+        /// The first column.
+        col: usize,
+    },
+    /// `scratch[rows · temp.offset + b · temp.width + col + j]`.
+    Temp {
+        /// The temporary.
+        temp: Temp,
+        /// The first column.
+        col: usize,
+    },
+}
+
+/// A contiguous `[rows, width]` matrix operand of a product: the whole of
+/// `x` (when the input is used as is) or a scratch temporary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Matrix {
+    /// `x`, `[rows, input_size]`.
+    Input,
+    /// A scratch temporary.
+    Temp(Temp),
+}
+
+/// A parameter matrix: `rows × cols` floats, row-major, starting at float
+/// `offset` of the flat parameter vector (the same offset in the gradient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParamMatrix {
+    /// First float in the parameter vector.
+    pub offset: usize,
+    /// Rows (the product's inner dimension `k` for `x · W`).
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// One instruction of a [`Kernel`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Instr {
+    /// `out[rows × w.cols] += a[rows × w.rows] · W`:
+    /// `gemm_nn_acc(rows, w.rows, w.cols, a, W, out)`.
+    MatMul {
+        /// Left operand.
+        a: Matrix,
+        /// The weights.
+        w: ParamMatrix,
+        /// Accumulated into; `[rows, w.cols]`.
+        out: Temp,
+    },
+    /// `out[rows × w.rows] += a[rows × w.cols] · Wᵀ`:
+    /// `gemm_nt_acc(rows, w.cols, w.rows, a, W, out)` (a gradient through a
+    /// product).
+    MatMulT {
+        /// Left operand, `[rows, w.cols]`.
+        a: Temp,
+        /// The weights.
+        w: ParamMatrix,
+        /// Accumulated into; `[rows, w.rows]`.
+        out: Temp,
+    },
+    /// `grads[W] += aᵀ · dy`: `gemm_tn_acc(w.rows, rows, w.cols, a, dy,
+    /// &mut grads[w.offset..][..w.rows · w.cols])`.
+    WeightGrad {
+        /// The product's left operand, `[rows, w.rows]`.
+        a: Matrix,
+        /// The gradient of the product's output, `[rows, w.cols]`.
+        dy: Temp,
+        /// Whose gradient.
+        w: ParamMatrix,
+    },
+    /// One fused elementwise loop.
+    Loop(FusedLoop),
+}
+
+/// A register of a fused loop: the value of its `n`-th [`LoopOp`] in the
+/// current column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reg(pub u32);
+
+/// A one-operand elementwise function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unary {
+    /// `-a`.
+    Neg,
+    /// `bptt_runtime::kernels::sigmoid(a)`.
+    Sigmoid,
+    /// `bptt_runtime::kernels::tanh(a)`.
+    Tanh,
+    /// `bptt_runtime::kernels::exp(a)`.
+    Exp,
+    /// `if a > 0.0 { a } else { 0.0 }` (so `relu(NaN) = 0`, `relu(-0) = 0`).
+    Relu,
+}
+
+/// A two-operand elementwise function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Binary {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `if b > 0.0 { a } else { 0.0 }`: the gradient `a` through a relu whose
+    /// output is `b`.
+    ReluGrad,
+}
+
+/// One operation of a fused loop; the `n`-th op defines [`Reg`]`(n)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoopOp {
+    /// Reads the view at the current row and column.
+    Load(View),
+    /// Reads `params[offset + j]` (a parameter vector broadcast over rows).
+    Param(usize),
+    /// A constant.
+    Const(f32),
+    /// `f(a)`.
+    Unary(Unary, Reg),
+    /// `f(a, b)`.
+    Binary(Binary, Reg, Reg),
+}
+
+/// What a fused loop does with a register.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sink {
+    /// Writes the register to the view at the current row and column.
+    Store(View, Reg),
+    /// `grads[offset + j] += reg`, row after row: a parameter vector's
+    /// gradient, summed over the batch.
+    AccumulateGrad(usize, Reg),
+}
+
+/// An elementwise loop over `rows × width` elements, fused: every value
+/// lives in a register between its op and its last use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedLoop {
+    /// Columns per row.
+    pub width: usize,
+    /// The operations, in order; op `n` defines `Reg(n)` and reads only
+    /// earlier registers.
+    pub ops: Vec<LoopOp>,
+    /// What is written, after every op of the column has run.
+    pub sinks: Vec<Sink>,
+}
+
+/// A straight-line list of instructions, run in order. Every kernel takes
+/// the number of batch rows at run time; all widths and offsets are fixed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Kernel {
+    /// The instructions.
+    pub instrs: Vec<Instr>,
+}
+
+/// A named tensor of a cell and where it lives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    /// The name in the cell's definition.
+    pub name: String,
+    /// First column in its buffer's rows (for parameters: first float).
+    pub offset: usize,
+    /// Floats per row (for parameters: the shape, see [`ParamSlot`]).
+    pub width: usize,
+}
+
+/// A parameter of a derived cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSlot {
+    /// The name in the cell's definition.
+    pub name: String,
+    /// First float in the flat parameter vector.
+    pub offset: usize,
+    /// `[cols]` for a vector, `[rows, cols]` for a row-major matrix.
+    pub shape: Vec<usize>,
+    /// How it is initialised: `Some(c)` fills it with the constant `c`;
+    /// `None` draws `rng.uniform(-k, k)` for each float in order, with
+    /// `k = 1/√(output_size)` as the runtime's cells do. Parameters are
+    /// initialised in declaration order from one `Rng`.
+    pub init: Option<f32>,
+}
+
+impl ParamSlot {
+    /// Floats in the parameter.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it holds no floats.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A cell compiled for concrete sizes: its sizes, layouts and four kernels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellProgram {
+    /// The cell's name.
+    pub name: String,
+    /// The size names with their values, in declaration order.
+    pub sizes: Vec<(String, usize)>,
+    /// Features of `x`.
+    pub input_size: usize,
+    /// Floats per row of the state: the states in declaration order.
+    pub state_size: usize,
+    /// The states (`offset` is the first column in a state row).
+    pub states: Vec<Slot>,
+    /// Floats per row of the output a loss reads: the first state.
+    pub output_size: usize,
+    /// The values kept on the tape (`offset` is the first column in a tape row).
+    pub tape: Vec<Slot>,
+    /// Floats per row of the tape (at least `state_size`, padded if the
+    /// values kept need fewer, so that alpha is at least 1).
+    pub tape_size: usize,
+    /// Floats per row of scratch, for all four kernels.
+    pub scratch_size: usize,
+    /// The parameters, in declaration order, packed.
+    pub params: Vec<ParamSlot>,
+    /// Floats in the flat parameter vector.
+    pub param_count: usize,
+    /// `h_next = f(x, h_prev)`, writing `StateNext`.
+    pub forward: Kernel,
+    /// The same, also writing the tape.
+    pub forward_tape: Kernel,
+    /// `StateNext` rebuilt from `Tape` alone.
+    pub state_from_tape: Kernel,
+    /// `GradStatePrev` (overwritten) and parameter gradients (added) from
+    /// `Input`, `Tape` and `GradState`.
+    pub backward: Kernel,
+}
+
+impl CellProgram {
+    /// The tape's size over the state's: the planning model's alpha.
+    pub fn alpha(&self) -> f64 {
+        self.tape_size as f64 / self.state_size as f64
+    }
+
+    /// Fresh parameters, initialised as each [`ParamSlot::init`] says.
+    pub fn init_params(&self, rng: &mut bptt_runtime::Rng) -> Vec<f32> {
+        let k = 1.0 / (self.output_size.max(1) as f32).sqrt();
+        let mut params = Vec::with_capacity(self.param_count);
+        for p in &self.params {
+            match p.init {
+                Some(c) => params.extend(std::iter::repeat_n(c, p.len())),
+                None => params.extend((0..p.len()).map(|_| rng.uniform(-k, k))),
+            }
+        }
+        params
+    }
+
+    /// The four kernels with their method names, in the order above.
+    pub fn kernels(&self) -> [(&'static str, &Kernel); 4] {
+        [
+            ("forward", &self.forward),
+            ("forward_tape", &self.forward_tape),
+            ("state_from_tape", &self.state_from_tape),
+            ("backward", &self.backward),
+        ]
+    }
+}
+
+impl fmt::Display for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{}", self.0)
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use bptt::jit::{CompiledSchedule, JitOptions, emit_clif, layout_for_alpha};
 use bptt::{Alpha, Budget, Error, Op, Plan, Policy, Schedule};
 use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
-use common::{CELLS, Problem};
+use common::{CELLS, DERIVED, Problem};
 use expect_test::expect;
 use ndarray::{Array2, Array3};
 
@@ -69,7 +69,7 @@ const POLICIES: [Policy; 6] = [
 #[test]
 fn gradients_are_bitwise_those_of_the_interpreter_and_plain_bptt() {
     let _turn = turn();
-    for name in CELLS {
+    for name in CELLS.into_iter().chain(DERIVED) {
         let problem = Problem::new(name, 37, 3, 7);
         let (plain_loss, plain) = problem.plain_bptt();
         for policy in POLICIES {

@@ -1,6 +1,7 @@
 //! A training step allocates nothing on the heap once the arena exists, on
 //! every backend: a counting global allocator proves it.
 
+use bptt::cell_lang::{CellDef, DerivedCell};
 use bptt::jit::{CompiledSchedule, JitOptions};
 use bptt::{Alpha, Backend, Budget, Interpreter, Plan, Policy, Schedule};
 use bptt_runtime::{
@@ -81,10 +82,15 @@ fn a_training_step_allocates_nothing() {
     assert!(HEAP.allocations() > before, "the counter sees allocations");
     drop(v);
     let mut rng = Rng::new(5);
-    let cells: [Box<dyn Cell>; 3] = [
+    let mgu = CellDef::parse_str(include_str!("../cells/mgu.cell"))
+        .unwrap()
+        .compile(&[("input", 32), ("hidden", 64)])
+        .unwrap();
+    let cells: [Box<dyn Cell>; 4] = [
         Box::new(Rnn::new(32, 64, &mut rng)),
         Box::new(Lstm::new(32, 64, &mut rng)),
         Box::new(Gru::new(32, 64, &mut rng)),
+        Box::new(DerivedCell::new(mgu, &mut rng)),
     ];
     for cell in &cells {
         for policy in [Policy::Msm, Policy::Hsm, Policy::Sqrt] {

@@ -40,6 +40,9 @@ pub const MAX_REGISTERS: usize = REGISTER_FLOATS;
 pub struct DerivedCell {
     program: Arc<CellProgram>,
     params: Vec<f32>,
+    /// `cell NAME::method` for each kernel, for messages (made once, so
+    /// that a step does not allocate).
+    what: [String; 4],
 }
 
 impl DerivedCell {
@@ -47,7 +50,7 @@ impl DerivedCell {
     pub fn new(program: impl Into<Arc<CellProgram>>, rng: &mut Rng) -> Self {
         let program = program.into();
         let params = program.init_params(rng);
-        DerivedCell { program, params }
+        Self::with(program, params)
     }
 
     /// A cell with the given parameters, or an error if their length is not
@@ -62,17 +65,23 @@ impl DerivedCell {
             program.param_count,
             params.len(),
         )?;
-        Ok(DerivedCell { program, params })
+        Ok(Self::with(program, params))
+    }
+
+    fn with(program: Arc<CellProgram>, params: Vec<f32>) -> Self {
+        let what = program
+            .kernels()
+            .map(|(m, _)| format!("cell {}::{m}", program.name));
+        DerivedCell {
+            program,
+            params,
+            what,
+        }
     }
 
     /// The compiled program.
     pub fn program(&self) -> &CellProgram {
         &self.program
-    }
-
-    /// A method's name for messages: `cell mgu::forward`.
-    fn what(&self, method: &str) -> String {
-        format!("cell {}::{method}", self.program.name)
     }
 }
 
@@ -336,7 +345,7 @@ impl Cell for DerivedCell {
         scratch: ArrayViewMut2<f32>,
     ) {
         let p = &*self.program;
-        let (what, n) = (self.what("forward"), x.nrows());
+        let (what, n) = (&self.what[0], x.nrows());
         Frame::new(n, &self.params)
             .with(
                 Buffer::Input,
@@ -366,7 +375,7 @@ impl Cell for DerivedCell {
         scratch: ArrayViewMut2<f32>,
     ) {
         let p = &*self.program;
-        let (what, n) = (self.what("forward_tape"), x.nrows());
+        let (what, n) = (&self.what[1], x.nrows());
         Frame::new(n, &self.params)
             .with(
                 Buffer::Input,
@@ -393,7 +402,7 @@ impl Cell for DerivedCell {
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         let p = &*self.program;
-        let (what, n) = (self.what("state_from_tape"), tape.nrows());
+        let (what, n) = (&self.what[2], tape.nrows());
         Frame::new(n, &self.params)
             .with(
                 Buffer::Tape,
@@ -416,7 +425,7 @@ impl Cell for DerivedCell {
         scratch: ArrayViewMut2<f32>,
     ) {
         let p = &*self.program;
-        let (what, n) = (self.what("backward"), x.nrows());
+        let (what, n) = (&self.what[3], x.nrows());
         check_grads(&what, grads, p.param_count);
         let mut frame = Frame::new(n, &self.params)
             .with(

@@ -135,6 +135,10 @@ impl Graph {
         if let (Unary::Neg, Op::Unary(Unary::Neg, inner)) = (f, &self.node(a).op) {
             return *inner;
         }
+        if let Some(parts) = self.distribute(&[a]) {
+            let parts = parts.into_iter().map(|p| self.unary(f, p[0])).collect();
+            return self.concat(parts);
+        }
         self.raw(Op::Unary(f, a), w)
     }
 
@@ -166,7 +170,47 @@ impl Graph {
             (Binary::ReluGrad, Some(z), _) if z == 0.0 => return a,
             _ => {}
         }
+        if let Some(parts) = self.distribute(&[a, b]) {
+            let parts = parts
+                .into_iter()
+                .map(|p| self.binary(f, p[0], p[1]))
+                .collect();
+            return self.concat(parts);
+        }
         self.raw(Op::Binary(f, a, b), w)
+    }
+
+    /// When an operand is a concatenation, the operands cut at every part
+    /// boundary: an elementwise operation on a concatenation is the
+    /// concatenation of the operation on the parts, so concatenations rise to
+    /// where they are stored and a loop never reads one.
+    fn distribute(&mut self, operands: &[Id]) -> Option<Vec<Vec<Id>>> {
+        let width = self.width(operands[0]);
+        let mut cuts = vec![0, width];
+        for &o in operands {
+            if let Op::Concat(parts) = &self.node(o).op {
+                let mut col = 0;
+                for p in parts {
+                    col += self.width(*p);
+                    cuts.push(col);
+                }
+            }
+        }
+        if cuts.len() == 2 {
+            return None;
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        Some(
+            cuts.windows(2)
+                .map(|c| {
+                    operands
+                        .iter()
+                        .map(|&o| self.slice(o, c[0], c[1] - c[0]))
+                        .collect()
+                })
+                .collect(),
+        )
     }
 
     /// Columns `col..col + width` of `a`, pushed down through elementwise

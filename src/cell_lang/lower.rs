@@ -2,9 +2,10 @@
 //! runtime's matrix kernels, everything elementwise is fused into as few
 //! loops as the products allow.
 //!
-//! A node's *depth* counts the products (and concatenations, which are
-//! written into one buffer part by part) on its longest path from the
-//! leaves. The kernel runs, for each depth in turn, the products of that
+//! A node's *depth* counts the products on its longest path from the
+//! leaves (concatenations never reach a loop: elementwise operations are
+//! distributed over their parts, and a concatenation is stored part by
+//! part). The kernel runs, for each depth in turn, the products of that
 //! depth and then one fused loop per width holding every elementwise node of
 //! that depth and width. Within a loop a value is a register; a value read by
 //! a later loop, a product or a weight gradient is also stored in a scratch
@@ -31,6 +32,36 @@ pub(crate) enum Root {
     Accumulate { offset: usize, node: Id },
     /// `grads[w] += aᵀ · dy`.
     WeightGrad { a: Id, dy: Id, w: ParamMatrix },
+}
+
+/// Where a value goes.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Stored in a view.
+    View(View),
+    /// Added, summed over rows, to the gradient at this offset.
+    Grad(usize),
+}
+
+impl Target {
+    /// The target `col` columns further on.
+    fn shifted(self, col: usize) -> Target {
+        match self {
+            Target::View(View::Rows {
+                buffer,
+                stride,
+                col: c,
+            }) => Target::View(View::Rows {
+                buffer,
+                stride,
+                col: c + col,
+            }),
+            Target::View(View::Temp { temp, col: c }) => {
+                Target::View(View::Temp { temp, col: c + col })
+            }
+            Target::Grad(offset) => Target::Grad(offset + col),
+        }
+    }
 }
 
 /// Where the leaves live: views for `Input`, `State(i)`, `Tape(k)`,
@@ -109,10 +140,6 @@ impl Lowering<'_> {
         t
     }
 
-    fn is_barrier(&self, id: Id) -> bool {
-        matches!(self.g.node(id).op, Op::Linear { .. } | Op::Concat(_))
-    }
-
     /// The group (depth, width) whose loop computes or loads `id`.
     fn group(&self, id: Id) -> (usize, usize) {
         (self.depth[&id], self.g.width(id))
@@ -130,17 +157,29 @@ impl Lowering<'_> {
     fn materialise(&mut self, id: Id) -> Temp {
         let fresh = !self.temps.contains_key(&id);
         let t = self.temp(id);
-        if fresh && !self.is_barrier(id) {
-            self.sink(id, |reg| Sink::Store(View::Temp { temp: t, col: 0 }, reg));
+        if fresh && !matches!(self.g.node(id).op, Op::Linear { .. }) {
+            self.sink(id, Target::View(View::Temp { temp: t, col: 0 }));
         }
         t
     }
 
-    /// Adds a sink of `id`'s value to the loop of its group.
-    fn sink(&mut self, id: Id, make: impl FnOnce(Reg) -> Sink) {
+    /// Sends `id`'s value to `target` from the loop of its group; a
+    /// concatenation sends each part to its columns.
+    fn sink(&mut self, id: Id, target: Target) {
+        if let Op::Concat(parts) = &self.g.node(id).op {
+            let mut col = 0;
+            for &p in parts {
+                self.sink(p, target.shifted(col));
+                col += self.g.width(p);
+            }
+            return;
+        }
         let group = self.group(id);
         let reg = self.value(group, id);
-        let sink = make(reg);
+        let sink = match target {
+            Target::View(v) => Sink::Store(v, reg),
+            Target::Grad(offset) => Sink::AccumulateGrad(offset, reg),
+        };
         self.loops.entry(group).or_default().sinks.push(sink);
     }
 
@@ -216,7 +255,7 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
         let op = &g.node(v).op;
         let below = op.operands().iter().map(|o| depth[o]).max().unwrap_or(0);
         let d = match op {
-            Op::Linear { .. } | Op::Concat(_) => below + 1,
+            Op::Linear { .. } => below + 1,
             _ => below,
         };
         depth.insert(v, d);
@@ -235,13 +274,13 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
         match g.node(v).op.clone() {
             Op::Linear { init, terms } => {
                 let out = l.temp(v);
-                let store = |reg| Sink::Store(View::Temp { temp: out, col: 0 }, reg);
+                let target = View::Temp { temp: out, col: 0 };
                 match init {
-                    Some(init) => l.sink(init, store),
+                    Some(init) => l.sink(init, Target::View(target)),
                     None => {
                         let zeros = l.loops.entry((0, out.width)).or_default();
                         let reg = zeros.push(LoopOp::Const(0.0));
-                        zeros.sinks.push(store(reg));
+                        zeros.sinks.push(Sink::Store(target, reg));
                     }
                 }
                 for t in terms {
@@ -261,14 +300,6 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
                     products.push((l.depth[&v], instr));
                 }
             }
-            Op::Concat(parts) => {
-                let out = l.temp(v);
-                let mut col = 0;
-                for p in parts {
-                    l.sink(p, |reg| Sink::Store(View::Temp { temp: out, col }, reg));
-                    col += g.width(p);
-                }
-            }
             _ => {}
         }
     }
@@ -280,19 +311,15 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
                 stride,
                 col,
                 node,
-            } => l.sink(node, |reg| {
-                Sink::Store(
-                    View::Rows {
-                        buffer,
-                        stride,
-                        col,
-                    },
-                    reg,
-                )
-            }),
-            Root::Accumulate { offset, node } => {
-                l.sink(node, |reg| Sink::AccumulateGrad(offset, reg))
-            }
+            } => l.sink(
+                node,
+                Target::View(View::Rows {
+                    buffer,
+                    stride,
+                    col,
+                }),
+            ),
+            Root::Accumulate { offset, node } => l.sink(node, Target::Grad(offset)),
             Root::WeightGrad { a, dy, w } => {
                 let (a, dy) = (l.matrix(a), l.materialise(dy));
                 weight_grads.push(Instr::WeightGrad { a, dy, w });

@@ -10,8 +10,10 @@ use ndarray::{Array2, Array3, Axis};
 /// The three runtime cells by name.
 pub const CELLS: [&str; 3] = ["rnn", "lstm", "gru"];
 
-/// The example cells in `cells/`, derived from their equations.
-pub const DERIVED: [&str; 5] = [
+/// Cells derived from their equations: the examples in `cells/`, and one
+/// that uses every operation of the language.
+pub const DERIVED: [&str; 6] = [
+    "tests/cells/exotic.cell",
     "cells/rnn.cell",
     "cells/lstm.cell",
     "cells/gru.cell",

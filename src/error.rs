@@ -30,6 +30,9 @@ pub enum Error {
     /// A policy name that does not exist.
     #[error("unknown policy '{0}': expected hsm, ism, msm, store-all, sqrt or interval:K")]
     UnknownPolicy(String),
+    /// A cell definition with a mistake, or sizes it cannot take.
+    #[error("{0}")]
+    Cell(String),
     /// A file could not be read or written.
     #[error("{0}")]
     Io(String),

@@ -28,6 +28,7 @@ fn config(task: TaskSpec) -> TrainConfig {
         len: 30,
         batch: 4,
         hidden: 24,
+        cell: None,
         budget: "10%".to_string(),
         policy: "msm".to_string(),
         lr: 1e-2,

@@ -62,6 +62,7 @@ mod compile;
 mod diff;
 mod error;
 mod eval;
+mod file;
 mod graph;
 mod lower;
 mod syntax;
@@ -69,4 +70,5 @@ mod tape;
 
 pub use error::CellError;
 pub use eval::DerivedCell;
+pub use file::load;
 pub use syntax::{BinaryOp, CellDef, Decl, Expr, ParamDecl, SizeExpr, Stmt};

@@ -33,9 +33,14 @@ pub struct TrainArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 8)]
     batch: usize,
-    /// LSTM hidden size.
+    /// Hidden size (of the LSTM, or the size `hidden` of a --cell).
     #[arg(long, default_value_t = 128)]
     hidden: usize,
+    /// Train a cell defined by equations in this file (e.g. cells/mgu.cell)
+    /// instead of the runtime's LSTM: bptt derives its backward pass, its
+    /// tape and its alpha.
+    #[arg(long)]
+    cell: Option<PathBuf>,
     /// Checkpoint memory: units of hidden state or percent of store-all.
     #[arg(long, default_value = "5%")]
     budget: String,
@@ -88,6 +93,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         len: args.len,
         batch: args.batch,
         hidden: args.hidden,
+        cell: args.cell.clone(),
         budget: args.budget.clone(),
         policy: args.policy.clone(),
         lr: args.lr,
@@ -105,8 +111,16 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
     );
     let unit = if text { "bits/char" } else { "mse" };
     let summary = trainer.plan().summary();
+    let cell = match &args.cell {
+        Some(path) => format!(
+            "cell {} (derived, alpha {})",
+            path.display(),
+            trainer.alpha()
+        ),
+        None => "LSTM".to_string(),
+    };
     println!(
-        "LSTM hidden {}, T = {}, batch {}, {} {} at {:.1} units ({:.1}% of store-all): {:.3} forward steps per step",
+        "{cell} hidden {}, T = {}, batch {}, {} {} at {:.1} units ({:.1}% of store-all): {:.3} forward steps per step",
         args.hidden,
         args.len,
         args.batch,

@@ -22,6 +22,7 @@ pub use corpus::Corpus;
 pub use task::{Batch, Task};
 
 use crate::backend::{Backend, BackendKind};
+use crate::cell_lang::DerivedCell;
 use crate::error::Error;
 use crate::planner::Plan;
 use crate::policy::Policy;
@@ -52,8 +53,12 @@ pub struct TrainConfig {
     pub len: u32,
     /// Windows per batch.
     pub batch: usize,
-    /// LSTM hidden size.
+    /// Hidden size (of the LSTM, or the size `hidden` of a derived cell).
     pub hidden: usize,
+    /// A cell file to train instead of the runtime's LSTM (see
+    /// [`cell_lang`](crate::cell_lang)); its input's size is the task's.
+    #[serde(default)]
+    pub cell: Option<PathBuf>,
     /// Checkpoint memory: units (`200`) or percent of store-all (`5%`).
     pub budget: String,
     /// Planning policy.
@@ -79,6 +84,11 @@ impl TrainConfig {
             ("len", self.len.to_string(), other.len.to_string()),
             ("batch", self.batch.to_string(), other.batch.to_string()),
             ("hidden", self.hidden.to_string(), other.hidden.to_string()),
+            (
+                "cell",
+                format!("{:?}", self.cell),
+                format!("{:?}", other.cell),
+            ),
             ("lr", self.lr.to_string(), other.lr.to_string()),
             ("clip", self.clip.to_string(), other.clip.to_string()),
             ("seed", self.seed.to_string(), other.seed.to_string()),
@@ -96,7 +106,7 @@ impl TrainConfig {
 pub struct Trainer {
     config: TrainConfig,
     task: Task,
-    cell: Lstm,
+    cell: Box<dyn Cell>,
     readout: Readout,
     adam: Adam,
     backend: Box<dyn Backend>,
@@ -150,23 +160,31 @@ impl Trainer {
         }
         task.check_len(config.len)?;
         let mut rng = Rng::new(config.seed);
-        let cell = Lstm::new(task.input_size(), config.hidden, &mut rng);
+        let cell: Box<dyn Cell> = match &config.cell {
+            None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
+            Some(path) => {
+                let program = crate::cell_lang::load(path)?
+                    .compile_for(task.input_size(), config.hidden)
+                    .map_err(|e| Error::Cell(format!("{}: {e}", path.display())))?;
+                Box::new(DerivedCell::new(program, &mut rng))
+            }
+        };
         let readout = Readout::new(
             task.loss_kind(),
-            config.hidden,
+            cell.output_size(),
             task.output_size(),
             &mut rng,
         );
         let policy: Policy = config.policy.parse()?;
         let budget: Budget = config.budget.parse()?;
         let plan = Plan::new(policy, Alpha::new(cell.alpha())?, config.len, budget)?;
-        let backend = backend.build(Schedule::from_plan(&plan), &cell, &readout, config.batch)?;
+        let backend = backend.build(Schedule::from_plan(&plan), &*cell, &readout, config.batch)?;
         let n = cell.params().len() + readout.params().len();
         Ok(Trainer {
             adam: Adam::new(config.lr, n),
             batch: task.batch(config.len, config.batch),
             h0: Array2::zeros((config.batch, cell.state_size())),
-            grads: Gradients::zeros(&cell, &readout, config.batch),
+            grads: Gradients::zeros(&*cell, &readout, config.batch),
             config,
             task,
             cell,
@@ -235,7 +253,7 @@ impl Trainer {
         self.task.fill(&mut rng, &mut self.batch);
         let targets = self.task.targets(&self.batch);
         let loss = self.backend.run(
-            &self.cell,
+            &*self.cell,
             &self.readout,
             self.batch.inputs.view(),
             self.h0.view(),
@@ -253,6 +271,11 @@ impl Trainer {
         );
         self.step += 1;
         Ok(StepStats { loss, grad_norm })
+    }
+
+    /// The cell's alpha: its tape's size over its state's.
+    pub fn alpha(&self) -> f64 {
+        self.cell.alpha()
     }
 
     /// Steps taken so far.

@@ -182,3 +182,49 @@ fn a_baseline_over_budget_names_the_minimum() {
         .to_string();
     assert!(err.contains("smallest that works"), "{err}");
 }
+
+/// A cell nobody wrote by hand, defined by its equations in a file, trains
+/// under a budget: the loss falls, and both backends give the same losses
+/// bit for bit.
+#[test]
+fn a_cell_from_a_file_trains_under_a_budget() {
+    let mut cfg = config(TaskSpec::Text { path: tiny_text() });
+    cfg.cell = Some(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cells/mgu.cell"
+    )));
+    let mut trainer = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+    assert_eq!(trainer.alpha(), 3.0);
+    let before = trainer.evaluate();
+    for _ in 0..60 {
+        trainer.step().unwrap();
+    }
+    let after = trainer.evaluate();
+    assert!(
+        after < 0.7 * before,
+        "held-out bits/char {before} -> {after}"
+    );
+    let mut interp = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+    let mut jit = Trainer::new(cfg, BackendKind::Jit).unwrap();
+    assert_eq!(losses(&mut interp, 5), losses(&mut jit, 5));
+}
+
+/// A cell file with a mistake is an error naming the file, line and column.
+#[test]
+fn a_bad_cell_file_is_a_clear_error() {
+    let path = temp("bad.cell");
+    std::fs::write(&path, "cell bad {\n  size input, hidden;\n  input x: [input];\n  state h: [hidden];\n  h = tanh(hh);\n}\n").unwrap();
+    let mut cfg = config(TaskSpec::Text { path: tiny_text() });
+    cfg.cell = Some(path.clone());
+    let err = Trainer::new(cfg, BackendKind::Interpreter)
+        .err()
+        .expect("a bad cell is refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("bad.cell")
+            && msg.contains("line 5, column 12")
+            && msg.contains("unknown name `hh`"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_file(path);
+}

@@ -337,7 +337,7 @@ impl Elaborator<'_> {
                         span,
                         format!(
                             "cannot split {} into {} equal parts",
-                            shape_text(&[sym.clone()]),
+                            shape_text(std::slice::from_ref(&sym)),
                             names.len()
                         ),
                     )

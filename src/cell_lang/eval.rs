@@ -349,19 +349,19 @@ impl Cell for DerivedCell {
         Frame::new(n, &self.params)
             .with(
                 Buffer::Input,
-                Buf::Read(rows(&what, "x", x, n, p.input_size)),
+                Buf::Read(rows(what, "x", x, n, p.input_size)),
             )
             .with(
                 Buffer::StatePrev,
-                Buf::Read(rows(&what, "h_prev", h_prev, n, p.state_size)),
+                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
             )
             .with(
                 Buffer::StateNext,
-                Buf::Write(rows_mut(&what, "h_next", h_next, n, p.state_size)),
+                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
             )
             .with(
                 Buffer::Scratch,
-                Buf::Write(scratch_rows(&what, scratch, n, p.scratch_size)),
+                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
             )
             .run(&p.forward);
     }
@@ -379,23 +379,23 @@ impl Cell for DerivedCell {
         Frame::new(n, &self.params)
             .with(
                 Buffer::Input,
-                Buf::Read(rows(&what, "x", x, n, p.input_size)),
+                Buf::Read(rows(what, "x", x, n, p.input_size)),
             )
             .with(
                 Buffer::StatePrev,
-                Buf::Read(rows(&what, "h_prev", h_prev, n, p.state_size)),
+                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
             )
             .with(
                 Buffer::Tape,
-                Buf::Write(rows_mut(&what, "tape", tape, n, p.tape_size)),
+                Buf::Write(rows_mut(what, "tape", tape, n, p.tape_size)),
             )
             .with(
                 Buffer::StateNext,
-                Buf::Write(rows_mut(&what, "h_next", h_next, n, p.state_size)),
+                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
             )
             .with(
                 Buffer::Scratch,
-                Buf::Write(scratch_rows(&what, scratch, n, p.scratch_size)),
+                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
             )
             .run(&p.forward_tape);
     }
@@ -406,11 +406,11 @@ impl Cell for DerivedCell {
         Frame::new(n, &self.params)
             .with(
                 Buffer::Tape,
-                Buf::Read(rows(&what, "tape", tape, n, p.tape_size)),
+                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
             )
             .with(
                 Buffer::StateNext,
-                Buf::Write(rows_mut(&what, "h", h, n, p.state_size)),
+                Buf::Write(rows_mut(what, "h", h, n, p.state_size)),
             )
             .run(&p.state_from_tape);
     }
@@ -426,27 +426,27 @@ impl Cell for DerivedCell {
     ) {
         let p = &*self.program;
         let (what, n) = (&self.what[3], x.nrows());
-        check_grads(&what, grads, p.param_count);
+        check_grads(what, grads, p.param_count);
         let mut frame = Frame::new(n, &self.params)
             .with(
                 Buffer::Input,
-                Buf::Read(rows(&what, "x", x, n, p.input_size)),
+                Buf::Read(rows(what, "x", x, n, p.input_size)),
             )
             .with(
                 Buffer::Tape,
-                Buf::Read(rows(&what, "tape", tape, n, p.tape_size)),
+                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
             )
             .with(
                 Buffer::GradState,
-                Buf::Read(rows(&what, "dh", dh, n, p.state_size)),
+                Buf::Read(rows(what, "dh", dh, n, p.state_size)),
             )
             .with(
                 Buffer::GradStatePrev,
-                Buf::Write(rows_mut(&what, "dh_prev", dh_prev, n, p.state_size)),
+                Buf::Write(rows_mut(what, "dh_prev", dh_prev, n, p.state_size)),
             )
             .with(
                 Buffer::Scratch,
-                Buf::Write(scratch_rows(&what, scratch, n, p.scratch_size)),
+                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
             );
         frame.grads = grads;
         frame.run(&p.backward);

@@ -157,17 +157,17 @@ impl Graph {
             return self.constant_node(apply_binary(f, x, y), w);
         }
         match (f, ca, cb) {
-            (Binary::Add, Some(z), _) if z == 0.0 => return b,
-            (Binary::Add | Binary::Sub, _, Some(z)) if z == 0.0 => return a,
-            (Binary::Sub, Some(z), _) if z == 0.0 => return self.unary(Unary::Neg, b),
-            (Binary::Mul, Some(o), _) if o == 1.0 => return b,
-            (Binary::Mul, _, Some(o)) if o == 1.0 => return a,
-            (Binary::Mul, Some(z), _) | (Binary::Mul, _, Some(z)) if z == 0.0 => {
+            (Binary::Add, Some(0.0), _) => return b,
+            (Binary::Add | Binary::Sub, _, Some(0.0)) => return a,
+            (Binary::Sub, Some(0.0), _) => return self.unary(Unary::Neg, b),
+            (Binary::Mul, Some(1.0), _) => return b,
+            (Binary::Mul, _, Some(1.0)) => return a,
+            (Binary::Mul, Some(0.0), _) | (Binary::Mul, _, Some(0.0)) => {
                 return self.constant_node(0.0, w);
             }
-            (Binary::Mul, Some(m), _) if m == -1.0 => return self.unary(Unary::Neg, b),
-            (Binary::Mul, _, Some(m)) if m == -1.0 => return self.unary(Unary::Neg, a),
-            (Binary::ReluGrad, Some(z), _) if z == 0.0 => return a,
+            (Binary::Mul, Some(-1.0), _) => return self.unary(Unary::Neg, b),
+            (Binary::Mul, _, Some(-1.0)) => return self.unary(Unary::Neg, a),
+            (Binary::ReluGrad, Some(0.0), _) => return a,
             _ => {}
         }
         if let Some(parts) = self.distribute(&[a, b]) {

@@ -268,11 +268,11 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
         scratch: 0,
         loops: BTreeMap::new(),
     };
-    // Products and concatenations, with what fills their temporaries.
+    // Products, with what fills their temporaries first.
     let mut products: Vec<(usize, Instr)> = Vec::new();
     for &v in &order {
-        match g.node(v).op.clone() {
-            Op::Linear { init, terms } => {
+        if let Op::Linear { init, terms } = g.node(v).op.clone() {
+            {
                 let out = l.temp(v);
                 let target = View::Temp { temp: out, col: 0 };
                 match init {
@@ -300,7 +300,6 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
                     products.push((l.depth[&v], instr));
                 }
             }
-            _ => {}
         }
     }
     let mut weight_grads = Vec::new();

@@ -1,8 +1,13 @@
-//! `bptt emit rust` and `bptt emit clif`: what the backends generate.
+//! `bptt emit rust` and `bptt emit clif`: what the backends generate, for a
+//! schedule or for a cell defined by equations.
+
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
 use super::PlanSpec;
+use bptt::cell_lang::{CellProgram, load};
+use bptt::jit::cell::emit_cell_clif;
 use bptt::jit::{emit_clif, layout_for_alpha};
 use bptt::{Error, Schedule};
 
@@ -15,23 +20,65 @@ pub struct EmitArgs {
 
 #[derive(Debug, Subcommand)]
 enum Target {
-    /// The Rust that `#[bptt(...)]` generates for these arguments, pretty-printed.
-    Rust(PlanSpec),
+    /// The Rust that `#[bptt(...)]` generates for these arguments, or that
+    /// `bptt_macros::cell!` generates for a `--cell`, pretty-printed.
+    Rust(EmitSpec),
     /// The Cranelift IR of the JIT-compiled schedule (one batch row, a state
-    /// of `den` floats and a tape of `num` floats for alpha = num/den).
-    Clif(PlanSpec),
+    /// of `den` floats and a tape of `num` floats for alpha = num/den), or of
+    /// a `--cell`'s four kernels.
+    Clif(EmitSpec),
+}
+
+/// A schedule (`--len ...`) or a cell file (`--cell FILE`).
+#[derive(Debug, Args)]
+struct EmitSpec {
+    #[command(flatten)]
+    plan: Option<PlanSpec>,
+    /// A cell file (e.g. cells/mgu.cell): emit its derived kernels.
+    #[arg(long, conflicts_with = "len")]
+    cell: Option<PathBuf>,
+    /// The input size of the `--cell`.
+    #[arg(long, default_value_t = 8)]
+    input: usize,
+    /// The size `hidden` of the `--cell`.
+    #[arg(long, default_value_t = 16)]
+    hidden: usize,
+}
+
+impl EmitSpec {
+    fn program(&self, path: &PathBuf) -> Result<CellProgram, Error> {
+        load(path)?.compile_for(self.input, self.hidden)
+    }
+
+    fn plan(&self) -> Result<&PlanSpec, Error> {
+        self.plan.as_ref().ok_or_else(|| {
+            Error::Cell("give a schedule (--len T ...) or a cell file (--cell FILE)".to_string())
+        })
+    }
 }
 
 pub fn emit(args: &EmitArgs) -> Result<(), Error> {
     let text = match &args.target {
-        Target::Rust(spec) => {
-            let plan = spec.plan()?;
-            bptt::emit::emit_rust(plan.policy(), spec.alpha, plan.len(), spec.budget()?)?
-        }
-        Target::Clif(spec) => {
-            let schedule = Schedule::from_plan(&spec.plan()?);
-            emit_clif(&schedule, &layout_for_alpha(&schedule))?
-        }
+        Target::Rust(spec) => match &spec.cell {
+            Some(path) => {
+                return Err(Error::Cell(format!(
+                    "{}: emit rust --cell is not wired yet",
+                    path.display()
+                )));
+            }
+            None => {
+                let plan = spec.plan()?;
+                let p = plan.plan()?;
+                bptt::emit::emit_rust(p.policy(), plan.alpha, p.len(), plan.budget()?)?
+            }
+        },
+        Target::Clif(spec) => match &spec.cell {
+            Some(path) => emit_cell_clif(&spec.program(path)?)?,
+            None => {
+                let schedule = Schedule::from_plan(&spec.plan()?.plan()?);
+                emit_clif(&schedule, &layout_for_alpha(&schedule))?
+            }
+        },
     };
     print!("{text}");
     Ok(())

@@ -24,6 +24,7 @@ pub use task::{Batch, Task};
 use crate::backend::{Backend, BackendKind};
 use crate::cell_lang::DerivedCell;
 use crate::error::Error;
+use crate::jit::cell::JitCell;
 use crate::planner::Plan;
 use crate::policy::Policy;
 use crate::schedule::Schedule;
@@ -166,7 +167,14 @@ impl Trainer {
                 let program = crate::cell_lang::load(path)?
                     .compile_for(task.input_size(), config.hidden)
                     .map_err(|e| Error::Cell(format!("{}: {e}", path.display())))?;
-                Box::new(DerivedCell::new(program, &mut rng))
+                let params = program.init_params(&mut rng);
+                match backend {
+                    BackendKind::Interpreter => Box::new(
+                        DerivedCell::from_params(program, params)
+                            .map_err(|e| Error::Cell(e.to_string()))?,
+                    ),
+                    BackendKind::Jit => Box::new(JitCell::compile(&program, params)?),
+                }
             }
         };
         let readout = Readout::new(

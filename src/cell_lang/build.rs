@@ -381,7 +381,9 @@ impl Elaborator<'_> {
         let mut out = Vec::new();
         for p in parts {
             let w = self.eval(&p, span, "a part of `split`")?;
-            out.push(Value::Rows(self.graph.slice(id, col, w), p));
+            // A plain slice for now: products are folded into sums first
+            // (`fuse_products`), whose rebuild then pushes the slice down.
+            out.push(Value::Rows(self.graph.raw(Op::Slice(id, col), w), p));
             col += w;
         }
         Ok(out)

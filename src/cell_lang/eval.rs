@@ -22,6 +22,8 @@ use super::program::{
 pub const CHUNK: usize = 64;
 /// Floats of the register buffer on the stack (64 KiB).
 const REGISTER_FLOATS: usize = 1 << 14;
+/// The register buffer of loops of at most 64 ops (8 KiB).
+const SMALL_REGISTER_FLOATS: usize = 64 * CHUNK;
 /// The most registers one loop may use (a column each).
 pub const MAX_REGISTERS: usize = REGISTER_FLOATS;
 
@@ -220,9 +222,19 @@ impl<'a> Frame<'a> {
         }
     }
 
+    /// Runs a fused loop with registers in the smallest of two stack
+    /// buffers that holds a full chunk of every register (zeroing 64 KiB for
+    /// a small loop would cost more than the loop).
     fn fused(&mut self, l: &FusedLoop) {
-        let mut regs = [0.0f32; REGISTER_FLOATS];
-        let chunk = (REGISTER_FLOATS / l.ops.len().max(1)).min(CHUNK);
+        if l.ops.len() * CHUNK <= SMALL_REGISTER_FLOATS {
+            self.fused_in(l, &mut [0.0f32; SMALL_REGISTER_FLOATS]);
+        } else {
+            self.fused_in(l, &mut [0.0f32; REGISTER_FLOATS]);
+        }
+    }
+
+    fn fused_in(&mut self, l: &FusedLoop, regs: &mut [f32]) {
+        let chunk = (regs.len() / l.ops.len().max(1)).min(CHUNK);
         for b in 0..self.rows {
             let mut j = 0;
             while j < l.width {

@@ -1,7 +1,7 @@
 //! `bptt emit rust` and `bptt emit clif`: what the backends generate, for a
 //! schedule or for a cell defined by equations.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
@@ -46,7 +46,7 @@ struct EmitSpec {
 }
 
 impl EmitSpec {
-    fn program(&self, path: &PathBuf) -> Result<CellProgram, Error> {
+    fn program(&self, path: &Path) -> Result<CellProgram, Error> {
         load(path)?.compile_for(self.input, self.hidden)
     }
 

@@ -106,3 +106,85 @@ fn bad_input_gets_one_clear_line() {
     fails_with(&["plan", "--len", "x"], "invalid value");
     fails_with(&["curve", "--len", "0"], "at least 1");
 }
+
+#[test]
+fn emit_clif_shows_a_cell_files_derived_kernels() {
+    let (ok, out, err) = bptt(&[
+        "emit",
+        "clif",
+        "--cell",
+        "cells/mgu.cell",
+        "--input",
+        "3",
+        "--hidden",
+        "4",
+    ]);
+    assert!(ok, "{err}");
+    for kernel in ["forward", "forward_tape", "state_from_tape", "backward"] {
+        assert!(
+            out.contains(&format!("function %{kernel}(")),
+            "{kernel} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("f32x4"), "the loops are vectorised");
+    assert!(
+        out.contains("%bptt_cell_gemm_nn"),
+        "products call the runtime"
+    );
+}
+
+#[test]
+fn train_takes_a_cell_file() {
+    let (ok, out, err) = bptt(&[
+        "train",
+        "--cell",
+        "cells/mgu.cell",
+        "--len",
+        "40",
+        "--batch",
+        "2",
+        "--hidden",
+        "8",
+        "--steps",
+        "3",
+        "--eval-every",
+        "3",
+        "--sample",
+        "10",
+        "--quiet",
+        "--checkpoint",
+        &std::env::temp_dir()
+            .join("bptt-cli-cell.ckpt")
+            .display()
+            .to_string(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("cell cells/mgu.cell (derived, alpha 3)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_cells_get_one_clear_line() {
+    fails_with(
+        &["emit", "clif", "--cell", "no/such.cell"],
+        "cannot read the cell file no/such.cell",
+    );
+    let path = std::env::temp_dir().join("bptt-cli-depth.cell");
+    let src = "cell deep {\n size input, hidden, depth;\n input x: [input];\n state h: [hidden + depth];\n h = h;\n}\n";
+    std::fs::write(&path, src).unwrap();
+    fails_with(
+        &[
+            "train",
+            "--cell",
+            &path.display().to_string(),
+            "--task",
+            "adding",
+            "--steps",
+            "1",
+        ],
+        "size `depth` has no value: the command line sets the input's size and `hidden` only",
+    );
+    let _ = std::fs::remove_file(path);
+}

@@ -9,7 +9,7 @@ mod common;
 use std::time::Instant;
 
 use bptt::cell_lang::{
-    Binary, Buffer, CellProgram, DerivedCell, FusedLoop, Instr, Kernel, LoopOp, Matrix,
+    Binary, Buffer, CellDef, CellProgram, DerivedCell, FusedLoop, Instr, Kernel, LoopOp, Matrix,
     ParamMatrix, ParamSlot, Reg, Sink, Slot, Temp, Unary, View,
 };
 use bptt::jit::cell::{JitCell, emit_cell_clif};
@@ -120,10 +120,13 @@ fn activation_program(f: Unary, width: usize) -> CellProgram {
     p
 }
 
+/// A runtime activation.
+type Activation = fn(f32) -> f32;
+
 #[test]
 fn inline_activations_are_bitwise_the_runtimes() {
     let xs = activation_inputs();
-    let cases: [(Unary, fn(f32) -> f32); 3] = [
+    let cases: [(Unary, Activation); 3] = [
         (Unary::Exp, kernels::exp),
         (Unary::Sigmoid, kernels::sigmoid),
         (Unary::Tanh, kernels::tanh),
@@ -131,7 +134,7 @@ fn inline_activations_are_bitwise_the_runtimes() {
     for (f, reference) in cases {
         // Widths below, at and above a vector, so that every column of the
         // grid goes through both the vector loop and the tail.
-        for width in [1, 3, 4, 7, 64, 67] {
+        for width in [1, 3, 4, 7, 16, 29, 67] {
             let cell = JitCell::compile(&activation_program(f, width), vec![]).unwrap();
             let n = xs.len().div_ceil(width);
             let mut padded = xs.clone();
@@ -471,12 +474,15 @@ fn wrong_parameter_counts_are_errors() {
     );
 }
 
+/// Which kernel of a program a case changes.
+type KernelOf = fn(&mut CellProgram) -> &mut Kernel;
+
 /// Programs whose compiled code would be unsound: each is rejected with a
 /// message naming the method, the instruction and the fault.
 #[test]
 fn out_of_bounds_programs_are_rejected() {
     let store = |view: View| fused(H, vec![LoopOp::Const(1.0)], vec![Sink::Store(view, Reg(0))]);
-    let cases: Vec<(fn(&mut CellProgram) -> &mut Kernel, Instr, &str)> = vec![
+    let cases: Vec<(KernelOf, Instr, &str)> = vec![
         (
             |p| &mut p.forward,
             store(rows(Buffer::Tape, 2 * H, 0)),
@@ -499,11 +505,15 @@ fn out_of_bounds_programs_are_rejected() {
         ),
         (
             |p| &mut p.state_from_tape,
-            store(View::Temp {
-                temp: T_PRE,
-                col: 0,
-            }),
-            "uses scratch, which this method does not receive",
+            fused(
+                H,
+                vec![LoopOp::Load(View::Temp {
+                    temp: T_PRE,
+                    col: 0,
+                })],
+                vec![Sink::Store(rows(Buffer::StateNext, H, 0), Reg(0))],
+            ),
+            "state_from_tape instruction 0 reads Scratch, which this method does not receive",
         ),
         (
             |p| &mut p.forward,
@@ -541,7 +551,7 @@ fn out_of_bounds_programs_are_rejected() {
                 vec![LoopOp::Const(1.0)],
                 vec![Sink::AccumulateGrad(B + 1, Reg(0))],
             ),
-            "uses 7 parameters at 85, beyond the 84",
+            "uses parameters 85..92, but there are 91",
         ),
         (
             |p| &mut p.forward,
@@ -598,66 +608,676 @@ fn a_jit_cell_is_a_shareable_cell() {
     assert_eq!(cell.program(), &program);
     assert_eq!(
         (cell.state_size(), cell.tape_size(), cell.params().len()),
-        (3, 3, program.param_count)
+        (3, program.tape_size, program.param_count)
     );
 }
 
+/// A small cell whose IR shows every part of a kernel (at hidden 17: a
+/// pass of the column loop and a last column) without the long inline
+/// activations (which the tests above check bit by bit).
+const SNAPSHOT_CELL: &str = "
+cell tiny {
+    size input, hidden;
+    input x: [input];
+    state h: [hidden];
+    param w: [input + hidden, hidden];
+    param b: [hidden];
+
+    h = relu(matmul(concat(x, h), w) + b);
+}";
+
 #[test]
 fn clif_snapshot() {
-    let text = emit_cell_clif(&program("cells/rnn.cell", 2, 5)).unwrap();
-    expect![[r#""#]].assert_eq(&text);
+    let def = CellDef::parse_str(SNAPSHOT_CELL).unwrap();
+    let program = def.compile(&[("input", 1), ("hidden", 17)]).unwrap();
+    expect![[r#"
+        ; bptt cell tiny (input = 1, hidden = 17): rows of x 1, state 17, tape 34 (alpha 2) and scratch 51 floats; 323 parameters
+        ; each kernel is fn(rows, x, state_prev, state_next, tape, grad_state, grad_state_prev, params, grads, scratch), null where the method has no such buffer;
+        ; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products
+
+        ; forward
+        function %forward(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+            sig0 = (i64, i64, i64, i64, i64, i64) system_v
+            sig1 = (i64, i64, i64, i64, i64, i64) system_v
+            sig2 = (i64, i64, i64, i64, i64, i64) system_v
+            fn0 = %bptt_cell_gemm_nn sig0
+            fn1 = %bptt_cell_gemm_nt sig1
+            fn2 = %bptt_cell_gemm_tn sig2
+
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
+            v10 = iconst.i64 68
+            v11 = imul v0, v10  ; v10 = 68
+            v12 = iadd v9, v11
+            v14 = iconst.i64 0
+            brif v0, block1(v14), block2  ; v14 = 0
+
+        block1(v13: i64):
+            v15 = iconst.i64 68
+            v16 = imul v13, v15  ; v15 = 68
+            v17 = iadd.i64 v2, v16
+            v18 = iconst.i64 68
+            v19 = imul v13, v18  ; v18 = 68
+            v20 = iadd.i64 v9, v19
+            v21 = iconst.i64 68
+            v22 = imul v13, v21  ; v21 = 68
+            v23 = iadd.i64 v12, v22
+            v25 = iconst.i64 0
+            jump block3(v25)  ; v25 = 0
+
+        block3(v24: i64):
+            v26 = iadd.i64 v7, v24
+            v27 = iadd.i64 v17, v24
+            v28 = iadd.i64 v20, v24
+            v29 = iadd.i64 v23, v24
+            v30 = load.f32x4 notrap v26+1224
+            v31 = load.f32x4 notrap v26+1240
+            v32 = load.f32x4 notrap v26+1256
+            v33 = load.f32x4 notrap v26+1272
+            v34 = load.f32x4 notrap v27
+            v35 = load.f32x4 notrap v27+16
+            v36 = load.f32x4 notrap v27+32
+            v37 = load.f32x4 notrap v27+48
+            store notrap v30, v28
+            store notrap v31, v28+16
+            store notrap v32, v28+32
+            store notrap v33, v28+48
+            store notrap v34, v29
+            store notrap v35, v29+16
+            store notrap v36, v29+32
+            store notrap v37, v29+48
+            v38 = iconst.i64 64
+            v39 = iadd v24, v38  ; v38 = 64
+            v40 = iconst.i64 64
+            v41 = icmp ult v39, v40  ; v40 = 64
+            brif v41, block3(v39), block4
+
+        block4:
+            v42 = load.f32 notrap v7+1288
+            v43 = scalar_to_vector.f32x4 v42
+            v44 = load.f32 notrap v17+64
+            v45 = scalar_to_vector.f32x4 v44
+            v46 = extractlane v43, 0
+            store notrap v46, v20+64
+            v47 = extractlane v45, 0
+            store notrap v47, v23+64
+            v48 = iconst.i64 1
+            v49 = iadd.i64 v13, v48  ; v48 = 1
+            v50 = icmp ult v49, v0
+            brif v50, block1(v49), block2
+
+        block2:
+            v51 = iconst.i64 1
+            v52 = iconst.i64 17
+            call fn0(v0, v51, v52, v1, v7, v9)   ; s0[17] += x . w[0..1]
+            v53 = iconst.i64 17
+            v54 = iconst.i64 17
+            v55 = iconst.i64 68
+            v56 = imul.i64 v0, v55  ; v55 = 68
+            v57 = iadd.i64 v9, v56
+            v58 = iconst.i64 68
+            v59 = iadd.i64 v7, v58  ; v58 = 68
+            call fn0(v0, v53, v54, v57, v59, v9) ; s0[17] += s17[17] . w[1..18]
+            v61 = iconst.i64 0
+            brif.i64 v0, block5(v61), block6  ; v61 = 0
+
+        block5(v60: i64):
+            v62 = iconst.i64 68
+            v63 = imul v60, v62  ; v62 = 68
+            v64 = iadd.i64 v9, v63
+            v65 = iconst.i64 68
+            v66 = imul v60, v65  ; v65 = 68
+            v67 = iadd.i64 v3, v66
+            v69 = iconst.i64 0
+            jump block7(v69)  ; v69 = 0
+
+        block7(v68: i64):
+            v70 = iadd.i64 v64, v68
+            v71 = iadd.i64 v67, v68
+            v72 = load.f32x4 notrap v70
+            v73 = load.f32x4 notrap v70+16
+            v74 = load.f32x4 notrap v70+32
+            v75 = load.f32x4 notrap v70+48
+            v76 = f32const 0.0
+            v77 = splat.f32x4 v76  ; v76 = 0.0
+            v78 = fcmp gt v72, v77
+            v79 = fcmp gt v73, v77
+            v80 = fcmp gt v74, v77
+            v81 = fcmp gt v75, v77
+            v82 = bitcast.f32x4 v78
+            v83 = bitcast.f32x4 v79
+            v84 = bitcast.f32x4 v80
+            v85 = bitcast.f32x4 v81
+            v86 = bitselect v82, v72, v77
+            v87 = bitselect v83, v73, v77
+            v88 = bitselect v84, v74, v77
+            v89 = bitselect v85, v75, v77
+            store notrap v86, v71
+            store notrap v87, v71+16
+            store notrap v88, v71+32
+            store notrap v89, v71+48
+            v90 = iconst.i64 64
+            v91 = iadd v68, v90  ; v90 = 64
+            v92 = iconst.i64 64
+            v93 = icmp ult v91, v92  ; v92 = 64
+            brif v93, block7(v91), block8
+
+        block8:
+            v94 = load.f32 notrap v64+64
+            v95 = scalar_to_vector.f32x4 v94
+            v96 = f32const 0.0
+            v97 = splat.f32x4 v96  ; v96 = 0.0
+            v98 = fcmp gt v95, v97
+            v99 = bitcast.f32x4 v98
+            v100 = bitselect v99, v95, v97
+            v101 = extractlane v100, 0
+            store notrap v101, v67+64
+            v102 = iconst.i64 1
+            v103 = iadd.i64 v60, v102  ; v102 = 1
+            v104 = icmp ult v103, v0
+            brif v104, block5(v103), block6
+
+        block6:
+            return
+        }
+
+        ; forward_tape
+        function %forward_tape(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+            sig0 = (i64, i64, i64, i64, i64, i64) system_v
+            sig1 = (i64, i64, i64, i64, i64, i64) system_v
+            sig2 = (i64, i64, i64, i64, i64, i64) system_v
+            fn0 = %bptt_cell_gemm_nn sig0
+            fn1 = %bptt_cell_gemm_nt sig1
+            fn2 = %bptt_cell_gemm_tn sig2
+
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
+            v10 = iconst.i64 68
+            v11 = imul v0, v10  ; v10 = 68
+            v12 = iadd v9, v11
+            v14 = iconst.i64 0
+            brif v0, block1(v14), block2  ; v14 = 0
+
+        block1(v13: i64):
+            v15 = iconst.i64 68
+            v16 = imul v13, v15  ; v15 = 68
+            v17 = iadd.i64 v2, v16
+            v18 = iconst.i64 68
+            v19 = imul v13, v18  ; v18 = 68
+            v20 = iadd.i64 v9, v19
+            v21 = iconst.i64 68
+            v22 = imul v13, v21  ; v21 = 68
+            v23 = iadd.i64 v12, v22
+            v24 = iconst.i64 136
+            v25 = imul v13, v24  ; v24 = 136
+            v26 = iadd.i64 v4, v25
+            v28 = iconst.i64 0
+            jump block3(v28)  ; v28 = 0
+
+        block3(v27: i64):
+            v29 = iadd.i64 v7, v27
+            v30 = iadd.i64 v17, v27
+            v31 = iadd.i64 v20, v27
+            v32 = iadd.i64 v23, v27
+            v33 = iadd.i64 v26, v27
+            v34 = load.f32x4 notrap v29+1224
+            v35 = load.f32x4 notrap v29+1240
+            v36 = load.f32x4 notrap v29+1256
+            v37 = load.f32x4 notrap v29+1272
+            v38 = load.f32x4 notrap v30
+            v39 = load.f32x4 notrap v30+16
+            v40 = load.f32x4 notrap v30+32
+            v41 = load.f32x4 notrap v30+48
+            store notrap v34, v31
+            store notrap v35, v31+16
+            store notrap v36, v31+32
+            store notrap v37, v31+48
+            store notrap v38, v32
+            store notrap v39, v32+16
+            store notrap v40, v32+32
+            store notrap v41, v32+48
+            store notrap v38, v33
+            store notrap v39, v33+16
+            store notrap v40, v33+32
+            store notrap v41, v33+48
+            v42 = iconst.i64 64
+            v43 = iadd v27, v42  ; v42 = 64
+            v44 = iconst.i64 64
+            v45 = icmp ult v43, v44  ; v44 = 64
+            brif v45, block3(v43), block4
+
+        block4:
+            v46 = load.f32 notrap v7+1288
+            v47 = scalar_to_vector.f32x4 v46
+            v48 = load.f32 notrap v17+64
+            v49 = scalar_to_vector.f32x4 v48
+            v50 = extractlane v47, 0
+            store notrap v50, v20+64
+            v51 = extractlane v49, 0
+            store notrap v51, v23+64
+            v52 = extractlane v49, 0
+            store notrap v52, v26+64
+            v53 = iconst.i64 1
+            v54 = iadd.i64 v13, v53  ; v53 = 1
+            v55 = icmp ult v54, v0
+            brif v55, block1(v54), block2
+
+        block2:
+            v56 = iconst.i64 1
+            v57 = iconst.i64 17
+            call fn0(v0, v56, v57, v1, v7, v9)   ; s0[17] += x . w[0..1]
+            v58 = iconst.i64 17
+            v59 = iconst.i64 17
+            v60 = iconst.i64 68
+            v61 = imul.i64 v0, v60  ; v60 = 68
+            v62 = iadd.i64 v9, v61
+            v63 = iconst.i64 68
+            v64 = iadd.i64 v7, v63  ; v63 = 68
+            call fn0(v0, v58, v59, v62, v64, v9) ; s0[17] += s17[17] . w[1..18]
+            v66 = iconst.i64 0
+            brif.i64 v0, block5(v66), block6  ; v66 = 0
+
+        block5(v65: i64):
+            v67 = iconst.i64 68
+            v68 = imul v65, v67  ; v67 = 68
+            v69 = iadd.i64 v9, v68
+            v70 = iconst.i64 68
+            v71 = imul v65, v70  ; v70 = 68
+            v72 = iadd.i64 v3, v71
+            v73 = iconst.i64 136
+            v74 = imul v65, v73  ; v73 = 136
+            v75 = iadd.i64 v4, v74
+            v77 = iconst.i64 0
+            jump block7(v77)  ; v77 = 0
+
+        block7(v76: i64):
+            v78 = iadd.i64 v69, v76
+            v79 = iadd.i64 v72, v76
+            v80 = iadd.i64 v75, v76
+            v81 = load.f32x4 notrap v78
+            v82 = load.f32x4 notrap v78+16
+            v83 = load.f32x4 notrap v78+32
+            v84 = load.f32x4 notrap v78+48
+            v85 = f32const 0.0
+            v86 = splat.f32x4 v85  ; v85 = 0.0
+            v87 = fcmp gt v81, v86
+            v88 = fcmp gt v82, v86
+            v89 = fcmp gt v83, v86
+            v90 = fcmp gt v84, v86
+            v91 = bitcast.f32x4 v87
+            v92 = bitcast.f32x4 v88
+            v93 = bitcast.f32x4 v89
+            v94 = bitcast.f32x4 v90
+            v95 = bitselect v91, v81, v86
+            v96 = bitselect v92, v82, v86
+            v97 = bitselect v93, v83, v86
+            v98 = bitselect v94, v84, v86
+            store notrap v95, v79
+            store notrap v96, v79+16
+            store notrap v97, v79+32
+            store notrap v98, v79+48
+            store notrap v95, v80+68
+            store notrap v96, v80+84
+            store notrap v97, v80+100
+            store notrap v98, v80+116
+            v99 = iconst.i64 64
+            v100 = iadd v76, v99  ; v99 = 64
+            v101 = iconst.i64 64
+            v102 = icmp ult v100, v101  ; v101 = 64
+            brif v102, block7(v100), block8
+
+        block8:
+            v103 = load.f32 notrap v69+64
+            v104 = scalar_to_vector.f32x4 v103
+            v105 = f32const 0.0
+            v106 = splat.f32x4 v105  ; v105 = 0.0
+            v107 = fcmp gt v104, v106
+            v108 = bitcast.f32x4 v107
+            v109 = bitselect v108, v104, v106
+            v110 = extractlane v109, 0
+            store notrap v110, v72+64
+            v111 = extractlane v109, 0
+            store notrap v111, v75+132
+            v112 = iconst.i64 1
+            v113 = iadd.i64 v65, v112  ; v112 = 1
+            v114 = icmp ult v113, v0
+            brif v114, block5(v113), block6
+
+        block6:
+            return
+        }
+
+        ; state_from_tape
+        function %state_from_tape(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+            sig0 = (i64, i64, i64, i64, i64, i64) system_v
+            sig1 = (i64, i64, i64, i64, i64, i64) system_v
+            sig2 = (i64, i64, i64, i64, i64, i64) system_v
+            fn0 = %bptt_cell_gemm_nn sig0
+            fn1 = %bptt_cell_gemm_nt sig1
+            fn2 = %bptt_cell_gemm_tn sig2
+
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
+            v11 = iconst.i64 0
+            brif v0, block1(v11), block2  ; v11 = 0
+
+        block1(v10: i64):
+            v12 = iconst.i64 136
+            v13 = imul v10, v12  ; v12 = 136
+            v14 = iadd.i64 v4, v13
+            v15 = iconst.i64 68
+            v16 = imul v10, v15  ; v15 = 68
+            v17 = iadd.i64 v3, v16
+            v19 = iconst.i64 0
+            jump block3(v19)  ; v19 = 0
+
+        block3(v18: i64):
+            v20 = iadd.i64 v14, v18
+            v21 = iadd.i64 v17, v18
+            v22 = load.f32x4 notrap v20+68
+            v23 = load.f32x4 notrap v20+84
+            v24 = load.f32x4 notrap v20+100
+            v25 = load.f32x4 notrap v20+116
+            store notrap v22, v21
+            store notrap v23, v21+16
+            store notrap v24, v21+32
+            store notrap v25, v21+48
+            v26 = iconst.i64 64
+            v27 = iadd v18, v26  ; v26 = 64
+            v28 = iconst.i64 64
+            v29 = icmp ult v27, v28  ; v28 = 64
+            brif v29, block3(v27), block4
+
+        block4:
+            v30 = load.f32 notrap v14+132
+            v31 = scalar_to_vector.f32x4 v30
+            v32 = extractlane v31, 0
+            store notrap v32, v17+64
+            v33 = iconst.i64 1
+            v34 = iadd.i64 v10, v33  ; v33 = 1
+            v35 = icmp ult v34, v0
+            brif v35, block1(v34), block2
+
+        block2:
+            return
+        }
+
+        ; backward
+        function %backward(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+            sig0 = (i64, i64, i64, i64, i64, i64) system_v
+            sig1 = (i64, i64, i64, i64, i64, i64) system_v
+            sig2 = (i64, i64, i64, i64, i64, i64) system_v
+            fn0 = %bptt_cell_gemm_nn sig0
+            fn1 = %bptt_cell_gemm_nt sig1
+            fn2 = %bptt_cell_gemm_tn sig2
+
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
+            v10 = iconst.i64 68
+            v11 = imul v0, v10  ; v10 = 68
+            v12 = iadd v9, v11
+            v13 = iconst.i64 136
+            v14 = imul v0, v13  ; v13 = 136
+            v15 = iadd v9, v14
+            v17 = iconst.i64 0
+            brif v0, block1(v17), block2  ; v17 = 0
+
+        block1(v16: i64):
+            v18 = iconst.i64 68
+            v19 = imul v16, v18  ; v18 = 68
+            v20 = iadd.i64 v5, v19
+            v21 = iconst.i64 136
+            v22 = imul v16, v21  ; v21 = 136
+            v23 = iadd.i64 v4, v22
+            v24 = iconst.i64 68
+            v25 = imul v16, v24  ; v24 = 68
+            v26 = iadd.i64 v9, v25
+            v27 = iconst.i64 68
+            v28 = imul v16, v27  ; v27 = 68
+            v29 = iadd.i64 v12, v28
+            v30 = iconst.i64 68
+            v31 = imul v16, v30  ; v30 = 68
+            v32 = iadd.i64 v15, v31
+            v34 = iconst.i64 0
+            jump block3(v34)  ; v34 = 0
+
+        block3(v33: i64):
+            v35 = iadd.i64 v20, v33
+            v36 = iadd.i64 v23, v33
+            v37 = iadd.i64 v26, v33
+            v38 = iadd.i64 v29, v33
+            v39 = iadd.i64 v8, v33
+            v40 = iadd.i64 v32, v33
+            v41 = f32const 0.0
+            v42 = splat.f32x4 v41  ; v41 = 0.0
+            v43 = load.f32x4 notrap v35
+            v44 = load.f32x4 notrap v35+16
+            v45 = load.f32x4 notrap v35+32
+            v46 = load.f32x4 notrap v35+48
+            v47 = load.f32x4 notrap v36+68
+            v48 = load.f32x4 notrap v36+84
+            v49 = load.f32x4 notrap v36+100
+            v50 = load.f32x4 notrap v36+116
+            v51 = f32const 0.0
+            v52 = splat.f32x4 v51  ; v51 = 0.0
+            v53 = fcmp gt v47, v52
+            v54 = fcmp gt v48, v52
+            v55 = fcmp gt v49, v52
+            v56 = fcmp gt v50, v52
+            v57 = bitcast.f32x4 v53
+            v58 = bitcast.f32x4 v54
+            v59 = bitcast.f32x4 v55
+            v60 = bitcast.f32x4 v56
+            v61 = bitselect v57, v43, v52
+            v62 = bitselect v58, v44, v52
+            v63 = bitselect v59, v45, v52
+            v64 = bitselect v60, v46, v52
+            v65 = load.f32x4 notrap v36
+            v66 = load.f32x4 notrap v36+16
+            v67 = load.f32x4 notrap v36+32
+            v68 = load.f32x4 notrap v36+48
+            store notrap v42, v37
+            store notrap v42, v37+16
+            store notrap v42, v37+32
+            store notrap v42, v37+48
+            store notrap v61, v38
+            store notrap v62, v38+16
+            store notrap v63, v38+32
+            store notrap v64, v38+48
+            v69 = load.f32x4 notrap v39+1224
+            v70 = load.f32x4 notrap v39+1240
+            v71 = load.f32x4 notrap v39+1256
+            v72 = load.f32x4 notrap v39+1272
+            v73 = fadd v69, v61
+            v74 = fadd v70, v62
+            v75 = fadd v71, v63
+            v76 = fadd v72, v64
+            store notrap v73, v39+1224
+            store notrap v74, v39+1240
+            store notrap v75, v39+1256
+            store notrap v76, v39+1272
+            store notrap v65, v40
+            store notrap v66, v40+16
+            store notrap v67, v40+32
+            store notrap v68, v40+48
+            v77 = iconst.i64 64
+            v78 = iadd v33, v77  ; v77 = 64
+            v79 = iconst.i64 64
+            v80 = icmp ult v78, v79  ; v79 = 64
+            brif v80, block3(v78), block4
+
+        block4:
+            v81 = f32const 0.0
+            v82 = splat.f32x4 v81  ; v81 = 0.0
+            v83 = load.f32 notrap v20+64
+            v84 = scalar_to_vector.f32x4 v83
+            v85 = load.f32 notrap v23+132
+            v86 = scalar_to_vector.f32x4 v85
+            v87 = f32const 0.0
+            v88 = splat.f32x4 v87  ; v87 = 0.0
+            v89 = fcmp gt v86, v88
+            v90 = bitcast.f32x4 v89
+            v91 = bitselect v90, v84, v88
+            v92 = load.f32 notrap v23+64
+            v93 = scalar_to_vector.f32x4 v92
+            v94 = extractlane v82, 0
+            store notrap v94, v26+64
+            v95 = extractlane v91, 0
+            store notrap v95, v29+64
+            v96 = load.f32 notrap v8+1288
+            v97 = scalar_to_vector.f32x4 v96
+            v98 = fadd v97, v91
+            v99 = extractlane v98, 0
+            store notrap v99, v8+1288
+            v100 = extractlane v93, 0
+            store notrap v100, v32+64
+            v101 = iconst.i64 1
+            v102 = iadd.i64 v16, v101  ; v101 = 1
+            v103 = icmp ult v102, v0
+            brif v103, block1(v102), block2
+
+        block2:
+            v104 = iconst.i64 17
+            v105 = iconst.i64 17
+            v106 = iconst.i64 68
+            v107 = imul.i64 v0, v106  ; v106 = 68
+            v108 = iadd.i64 v9, v107
+            v109 = iconst.i64 68
+            v110 = iadd.i64 v7, v109  ; v109 = 68
+            call fn1(v0, v104, v105, v108, v110, v9) ; s0[17] += s17[17] . w[1..18]^T
+            v112 = iconst.i64 0
+            brif.i64 v0, block5(v112), block6  ; v112 = 0
+
+        block5(v111: i64):
+            v113 = iconst.i64 68
+            v114 = imul v111, v113  ; v113 = 68
+            v115 = iadd.i64 v9, v114
+            v116 = iconst.i64 68
+            v117 = imul v111, v116  ; v116 = 68
+            v118 = iadd.i64 v6, v117
+            v120 = iconst.i64 0
+            jump block7(v120)  ; v120 = 0
+
+        block7(v119: i64):
+            v121 = iadd.i64 v115, v119
+            v122 = iadd.i64 v118, v119
+            v123 = load.f32x4 notrap v121
+            v124 = load.f32x4 notrap v121+16
+            v125 = load.f32x4 notrap v121+32
+            v126 = load.f32x4 notrap v121+48
+            store notrap v123, v122
+            store notrap v124, v122+16
+            store notrap v125, v122+32
+            store notrap v126, v122+48
+            v127 = iconst.i64 64
+            v128 = iadd v119, v127  ; v127 = 64
+            v129 = iconst.i64 64
+            v130 = icmp ult v128, v129  ; v129 = 64
+            brif v130, block7(v128), block8
+
+        block8:
+            v131 = load.f32 notrap v115+64
+            v132 = scalar_to_vector.f32x4 v131
+            v133 = extractlane v132, 0
+            store notrap v133, v118+64
+            v134 = iconst.i64 1
+            v135 = iadd.i64 v111, v134  ; v134 = 1
+            v136 = icmp ult v135, v0
+            brif v136, block5(v135), block6
+
+        block6:
+            v137 = iconst.i64 1
+            v138 = iconst.i64 17
+            v139 = iconst.i64 68
+            v140 = imul.i64 v0, v139  ; v139 = 68
+            v141 = iadd.i64 v9, v140
+            call fn2(v137, v0, v138, v1, v141, v8) ; dw[0..1] += x^T . s17[17]
+            v142 = iconst.i64 17
+            v143 = iconst.i64 17
+            v144 = iconst.i64 136
+            v145 = imul.i64 v0, v144  ; v144 = 136
+            v146 = iadd.i64 v9, v145
+            v147 = iconst.i64 68
+            v148 = imul.i64 v0, v147  ; v147 = 68
+            v149 = iadd.i64 v9, v148
+            v150 = iconst.i64 68
+            v151 = iadd.i64 v8, v150  ; v150 = 68
+            call fn2(v142, v0, v143, v146, v149, v151) ; dw[1..18] += s34[17]^T . s17[17]
+            return
+        }
+    "#]]
+    .assert_eq(&emit_cell_clif(&program).unwrap());
+}
+
+/// Microseconds per `forward_tape` and per `backward` of each cell, best
+/// of `rounds` rounds of `reps` calls, the cells interleaved.
+fn time_steps(cells: &[&dyn Cell], batch: usize, rounds: usize, reps: usize) -> Vec<[f64; 2]> {
+    let c = cells[0];
+    let mut rng = Rng::new(2);
+    let x = random(&mut rng, (batch, c.input_size()), 1.0);
+    let h = random(&mut rng, (batch, c.state_size()), 1.0);
+    let dh = random(&mut rng, (batch, c.state_size()), 1.0);
+    let mut scratch = Array2::zeros((batch, c.scratch_size()));
+    let mut tape = Array2::zeros((batch, c.tape_size()));
+    let mut next = Array2::zeros((batch, c.state_size()));
+    let mut dh_prev = Array2::zeros((batch, c.state_size()));
+    let mut grads = vec![0.0; c.params().len()];
+    let mut best = vec![[f64::INFINITY; 2]; cells.len()];
+    for _ in 0..rounds {
+        for (times, cell) in best.iter_mut().zip(cells) {
+            let start = Instant::now();
+            for _ in 0..reps {
+                cell.forward_tape(
+                    x.view(),
+                    h.view(),
+                    tape.view_mut(),
+                    next.view_mut(),
+                    scratch.view_mut(),
+                );
+            }
+            times[0] = times[0].min(start.elapsed().as_secs_f64() * 1e6 / reps as f64);
+            let start = Instant::now();
+            for _ in 0..reps {
+                cell.backward(
+                    x.view(),
+                    tape.view(),
+                    dh.view(),
+                    dh_prev.view_mut(),
+                    &mut grads,
+                    scratch.view_mut(),
+                );
+            }
+            times[1] = times[1].min(start.elapsed().as_secs_f64() * 1e6 / reps as f64);
+        }
+    }
+    best
 }
 
 /// Times a derived LSTM's forward and backward steps, JitCell against
-/// DerivedCell (`cargo test --release --test jit_cell -- --ignored
-/// --nocapture`).
+/// DerivedCell: the whole steps, then their fused loops alone (the program
+/// with its matrix products removed, which both run the same way), to see
+/// the loops apart from the shared matrix kernels (`cargo test --release
+/// --test jit_cell -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn speed_of_a_derived_lstm() {
-    let (input, hidden, batch, reps) = (64, 256, 16, 200);
-    let program = program("cells/lstm.cell", input, hidden);
-    let derived = DerivedCell::new(program.clone(), &mut Rng::new(1));
-    let jit = JitCell::compile(&program, derived.params().to_vec()).unwrap();
-    let mut rng = Rng::new(2);
-    let x = random(&mut rng, (batch, input), 1.0);
-    let h = random(&mut rng, (batch, program.state_size), 1.0);
-    let dh = random(&mut rng, (batch, program.state_size), 1.0);
-    let cells: [(&str, &dyn Cell); 2] = [("DerivedCell", &derived), ("JitCell", &jit)];
-    for (name, cell) in cells {
-        let mut scratch = Array2::zeros((batch, program.scratch_size));
-        let mut tape = Array2::zeros((batch, program.tape_size));
-        let mut next = Array2::zeros((batch, program.state_size));
-        let mut dh_prev = Array2::zeros((batch, program.state_size));
-        let mut grads = vec![0.0; program.param_count];
-        let mut time = |f: &mut dyn FnMut()| {
-            f();
-            let start = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            start.elapsed().as_secs_f64() * 1e6 / reps as f64
-        };
-        let forward = time(&mut || {
-            cell.forward_tape(
-                x.view(),
-                h.view(),
-                tape.view_mut(),
-                next.view_mut(),
-                scratch.view_mut(),
-            )
-        });
-        let backward = time(&mut || {
-            cell.backward(
-                x.view(),
-                tape.view(),
-                dh.view(),
-                dh_prev.view_mut(),
-                &mut grads,
-                scratch.view_mut(),
-            )
-        });
-        println!(
-            "{name}: forward_tape {forward:.1} us, backward {backward:.1} us (LSTM input {input}, hidden {hidden}, batch {batch})"
-        );
+    let (input, hidden, batch) = (64, 256, 16);
+    let full = program("cells/lstm.cell", input, hidden);
+    let mut loops = full.clone();
+    for kernel in [
+        &mut loops.forward,
+        &mut loops.forward_tape,
+        &mut loops.state_from_tape,
+        &mut loops.backward,
+    ] {
+        kernel.instrs.retain(|i| matches!(i, Instr::Loop(_)));
+    }
+    println!("LSTM input {input}, hidden {hidden}, batch {batch}, microseconds per call:");
+    for (what, program) in [("whole steps", full), ("fused loops only", loops)] {
+        let derived = DerivedCell::new(program.clone(), &mut Rng::new(1));
+        let start = Instant::now();
+        let jit = JitCell::compile(&program, derived.params().to_vec()).unwrap();
+        let compile = start.elapsed().as_secs_f64() * 1e3;
+        println!("{what:>16}: compiled in {compile:.1} ms");
+        let best = time_steps(&[&derived, &jit], batch, 20, 50);
+        for (name, [forward, backward]) in ["DerivedCell", "JitCell"].iter().zip(best) {
+            println!("{what:>16}, {name:>11}: forward_tape {forward:7.1}, backward {backward:7.1}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! are bitwise the same. Long schedules are split into functions of at most
 //! [`JitOptions::calls_per_function`] calls, run in order.
 //! [`CompiledSchedule::clif`] and [`emit_clif`] print the functions'
-//! Cranelift IR.
+//! Cranelift IR. [`cell::JitCell`] compiles a derived cell's kernels likewise.
 //!
 //! ```
 //! use bptt::jit::CompiledSchedule;
@@ -36,6 +36,7 @@
 //! assert!(compiled.clif().unwrap().contains("%bptt_forward"));
 //! ```
 
+pub mod cell;
 mod codegen;
 mod shims;
 mod text;

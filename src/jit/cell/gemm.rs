@@ -1,0 +1,145 @@
+//! The `extern "C"` shims through which compiled kernels call the runtime's
+//! matrix products.
+//!
+//! Each shim takes `m, k, n` and three raw pointers, rebuilds the slices of
+//! exactly the lengths the product checks (`a`: `m·k`, `b`: `k·n`, `c`:
+//! `m·n`) and calls the kernel, so compiled code computes bitwise what
+//! [`DerivedCell`](crate::cell_lang::DerivedCell) computes. The operands are in bounds and
+//! `c` overlaps neither `a` nor `b` by construction ([`super::check`]); a
+//! panic in a kernel (never expected) aborts, as it cannot unwind through
+//! compiled code.
+
+use bptt_runtime::kernels::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
+use cranelift_codegen::ir::{AbiParam, Signature};
+use cranelift_codegen::isa::TargetFrontendConfig;
+
+/// A matrix product of the runtime; the discriminant indexes [`Gemm::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gemm {
+    /// `gemm_nn_acc`: `C += A · B`.
+    Nn,
+    /// `gemm_nt_acc`: `C += A · Bᵀ`.
+    Nt,
+    /// `gemm_tn_acc`: `C += Aᵀ · B`.
+    Tn,
+}
+
+impl Gemm {
+    /// Every product, in the order compiled functions import them.
+    pub(super) const ALL: [Gemm; 3] = [Gemm::Nn, Gemm::Nt, Gemm::Tn];
+
+    /// The shim's symbol name, as the IR shows it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Gemm::Nn => "bptt_cell_gemm_nn",
+            Gemm::Nt => "bptt_cell_gemm_nt",
+            Gemm::Tn => "bptt_cell_gemm_tn",
+        }
+    }
+
+    /// The address the JIT links calls of the shim to.
+    pub(super) fn address(self) -> *const u8 {
+        match self {
+            Gemm::Nn => bptt_cell_gemm_nn as *const u8,
+            Gemm::Nt => bptt_cell_gemm_nt as *const u8,
+            Gemm::Tn => bptt_cell_gemm_tn as *const u8,
+        }
+    }
+}
+
+/// The shims' signature: `m, k, n` then the pointers `a, b, c`, all
+/// pointer-sized, nothing returned.
+pub(super) fn gemm_signature(config: TargetFrontendConfig) -> Signature {
+    let mut sig = Signature::new(config.default_call_conv);
+    sig.params
+        .extend((0..6).map(|_| AbiParam::new(config.pointer_type())));
+    sig
+}
+
+/// The operands of a product as slices of the lengths its kernel checks.
+///
+/// # Safety
+///
+/// `a`, `b` and `c` must be valid for `m·k`, `k·n` and `m·n` floats (reads,
+/// reads, and reads and writes) for the returned lifetime, and `c` must
+/// overlap neither `a` nor `b`. A pointer to zero floats may be anything.
+unsafe fn operands<'a>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+) -> (&'a [f32], &'a [f32], &'a mut [f32]) {
+    // SAFETY: the caller's contract; empty operands are never dereferenced,
+    // so they need no valid pointer.
+    unsafe {
+        let slice = |p: *const f32, len: usize| -> &'a [f32] {
+            if len == 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(p, len)
+            }
+        };
+        let out: &'a mut [f32] = if m * n == 0 {
+            &mut []
+        } else {
+            std::slice::from_raw_parts_mut(c, m * n)
+        };
+        (slice(a, m * k), slice(b, k * n), out)
+    }
+}
+
+/// `c[m×n] += a[m×k] · b[k×n]`.
+///
+/// # Safety
+///
+/// As for [`operands`].
+unsafe extern "C" fn bptt_cell_gemm_nn(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+) {
+    // SAFETY: the caller's contract, passed on.
+    let (a, b, c) = unsafe { operands(m, k, n, a, b, c) };
+    gemm_nn_acc(m, k, n, a, b, c);
+}
+
+/// `c[m×n] += a[m×k] · b[n×k]ᵀ`.
+///
+/// # Safety
+///
+/// As for [`operands`].
+unsafe extern "C" fn bptt_cell_gemm_nt(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+) {
+    // SAFETY: the caller's contract, passed on.
+    let (a, b, c) = unsafe { operands(m, k, n, a, b, c) };
+    gemm_nt_acc(m, k, n, a, b, c);
+}
+
+/// `c[m×n] += a[k×m]ᵀ · b[k×n]`.
+///
+/// # Safety
+///
+/// As for [`operands`].
+unsafe extern "C" fn bptt_cell_gemm_tn(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+) {
+    // SAFETY: the caller's contract, passed on.
+    let (a, b, c) = unsafe { operands(m, k, n, a, b, c) };
+    gemm_tn_acc(m, k, n, a, b, c);
+}

@@ -1,0 +1,73 @@
+//! The four methods of a cell that a program's kernels implement, and the
+//! buffers each one receives.
+
+use crate::cell_lang::{Buffer, CellProgram, Kernel};
+
+/// A [`Cell`](bptt_runtime::Cell) method with a kernel of its own; the
+/// discriminant indexes [`Method::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Method {
+    Forward,
+    ForwardTape,
+    StateFromTape,
+    Backward,
+}
+
+impl Method {
+    /// Every method, in the order of [`CellProgram::kernels`].
+    pub(super) const ALL: [Method; 4] = [
+        Method::Forward,
+        Method::ForwardTape,
+        Method::StateFromTape,
+        Method::Backward,
+    ];
+
+    /// The method's name, as [`CellProgram::kernels`] gives it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Method::Forward => "forward",
+            Method::ForwardTape => "forward_tape",
+            Method::StateFromTape => "state_from_tape",
+            Method::Backward => "backward",
+        }
+    }
+
+    /// The method's kernel in `program`.
+    pub(super) fn kernel(self, program: &CellProgram) -> &Kernel {
+        match self {
+            Method::Forward => &program.forward,
+            Method::ForwardTape => &program.forward_tape,
+            Method::StateFromTape => &program.state_from_tape,
+            Method::Backward => &program.backward,
+        }
+    }
+
+    /// Whether the method receives `buffer` (the others are null pointers).
+    pub(super) fn reads(self, buffer: Buffer) -> bool {
+        use Buffer::*;
+        match self {
+            Method::Forward => matches!(buffer, Input | StatePrev | StateNext | Scratch),
+            Method::ForwardTape => matches!(buffer, Input | StatePrev | StateNext | Tape | Scratch),
+            Method::StateFromTape => matches!(buffer, Tape | StateNext),
+            Method::Backward => {
+                matches!(buffer, Input | Tape | GradState | GradStatePrev | Scratch)
+            }
+        }
+    }
+
+    /// Whether the method may write `buffer` (it receives it mutably).
+    pub(super) fn writes(self, buffer: Buffer) -> bool {
+        use Buffer::*;
+        match self {
+            Method::Forward => matches!(buffer, StateNext | Scratch),
+            Method::ForwardTape => matches!(buffer, StateNext | Tape | Scratch),
+            Method::StateFromTape => buffer == StateNext,
+            Method::Backward => matches!(buffer, GradStatePrev | Scratch),
+        }
+    }
+
+    /// Whether the method receives the parameter gradients (only `backward`).
+    pub(super) fn has_grads(self) -> bool {
+        self == Method::Backward
+    }
+}

@@ -1,0 +1,163 @@
+//! A cell's compiled kernels as Cranelift IR text: a legend of the cell's
+//! sizes and the calling convention, then each kernel headed by its method's
+//! name, every product call annotated with the product it computes.
+
+use std::fmt::{self, Write};
+
+use cranelift_codegen::entity::SecondaryMap;
+use cranelift_codegen::ir::{Block, Function, Inst, UserFuncName, Value};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_codegen::write::{FuncWriter, PlainWriter, decorate_function};
+use cranelift_frontend::FunctionBuilderContext;
+
+use super::kernel::{PARAMS, build_kernel, import_by_name, kernel_signature};
+use super::method::Method;
+use crate::cell_lang::{CellProgram, Instr, Matrix, ParamMatrix, ParamSlot, Temp};
+use crate::error::Error;
+
+/// A temporary as the annotations name it: `s<offset>[<width>]`, `rows ·
+/// offset` floats into scratch, `width` columns.
+fn temp(t: Temp) -> String {
+    format!("s{}[{}]", t.offset, t.width)
+}
+
+fn matrix(a: Matrix) -> String {
+    match a {
+        Matrix::Input => "x".to_owned(),
+        Matrix::Temp(t) => temp(t),
+    }
+}
+
+/// A parameter matrix by its name in the cell (`w`, or `w[1..6]` for some
+/// of its rows), else by its place in the parameter vector.
+fn param(program: &CellProgram, w: ParamMatrix) -> String {
+    let rows_of = |p: &ParamSlot| {
+        let [rows, cols] = p.shape[..] else {
+            return None;
+        };
+        let skip = w.offset.checked_sub(p.offset)?;
+        let first = skip / cols;
+        let fits = cols == w.cols && skip % cols == 0 && first + w.rows <= rows;
+        fits.then(|| match (first, w.rows) {
+            (0, n) if n == rows => p.name.clone(),
+            _ => format!("{}[{first}..{}]", p.name, first + w.rows),
+        })
+    };
+    program
+        .params
+        .iter()
+        .find_map(rows_of)
+        .unwrap_or_else(|| format!("params[{}][{}x{}]", w.offset, w.rows, w.cols))
+}
+
+/// What a product instruction computes, in words.
+fn describe(program: &CellProgram, instr: &Instr) -> Option<String> {
+    Some(match *instr {
+        Instr::MatMul { a, w, out } => {
+            format!("{} += {} . {}", temp(out), matrix(a), param(program, w))
+        }
+        Instr::MatMulT { a, w, out } => {
+            format!("{} += {} . {}^T", temp(out), temp(a), param(program, w))
+        }
+        Instr::WeightGrad { a, dy, w } => {
+            format!("d{} += {}^T . {}", param(program, w), matrix(a), temp(dy))
+        }
+        Instr::Loop(_) => return None,
+    })
+}
+
+/// Prints instructions as Cranelift does, with the next product's
+/// description after each `call`.
+struct Annotated {
+    products: std::vec::IntoIter<String>,
+}
+
+impl FuncWriter for Annotated {
+    fn write_instruction(
+        &mut self,
+        w: &mut dyn Write,
+        func: &Function,
+        aliases: &SecondaryMap<Value, Vec<Value>>,
+        inst: Inst,
+        indent: usize,
+    ) -> fmt::Result {
+        if !func.dfg.insts[inst].opcode().is_call() {
+            return PlainWriter.write_instruction(w, func, aliases, inst, indent);
+        }
+        let mut line = String::new();
+        PlainWriter.write_instruction(&mut line, func, aliases, inst, indent)?;
+        let code = line.split(" ; ").next().unwrap_or(&line).trim_end();
+        match self.products.next() {
+            Some(product) => writeln!(w, "{code:<40} ; {product}"),
+            None => w.write_str(&line),
+        }
+    }
+
+    fn write_block_header(
+        &mut self,
+        w: &mut dyn Write,
+        func: &Function,
+        block: Block,
+        indent: usize,
+    ) -> fmt::Result {
+        PlainWriter.write_block_header(w, func, block, indent)
+    }
+}
+
+/// The comment lines that open the text.
+fn legend(program: &CellProgram) -> String {
+    let sizes: Vec<String> = program
+        .sizes
+        .iter()
+        .map(|(name, value)| format!("{name} = {value}"))
+        .collect();
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "; bptt cell {} ({}): rows of x {}, state {}, tape {} (alpha {}) and scratch {} floats; {} parameters",
+        program.name,
+        sizes.join(", "),
+        program.input_size,
+        program.state_size,
+        program.tape_size,
+        program.alpha(),
+        program.scratch_size,
+        program.param_count,
+    );
+    let _ = writeln!(
+        text,
+        "; each kernel is fn({}), null where the method has no such buffer;",
+        PARAMS.join(", ")
+    );
+    let _ = writeln!(
+        text,
+        "; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products"
+    );
+    text
+}
+
+/// The IR of the kernels that [`super::native::Native::compile`] compiles
+/// for `program`, as text.
+pub(super) fn render(program: &CellProgram, config: TargetFrontendConfig) -> Result<String, Error> {
+    let mut text = legend(program);
+    let mut builder_ctx = FunctionBuilderContext::new();
+    for method in Method::ALL {
+        let kernel = method.kernel(program);
+        let name = UserFuncName::testcase(method.name());
+        let mut func = Function::with_name_signature(name, kernel_signature(config));
+        let gemms = import_by_name(&mut func, config);
+        build_kernel(&mut func, &mut builder_ctx, gemms, kernel, config);
+        let products: Vec<String> = kernel
+            .instrs
+            .iter()
+            .filter_map(|instr| describe(program, instr))
+            .collect();
+        let _ = write!(text, "\n; {}\n", method.name());
+        let mut writer = Annotated {
+            products: products.into_iter(),
+        };
+        decorate_function(&mut writer, &mut text, &func)
+            .map_err(|_| Error::Codegen("cannot print the IR".to_owned()))?;
+    }
+    Ok(text)
+}

@@ -587,7 +587,7 @@ fn out_of_bounds_programs_are_rejected() {
 }
 
 #[test]
-#[should_panic(expected = "JitCell::forward: h_prev has shape [2, 6], expected [2, 7]")]
+#[should_panic(expected = "cell hand::forward: h_prev has shape [2, 6], expected [2, 7]")]
 fn wrong_shapes_panic_with_both_shapes() {
     let program = hand_program();
     let cell = JitCell::new(&program, &mut Rng::new(1)).unwrap();

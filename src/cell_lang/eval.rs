@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use bptt_runtime::kernels::{exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, sigmoid, tanh};
-use bptt_runtime::shape::{check_grads, rows, rows_mut, scratch_rows};
-use bptt_runtime::{Cell, Rng, ShapeError};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use bptt_runtime::{Rng, ShapeError};
 
+use super::cell::{Engine, Frame, ProgramCell};
+use super::method::Method;
 use super::program::{
     Binary, Buffer, CellProgram, FusedLoop, Instr, Kernel, LoopOp, Matrix, Sink, Temp, Unary, View,
 };
@@ -38,21 +38,19 @@ pub const MAX_REGISTERS: usize = REGISTER_FLOATS;
 /// let cell = DerivedCell::new(program, &mut Rng::new(1));
 /// assert_eq!((cell.state_size(), cell.tape_size()), (8, 24));
 /// ```
-#[derive(Debug, Clone)]
-pub struct DerivedCell {
-    program: Arc<CellProgram>,
-    params: Vec<f32>,
-    /// `cell NAME::method` for each kernel, for messages (made once, so
-    /// that a step does not allocate).
-    what: [String; 4],
-}
+pub type DerivedCell = ProgramCell<Interpreter>;
+
+/// The [`Engine`] that interprets a program's kernels.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Interpreter;
 
 impl DerivedCell {
     /// A cell with fresh parameters ([`CellProgram::init_params`]).
     pub fn new(program: impl Into<Arc<CellProgram>>, rng: &mut Rng) -> Self {
         let program = program.into();
         let params = program.init_params(rng);
-        Self::with(program, params)
+        Self::with_engine(program, params, Interpreter)
+            .unwrap_or_else(|e| unreachable!("init_params gives param_count floats: {e}"))
     }
 
     /// A cell with the given parameters, or an error if their length is not
@@ -61,91 +59,17 @@ impl DerivedCell {
         program: impl Into<Arc<CellProgram>>,
         params: Vec<f32>,
     ) -> Result<Self, ShapeError> {
-        let program = program.into();
-        ShapeError::check(
-            || format!("cell {}", program.name),
-            program.param_count,
-            params.len(),
-        )?;
-        Ok(Self::with(program, params))
-    }
-
-    fn with(program: Arc<CellProgram>, params: Vec<f32>) -> Self {
-        let what = program
-            .kernels()
-            .map(|(m, _)| format!("cell {}::{m}", program.name));
-        DerivedCell {
-            program,
-            params,
-            what,
-        }
-    }
-
-    /// The compiled program.
-    pub fn program(&self) -> &CellProgram {
-        &self.program
+        Self::with_engine(program, params, Interpreter)
     }
 }
 
-/// A buffer as a method received it.
-enum Buf<'a> {
-    Absent,
-    Read(&'a [f32]),
-    Write(&'a mut [f32]),
-}
-
-impl Buf<'_> {
-    fn read(&self) -> &[f32] {
-        match self {
-            Buf::Read(s) => s,
-            Buf::Write(s) => s,
-            Buf::Absent => &[],
-        }
-    }
-
-    fn write(&mut self) -> &mut [f32] {
-        match self {
-            Buf::Write(s) => s,
-            _ => &mut [],
-        }
+impl Engine for Interpreter {
+    fn run(&self, program: &CellProgram, method: Method, mut frame: Frame<'_>) {
+        frame.run(method.kernel(program));
     }
 }
 
-/// Everything one kernel call sees.
-struct Frame<'a> {
-    rows: usize,
-    buffers: [Buf<'a>; 7],
-    params: &'a [f32],
-    grads: &'a mut [f32],
-}
-
-fn index(buffer: Buffer) -> usize {
-    match buffer {
-        Buffer::Input => 0,
-        Buffer::StatePrev => 1,
-        Buffer::StateNext => 2,
-        Buffer::Tape => 3,
-        Buffer::GradState => 4,
-        Buffer::GradStatePrev => 5,
-        Buffer::Scratch => 6,
-    }
-}
-
-impl<'a> Frame<'a> {
-    fn new(rows: usize, params: &'a [f32]) -> Self {
-        Frame {
-            rows,
-            buffers: std::array::from_fn(|_| Buf::Absent),
-            params,
-            grads: &mut [],
-        }
-    }
-
-    fn with(mut self, buffer: Buffer, buf: Buf<'a>) -> Self {
-        self.buffers[index(buffer)] = buf;
-        self
-    }
-
+impl Frame<'_> {
     /// The buffer and the start of row `b` at column 0 of the view.
     fn locate(&self, view: View, b: usize) -> (Buffer, usize) {
         match view {
@@ -164,13 +88,13 @@ impl<'a> Frame<'a> {
     fn load(&self, view: View, b: usize, j: usize, out: &mut [f32]) {
         let (buffer, start) = self.locate(view, b);
         let at = start + j;
-        out.copy_from_slice(&self.buffers[index(buffer)].read()[at..at + out.len()]);
+        out.copy_from_slice(&self.buffers[Frame::index(buffer)].read()[at..at + out.len()]);
     }
 
     fn store(&mut self, view: View, b: usize, j: usize, src: &[f32]) {
         let (buffer, start) = self.locate(view, b);
         let at = start + j;
-        self.buffers[index(buffer)].write()[at..at + src.len()].copy_from_slice(src);
+        self.buffers[Frame::index(buffer)].write()[at..at + src.len()].copy_from_slice(src);
     }
 
     fn temp_range(&self, t: Temp) -> std::ops::Range<usize> {
@@ -209,11 +133,11 @@ impl<'a> Frame<'a> {
                     let dy = self.temp_range(*dy);
                     let Frame { buffers, grads, .. } = self;
                     let a = match *a {
-                        Matrix::Input => buffers[index(Buffer::Input)].read(),
-                        Matrix::Temp(t) => &buffers[index(Buffer::Scratch)].read()
+                        Matrix::Input => buffers[Frame::index(Buffer::Input)].read(),
+                        Matrix::Temp(t) => &buffers[Frame::index(Buffer::Scratch)].read()
                             [rows * t.offset..rows * (t.offset + t.width)],
                     };
-                    let dy = &buffers[index(Buffer::Scratch)].read()[dy];
+                    let dy = &buffers[Frame::index(Buffer::Scratch)].read()[dy];
                     let g = &mut grads[w.offset..w.offset + w.rows * w.cols];
                     gemm_tn_acc(w.rows, rows, w.cols, a, dy, g);
                 }
@@ -317,150 +241,5 @@ fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
         Binary::Sub => each(|x, y| x - y, out),
         Binary::Mul => each(|x, y| x * y, out),
         Binary::ReluGrad => each(|g, y| if y > 0.0 { g } else { 0.0 }, out),
-    }
-}
-
-impl Cell for DerivedCell {
-    fn input_size(&self) -> usize {
-        self.program.input_size
-    }
-
-    fn state_size(&self) -> usize {
-        self.program.state_size
-    }
-
-    fn tape_size(&self) -> usize {
-        self.program.tape_size
-    }
-
-    fn output_size(&self) -> usize {
-        self.program.output_size
-    }
-
-    fn scratch_size(&self) -> usize {
-        self.program.scratch_size
-    }
-
-    fn params(&self) -> &[f32] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [f32] {
-        &mut self.params
-    }
-
-    fn forward(
-        &self,
-        x: ArrayView2<f32>,
-        h_prev: ArrayView2<f32>,
-        h_next: ArrayViewMut2<f32>,
-        scratch: ArrayViewMut2<f32>,
-    ) {
-        let p = &*self.program;
-        let (what, n) = (&self.what[0], x.nrows());
-        Frame::new(n, &self.params)
-            .with(
-                Buffer::Input,
-                Buf::Read(rows(what, "x", x, n, p.input_size)),
-            )
-            .with(
-                Buffer::StatePrev,
-                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
-            )
-            .with(
-                Buffer::StateNext,
-                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
-            )
-            .with(
-                Buffer::Scratch,
-                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
-            )
-            .run(&p.forward);
-    }
-
-    fn forward_tape(
-        &self,
-        x: ArrayView2<f32>,
-        h_prev: ArrayView2<f32>,
-        tape: ArrayViewMut2<f32>,
-        h_next: ArrayViewMut2<f32>,
-        scratch: ArrayViewMut2<f32>,
-    ) {
-        let p = &*self.program;
-        let (what, n) = (&self.what[1], x.nrows());
-        Frame::new(n, &self.params)
-            .with(
-                Buffer::Input,
-                Buf::Read(rows(what, "x", x, n, p.input_size)),
-            )
-            .with(
-                Buffer::StatePrev,
-                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
-            )
-            .with(
-                Buffer::Tape,
-                Buf::Write(rows_mut(what, "tape", tape, n, p.tape_size)),
-            )
-            .with(
-                Buffer::StateNext,
-                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
-            )
-            .with(
-                Buffer::Scratch,
-                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
-            )
-            .run(&p.forward_tape);
-    }
-
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
-        let p = &*self.program;
-        let (what, n) = (&self.what[2], tape.nrows());
-        Frame::new(n, &self.params)
-            .with(
-                Buffer::Tape,
-                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
-            )
-            .with(
-                Buffer::StateNext,
-                Buf::Write(rows_mut(what, "h", h, n, p.state_size)),
-            )
-            .run(&p.state_from_tape);
-    }
-
-    fn backward(
-        &self,
-        x: ArrayView2<f32>,
-        tape: ArrayView2<f32>,
-        dh: ArrayView2<f32>,
-        dh_prev: ArrayViewMut2<f32>,
-        grads: &mut [f32],
-        scratch: ArrayViewMut2<f32>,
-    ) {
-        let p = &*self.program;
-        let (what, n) = (&self.what[3], x.nrows());
-        check_grads(what, grads, p.param_count);
-        let mut frame = Frame::new(n, &self.params)
-            .with(
-                Buffer::Input,
-                Buf::Read(rows(what, "x", x, n, p.input_size)),
-            )
-            .with(
-                Buffer::Tape,
-                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
-            )
-            .with(
-                Buffer::GradState,
-                Buf::Read(rows(what, "dh", dh, n, p.state_size)),
-            )
-            .with(
-                Buffer::GradStatePrev,
-                Buf::Write(rows_mut(what, "dh_prev", dh_prev, n, p.state_size)),
-            )
-            .with(
-                Buffer::Scratch,
-                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
-            );
-        frame.grads = grads;
-        frame.run(&p.backward);
     }
 }

@@ -58,6 +58,7 @@ pub use program::{
 };
 
 mod build;
+mod cell;
 mod compile;
 mod diff;
 mod error;
@@ -65,10 +66,13 @@ mod eval;
 mod file;
 mod graph;
 mod lower;
+mod method;
 mod syntax;
 mod tape;
 
+pub use cell::{Buf, Engine, Frame, ProgramCell};
 pub use error::CellError;
-pub use eval::DerivedCell;
+pub use eval::{DerivedCell, Interpreter};
 pub use file::load;
+pub use method::Method;
 pub use syntax::{BinaryOp, CellDef, Decl, Expr, ParamDecl, SizeExpr, Stmt};

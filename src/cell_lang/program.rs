@@ -319,14 +319,10 @@ impl CellProgram {
         params
     }
 
-    /// The four kernels with their method names, in the order above.
+    /// The four kernels with their method names, in the order of
+    /// [`Method::ALL`](super::Method::ALL).
     pub fn kernels(&self) -> [(&'static str, &Kernel); 4] {
-        [
-            ("forward", &self.forward),
-            ("forward_tape", &self.forward_tape),
-            ("state_from_tape", &self.state_from_tape),
-            ("backward", &self.backward),
-        ]
+        super::Method::ALL.map(|m| (m.name(), m.kernel(self)))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::cell_lang::{
 };
 use crate::error::Error;
 
-use super::method::Method;
+use crate::cell_lang::Method;
 
 /// The widest row, in floats, whose byte offsets fit the 32-bit immediate
 /// offsets of loads and stores.

@@ -38,29 +38,23 @@ mod check;
 mod fused;
 mod gemm;
 mod kernel;
-mod method;
 mod native;
 mod run;
 mod text;
 
 use bptt_runtime::Rng;
 
-use crate::cell_lang::CellProgram;
+use crate::cell_lang::{CellProgram, ProgramCell};
 use crate::error::Error;
-use native::Native;
+pub use native::Native;
 
 /// A cell program compiled to native code, with its parameters: a
 /// [`bptt_runtime::Cell`] that owns its code and frees it when dropped.
 ///
 /// Its methods check every array's shape against the program's sizes and
 /// panic with a message naming the method, the array and both shapes, as
-/// the runtime's cells do.
-#[derive(Debug)]
-pub struct JitCell {
-    program: CellProgram,
-    params: Vec<f32>,
-    native: Native,
-}
+/// the runtime's cells do ([`ProgramCell`]).
+pub type JitCell = ProgramCell<Native>;
 
 impl JitCell {
     /// Compiles `program` with the flat parameter vector `params`.
@@ -79,10 +73,11 @@ impl JitCell {
             });
         }
         check::check(program)?;
-        Ok(JitCell {
-            native: Native::compile(program)?,
-            program: program.clone(),
-            params,
+        let native = Native::compile(program)?;
+        JitCell::with_engine(program.clone(), params, native).map_err(|e| Error::Shape {
+            what: "the cell's parameters",
+            expected: vec![e.expected],
+            got: vec![e.got],
         })
     }
 
@@ -92,14 +87,9 @@ impl JitCell {
         JitCell::compile(program, program.init_params(rng))
     }
 
-    /// The program compiled.
-    pub fn program(&self) -> &CellProgram {
-        &self.program
-    }
-
     /// The Cranelift IR of the four kernels, as [`emit_cell_clif`] prints it.
     pub fn clif(&self) -> Result<String, Error> {
-        text::render(&self.program, self.native.config())
+        text::render(self.program(), self.engine().config())
     }
 }
 

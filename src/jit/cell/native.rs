@@ -11,8 +11,8 @@ use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
 use super::gemm::{Gemm, gemm_signature};
 use super::kernel::{build_kernel, kernel_signature};
-use super::method::Method;
 use crate::cell_lang::CellProgram;
+use crate::cell_lang::Method;
 use crate::error::Error;
 
 /// A compiled kernel, with the parameters of [`super::kernel::PARAMS`].
@@ -42,24 +42,6 @@ pub(super) struct Buffers {
     pub params: *const f32,
     pub grads: *mut f32,
     pub scratch: *mut f32,
-}
-
-impl Buffers {
-    /// `rows` rows and no buffers.
-    pub(super) fn rows(rows: usize) -> Buffers {
-        Buffers {
-            rows,
-            x: std::ptr::null(),
-            state_prev: std::ptr::null(),
-            state_next: std::ptr::null_mut(),
-            tape: std::ptr::null_mut(),
-            grad_state: std::ptr::null(),
-            grad_state_prev: std::ptr::null_mut(),
-            params: std::ptr::null(),
-            grads: std::ptr::null_mut(),
-            scratch: std::ptr::null_mut(),
-        }
-    }
 }
 
 /// One line: Cranelift's errors (the verifier's especially) span several.
@@ -120,13 +102,13 @@ impl Drop for Owned {
     }
 }
 
-/// A cell's four kernels compiled, one per [`Method`].
+/// A cell's four kernels compiled, one per [`Method`]: the [`Engine`](crate::cell_lang::Engine) of a [`JitCell`](super::JitCell).
 ///
 /// The module is kept only to free the code on drop. It sits behind a mutex
 /// only so that `Native` is `Sync` (cells are shared between threads): it is
 /// never touched after compilation, and the compiled code touches nothing
 /// but its arguments.
-pub(super) struct Native {
+pub struct Native {
     _module: Mutex<Owned>,
     kernels: [KernelFn; 4],
     config: TargetFrontendConfig,

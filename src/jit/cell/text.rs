@@ -11,7 +11,7 @@ use cranelift_codegen::write::{FuncWriter, PlainWriter, decorate_function};
 use cranelift_frontend::FunctionBuilderContext;
 
 use super::kernel::{PARAMS, build_kernel, import_by_name, kernel_signature};
-use super::method::Method;
+use crate::cell_lang::Method;
 use crate::cell_lang::{CellProgram, Instr, Matrix, ParamMatrix, ParamSlot, Temp};
 use crate::error::Error;
 

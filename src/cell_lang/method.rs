@@ -1,29 +1,33 @@
 //! The four methods of a cell that a program's kernels implement, and the
 //! buffers each one receives.
 
-use crate::cell_lang::{Buffer, CellProgram, Kernel};
+use super::program::{Buffer, CellProgram, Kernel};
 
 /// A [`Cell`](bptt_runtime::Cell) method with a kernel of its own; the
 /// discriminant indexes [`Method::ALL`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Method {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `forward`.
     Forward,
+    /// `forward_tape`.
     ForwardTape,
+    /// `state_from_tape`.
     StateFromTape,
+    /// `backward`.
     Backward,
 }
 
 impl Method {
     /// Every method, in the order of [`CellProgram::kernels`].
-    pub(super) const ALL: [Method; 4] = [
+    pub const ALL: [Method; 4] = [
         Method::Forward,
         Method::ForwardTape,
         Method::StateFromTape,
         Method::Backward,
     ];
 
-    /// The method's name, as [`CellProgram::kernels`] gives it.
-    pub(super) fn name(self) -> &'static str {
+    /// The method's name.
+    pub fn name(self) -> &'static str {
         match self {
             Method::Forward => "forward",
             Method::ForwardTape => "forward_tape",
@@ -33,7 +37,7 @@ impl Method {
     }
 
     /// The method's kernel in `program`.
-    pub(super) fn kernel(self, program: &CellProgram) -> &Kernel {
+    pub fn kernel(self, program: &CellProgram) -> &Kernel {
         match self {
             Method::Forward => &program.forward,
             Method::ForwardTape => &program.forward_tape,
@@ -42,8 +46,8 @@ impl Method {
         }
     }
 
-    /// Whether the method receives `buffer` (the others are null pointers).
-    pub(super) fn reads(self, buffer: Buffer) -> bool {
+    /// Whether the method receives `buffer`.
+    pub fn reads(self, buffer: Buffer) -> bool {
         use Buffer::*;
         match self {
             Method::Forward => matches!(buffer, Input | StatePrev | StateNext | Scratch),
@@ -56,7 +60,7 @@ impl Method {
     }
 
     /// Whether the method may write `buffer` (it receives it mutably).
-    pub(super) fn writes(self, buffer: Buffer) -> bool {
+    pub fn writes(self, buffer: Buffer) -> bool {
         use Buffer::*;
         match self {
             Method::Forward => matches!(buffer, StateNext | Scratch),
@@ -67,7 +71,7 @@ impl Method {
     }
 
     /// Whether the method receives the parameter gradients (only `backward`).
-    pub(super) fn has_grads(self) -> bool {
+    pub fn has_grads(self) -> bool {
         self == Method::Backward
     }
 }

@@ -1,0 +1,292 @@
+//! [`ProgramCell`]: a [`CellProgram`] with its parameters, as a [`Cell`],
+//! whatever runs its kernels: the interpreter ([`DerivedCell`]) or native
+//! code (`bptt::jit::cell::JitCell`).
+//!
+//! The cell checks every array's shape against the program's sizes (panics
+//! name the method, the array and both shapes, as the runtime's cells do),
+//! gathers them in a [`Frame`], and hands the method's kernel to its
+//! [`Engine`].
+//!
+//! [`DerivedCell`]: super::DerivedCell
+
+use std::sync::Arc;
+
+use bptt_runtime::shape::{check_grads, rows, rows_mut, scratch_rows};
+use bptt_runtime::{Cell, ShapeError};
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use super::method::Method;
+use super::program::{Buffer, CellProgram};
+
+/// A buffer as a method received it.
+#[derive(Debug)]
+pub enum Buf<'a> {
+    /// The method has no such buffer.
+    Absent,
+    /// Received read-only.
+    Read(&'a [f32]),
+    /// Received mutably.
+    Write(&'a mut [f32]),
+}
+
+impl Buf<'_> {
+    /// Its floats (none if absent).
+    pub fn read(&self) -> &[f32] {
+        match self {
+            Buf::Read(s) => s,
+            Buf::Write(s) => s,
+            Buf::Absent => &[],
+        }
+    }
+
+    /// Its floats, mutably (none unless received mutably).
+    pub fn write(&mut self) -> &mut [f32] {
+        match self {
+            Buf::Write(s) => s,
+            _ => &mut [],
+        }
+    }
+}
+
+/// The arrays of one method call, shape-checked: the batch rows, a
+/// [`Buf`] per [`Buffer`], the parameters and (in `backward`) the
+/// parameter gradients.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// Batch rows.
+    pub rows: usize,
+    /// Indexed by [`Frame::index`].
+    pub buffers: [Buf<'a>; 7],
+    /// The flat parameter vector.
+    pub params: &'a [f32],
+    /// The flat parameter gradients (empty but in `backward`).
+    pub grads: &'a mut [f32],
+}
+
+impl<'a> Frame<'a> {
+    /// The position of `buffer` in [`Frame::buffers`].
+    pub fn index(buffer: Buffer) -> usize {
+        match buffer {
+            Buffer::Input => 0,
+            Buffer::StatePrev => 1,
+            Buffer::StateNext => 2,
+            Buffer::Tape => 3,
+            Buffer::GradState => 4,
+            Buffer::GradStatePrev => 5,
+            Buffer::Scratch => 6,
+        }
+    }
+
+    fn new(rows: usize, params: &'a [f32]) -> Self {
+        Frame {
+            rows,
+            buffers: std::array::from_fn(|_| Buf::Absent),
+            params,
+            grads: &mut [],
+        }
+    }
+
+    fn with(mut self, buffer: Buffer, buf: Buf<'a>) -> Self {
+        self.buffers[Self::index(buffer)] = buf;
+        self
+    }
+
+    /// The buffer `buffer`.
+    pub fn buf(&self, buffer: Buffer) -> &Buf<'a> {
+        &self.buffers[Self::index(buffer)]
+    }
+}
+
+/// What runs a program's kernels.
+pub trait Engine: Send + Sync {
+    /// Runs `method`'s kernel of `program` on `frame`, whose arrays were
+    /// checked against the program's sizes and hold every buffer the method
+    /// receives ([`Method::reads`]).
+    fn run(&self, program: &CellProgram, method: Method, frame: Frame<'_>);
+}
+
+/// A cell program with its parameters and the engine that runs it.
+#[derive(Debug, Clone)]
+pub struct ProgramCell<E> {
+    program: Arc<CellProgram>,
+    params: Vec<f32>,
+    /// `cell NAME::method` per method, for messages (made once, so that a
+    /// step does not allocate).
+    what: [String; 4],
+    engine: E,
+}
+
+impl<E> ProgramCell<E> {
+    /// A cell of `program` with `params`, run by `engine`, or an error if
+    /// the parameters' length is not the program's parameter count.
+    pub fn with_engine(
+        program: impl Into<Arc<CellProgram>>,
+        params: Vec<f32>,
+        engine: E,
+    ) -> Result<Self, ShapeError> {
+        let program = program.into();
+        ShapeError::check(
+            || format!("cell {}", program.name),
+            program.param_count,
+            params.len(),
+        )?;
+        let what = Method::ALL.map(|m| format!("cell {}::{}", program.name, m.name()));
+        Ok(ProgramCell {
+            program,
+            params,
+            what,
+            engine,
+        })
+    }
+
+    /// The compiled program.
+    pub fn program(&self) -> &CellProgram {
+        &self.program
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+}
+
+impl<E: Engine> Cell for ProgramCell<E> {
+    fn input_size(&self) -> usize {
+        self.program.input_size
+    }
+
+    fn state_size(&self) -> usize {
+        self.program.state_size
+    }
+
+    fn tape_size(&self) -> usize {
+        self.program.tape_size
+    }
+
+    fn output_size(&self) -> usize {
+        self.program.output_size
+    }
+
+    fn scratch_size(&self) -> usize {
+        self.program.scratch_size
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    fn forward(
+        &self,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        h_next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        let (p, what, n) = (&*self.program, &self.what[0], x.nrows());
+        let frame = Frame::new(n, &self.params)
+            .with(
+                Buffer::Input,
+                Buf::Read(rows(what, "x", x, n, p.input_size)),
+            )
+            .with(
+                Buffer::StatePrev,
+                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
+            )
+            .with(
+                Buffer::StateNext,
+                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
+            )
+            .with(
+                Buffer::Scratch,
+                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
+            );
+        self.engine.run(p, Method::Forward, frame);
+    }
+
+    fn forward_tape(
+        &self,
+        x: ArrayView2<f32>,
+        h_prev: ArrayView2<f32>,
+        tape: ArrayViewMut2<f32>,
+        h_next: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        let (p, what, n) = (&*self.program, &self.what[1], x.nrows());
+        let frame = Frame::new(n, &self.params)
+            .with(
+                Buffer::Input,
+                Buf::Read(rows(what, "x", x, n, p.input_size)),
+            )
+            .with(
+                Buffer::StatePrev,
+                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
+            )
+            .with(
+                Buffer::Tape,
+                Buf::Write(rows_mut(what, "tape", tape, n, p.tape_size)),
+            )
+            .with(
+                Buffer::StateNext,
+                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
+            )
+            .with(
+                Buffer::Scratch,
+                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
+            );
+        self.engine.run(p, Method::ForwardTape, frame);
+    }
+
+    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
+        let (p, what, n) = (&*self.program, &self.what[2], tape.nrows());
+        let frame = Frame::new(n, &self.params)
+            .with(
+                Buffer::Tape,
+                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
+            )
+            .with(
+                Buffer::StateNext,
+                Buf::Write(rows_mut(what, "h", h, n, p.state_size)),
+            );
+        self.engine.run(p, Method::StateFromTape, frame);
+    }
+
+    fn backward(
+        &self,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        grads: &mut [f32],
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        let (p, what, n) = (&*self.program, &self.what[3], x.nrows());
+        check_grads(what, grads, p.param_count);
+        let mut frame = Frame::new(n, &self.params)
+            .with(
+                Buffer::Input,
+                Buf::Read(rows(what, "x", x, n, p.input_size)),
+            )
+            .with(
+                Buffer::Tape,
+                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
+            )
+            .with(
+                Buffer::GradState,
+                Buf::Read(rows(what, "dh", dh, n, p.state_size)),
+            )
+            .with(
+                Buffer::GradStatePrev,
+                Buf::Write(rows_mut(what, "dh_prev", dh_prev, n, p.state_size)),
+            )
+            .with(
+                Buffer::Scratch,
+                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
+            );
+        frame.grads = grads;
+        self.engine.run(p, Method::Backward, frame);
+    }
+}

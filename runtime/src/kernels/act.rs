@@ -1,23 +1,60 @@
 //! Branch-free activations that LLVM inlines and vectorises.
 //!
+//! The constants are public because the JIT (`bptt::jit::cell`) emits these
+//! functions operation by operation, with the same constants, to compute
+//! bitwise the same values.
+//!
 //! Plain scalar code with no `target_feature` and no `mul_add`: Rust never
 //! contracts `a * b + c`, so every call site computes bitwise the same value
 //! whether or not LLVM vectorises it. Out-of-range inputs are handled by
 //! compare-and-select clamps, which vectorise as blends.
 
 /// `log2(e)`.
-const LOG2E: f32 = std::f32::consts::LOG2_E;
+pub const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `ln 2` split in two (Cody–Waite): the high part has 9 significant bits so
 /// that `n * LN2_HI` is exact for `|n| <= 2^15`.
-const LN2_HI: f32 = 0.693_359_4;
+pub const LN2_HI: f32 = 0.693_359_4;
 /// `ln 2 - LN2_HI`.
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub const LN2_LO: f32 = -2.121_944_4e-4;
 /// `1.5 * 2^23`: adding and subtracting it rounds to the nearest integer.
-const ROUND: f32 = 12_582_912.0;
+pub const ROUND: f32 = 12_582_912.0;
 /// Above this `exp` overflows to `+inf` (`ln(f32::MAX) ≈ 88.72`).
-const EXP_HI: f32 = 88.8;
+pub const EXP_HI: f32 = 88.8;
 /// Below this `exp` underflows to `+0` (`ln(2^-150) ≈ -103.97`).
-const EXP_LO: f32 = -104.0;
+pub const EXP_LO: f32 = -104.0;
+
+/// Cephes `expf` minimax polynomial for `e^r`, highest coefficient first:
+/// `e^r ≈ 1 + r + r²·p(r)`.
+pub const EXP_POLY: [f32; 6] = [
+    1.987_569_2e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
+/// Cephes `tanhf` odd minimax polynomial, highest coefficient first:
+/// `tanh(x) ≈ x + x³·p(x²)` for `|x| < TANH_SMALL`. (Adding a negative
+/// coefficient is bitwise subtracting its magnitude: IEEE `a - c` is
+/// `a + (-c)`.)
+pub const TANH_POLY: [f32; 5] = [
+    -5.704_988_7e-3,
+    2.063_909e-2,
+    -5.373_971_6e-2,
+    1.333_144_2e-1,
+    -3.333_328e-1,
+];
+
+/// `p(x)` by Horner's rule, one multiplication and one addition per step.
+#[inline(always)]
+fn horner(coefficients: &[f32], x: f32) -> f32 {
+    let mut p = coefficients[0];
+    for &c in &coefficients[1..] {
+        p = p * x + c;
+    }
+    p
+}
 
 /// `e^x`, inlined and vectorisable: relative error below 1e-7 for normal
 /// results (8.2e-8 measured over every f32).
@@ -37,14 +74,7 @@ pub fn exp(x: f32) -> f32 {
     let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     // r = x - n ln 2 in [-ln2/2, ln2/2].
     let r = (x - nf * LN2_HI) - nf * LN2_LO;
-    // Cephes `expf` minimax polynomial for e^r.
-    let mut p = 1.987_569_2e-4_f32;
-    p = p * r + 1.398_2e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * (r * r) + r + 1.0;
+    let y = horner(&EXP_POLY, r) * (r * r) + r + 1.0;
     // Scale by 2^n in two exact-or-once-rounded steps so that n = 128 still
     // overflows correctly and n < -126 gives a correctly scaled subnormal.
     let n1 = n >> 1;
@@ -67,7 +97,7 @@ pub fn sigmoid(x: f32) -> f32 {
 }
 
 /// Below this `|x|`, `tanh` uses its odd polynomial.
-const TANH_SMALL: f32 = 0.625;
+pub const TANH_SMALL: f32 = 0.625;
 
 /// Hyperbolic tangent, inlined and vectorisable: odd (`tanh(-x) = -tanh(x)`
 /// bitwise, `tanh(±0) = ±0`), exactly `±1` for `|x| > 9.1`; absolute error
@@ -78,12 +108,7 @@ pub fn tanh(x: f32) -> f32 {
     let ax = x.abs();
     // |x| < 0.625: Cephes `tanhf` odd minimax polynomial, relative accuracy near 0.
     let z = ax * ax;
-    let mut p = -5.704_988_7e-3_f32;
-    p = p * z + 2.063_909e-2;
-    p = p * z - 5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328e-1;
-    let small = p * z * ax + ax;
+    let small = horner(&TANH_POLY, z) * z * ax + ax;
     // Otherwise 1 - 2 / (e^{2|x|} + 1), which reaches 1 exactly (and at +inf).
     let large = 1.0 - 2.0 / (exp(2.0 * ax) + 1.0);
     let t = if ax < TANH_SMALL { small } else { large };

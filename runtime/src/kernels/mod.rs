@@ -15,7 +15,7 @@
 //!
 //! None of them allocates after the pool has started.
 
-mod act;
+pub mod act;
 mod gemm;
 mod pool;
 mod simd;

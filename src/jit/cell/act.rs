@@ -18,51 +18,12 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_frontend::FunctionBuilder;
 
+use bptt_runtime::kernels::act::{
+    EXP_HI, EXP_LO, EXP_POLY, LN2_HI, LN2_LO, LOG2E, ROUND, TANH_POLY, TANH_SMALL,
+};
+
 use crate::cell_lang::{Binary, Unary};
 
-/// `log2(e)`.
-const LOG2E: f32 = std::f32::consts::LOG2_E;
-/// `ln 2`, high part.
-const LN2_HI: f32 = 0.693_359_4;
-/// `ln 2 - LN2_HI`.
-const LN2_LO: f32 = -2.121_944_4e-4;
-/// `1.5 · 2^23`.
-const ROUND: f32 = 12_582_912.0;
-/// Where `exp` saturates to `+inf`.
-const EXP_HI: f32 = 88.8;
-/// Where `exp` flushes to `+0`.
-const EXP_LO: f32 = -104.0;
-
-/// One Horner step of a polynomial in `r`: `p = p·r + c` or `p = p·r - c`.
-#[derive(Clone, Copy)]
-enum Step {
-    Add(f32),
-    Sub(f32),
-}
-
-/// The Cephes `expf` polynomial: its leading coefficient, then its steps.
-const EXP_POLY: (f32, [Step; 5]) = (
-    1.987_569_2e-4,
-    [
-        Step::Add(1.398_2e-3),
-        Step::Add(8.333_452e-3),
-        Step::Add(4.166_579_6e-2),
-        Step::Add(1.666_666_5e-1),
-        Step::Add(0.5),
-    ],
-);
-/// Below this `|x|`, `tanh` uses its polynomial.
-const TANH_SMALL: f32 = 0.625;
-/// The Cephes `tanhf` polynomial: its leading coefficient, then its steps.
-const TANH_POLY: (f32, [Step; 4]) = (
-    -5.704_988_7e-3,
-    [
-        Step::Add(2.063_909e-2),
-        Step::Sub(5.373_971_6e-2),
-        Step::Add(1.333_144_2e-1),
-        Step::Sub(3.333_328e-1),
-    ],
-);
 /// The sign bit of an `f32`.
 const SIGN: u32 = 0x8000_0000;
 
@@ -167,21 +128,14 @@ impl Vectors<'_, '_> {
         }
     }
 
-    /// The polynomial `(lead, steps)` in `r`, step by step.
-    fn horner<const N: usize>(&mut self, (lead, steps): (f32, [Step; N]), r: &[Value]) -> Bundle {
-        let mut p = self.splat(lead);
-        for step in steps {
+    /// The polynomial with `coefficients` (highest first) in `r`, by
+    /// Horner's rule as the runtime evaluates it.
+    fn horner(&mut self, coefficients: &[f32], r: &[Value]) -> Bundle {
+        let mut p = self.splat(coefficients[0]);
+        for &c in &coefficients[1..] {
             p = self.fmul(&p, r);
-            p = match step {
-                Step::Add(c) => {
-                    let c = self.splat(c);
-                    self.fadd(&p, &c)
-                }
-                Step::Sub(c) => {
-                    let c = self.splat(c);
-                    self.fsub(&p, &c)
-                }
-            };
+            let c = self.splat(c);
+            p = self.fadd(&p, &c);
         }
         p
     }
@@ -210,7 +164,7 @@ impl Vectors<'_, '_> {
         let lo_part = self.fmul(&nf, &ln2_lo);
         let r = self.fsub(&r, &lo_part);
         // p = ((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + c5.
-        let p = self.horner(EXP_POLY, &r);
+        let p = self.horner(&EXP_POLY, &r);
         // y = p * (r * r) + r + 1.0.
         let r2 = self.fmul(&r, &r);
         let y = self.fmul(&p, &r2);
@@ -252,7 +206,7 @@ impl Vectors<'_, '_> {
         let ax = self.cast(types::F32X4, &ax_bits);
         // small = p * z * ax + ax with z = ax * ax.
         let z = self.fmul(&ax, &ax);
-        let p = self.horner(TANH_POLY, &z);
+        let p = self.horner(&TANH_POLY, &z);
         let small = self.fmul(&p, &z);
         let small = self.fmul(&small, &ax);
         let small = self.fadd(&small, &ax);

@@ -110,8 +110,8 @@ pub enum Error {
         /// The shape that was given.
         got: Vec<usize>,
     },
-    /// Cranelift could not compile a schedule (the JIT backend).
-    #[error("the JIT could not compile the schedule: {0}")]
+    /// Cranelift could not compile a schedule or a cell's kernels.
+    #[error("the JIT could not compile: {0}")]
     Codegen(String),
     /// A kernel panicked inside JIT-compiled code; the run stopped there.
     #[error("a kernel panicked in JIT-compiled code: {0}")]

@@ -62,6 +62,11 @@
 //! `::bptt_runtime::__private`, so a crate that uses the attribute depends on
 //! `bptt-runtime` and `bptt-macros`.
 
+//!
+//! [`cell!`] goes further: write a cell's step as equations, and it derives
+//! the backward pass, chooses the tape and emits the whole cell as Rust
+//! (with, if asked, its schedule).
+
 use proc_macro::TokenStream;
 
 /// Plans `seq_len` steps of backpropagation within `budget` at compile time
@@ -76,4 +81,49 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn bptt(args: TokenStream, item: TokenStream) -> TokenStream {
     bptt::emit::expand(args.into(), item.into()).into()
+}
+
+/// Defines a recurrent cell by its equations: a struct that implements
+/// `bptt_runtime::Cell` with straight-line kernels, derived at compile time
+/// for the sizes given.
+///
+/// ```
+/// use bptt_runtime::{Cell, Rng};
+/// use ndarray::Array2;
+///
+/// bptt_macros::cell! {
+///     /// A minimal gated unit.
+///     #[sizes(input = 3, hidden = 8)]
+///     pub cell Mgu {
+///         size input, hidden;
+///         input x: [input];
+///         state h: [hidden];
+///         param w_f: [input + hidden, hidden];
+///         param b_f: [hidden] = 1.0;
+///         param w_h: [input + hidden, hidden];
+///         param b_h: [hidden];
+///
+///         let f = sigmoid(matmul(concat(x, h), w_f) + b_f);
+///         let candidate = tanh(matmul(concat(x, f * h), w_h) + b_h);
+///         h = (1.0 - f) * h + f * candidate;
+///     }
+/// }
+///
+/// let cell = Mgu::new(&mut Rng::new(1));
+/// assert_eq!((Mgu::STATE_SIZE, Mgu::TAPE_SIZE, Mgu::ALPHA), (8, 24, 3.0));
+/// let (x, h) = (Array2::ones((2, 3)), Array2::zeros((2, 8)));
+/// let mut next = Array2::zeros((2, 8));
+/// let mut scratch = Array2::zeros((2, cell.scratch_size()));
+/// cell.forward(x.view(), h.view(), next.view_mut(), scratch.view_mut());
+/// ```
+///
+/// `#[sizes(..)]` binds every size the cell declares; `#[bptt(seq_len = T,
+/// budget = M)]` (optional, with `policy` and `name` as for [`bptt`][macro@bptt])
+/// also plans a schedule and adds its training step, with the alpha the
+/// cell's tape gives (so `alpha` may not be given). Other attributes, such
+/// as doc comments and derives, go on the struct. The language and what is
+/// emitted: [`bptt::cell_lang`] and [`bptt::emit::cell`].
+#[proc_macro]
+pub fn cell(input: TokenStream) -> TokenStream {
+    bptt::emit::cell::expand_cell(input.into()).into()
 }

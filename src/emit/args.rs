@@ -202,7 +202,14 @@ fn name(value: &Expr) -> syn::Result<Ident> {
 
 /// Parses the attribute's arguments into a [`Spec`] and the span of each
 /// argument; every problem found is reported, combined into one error.
-pub(crate) fn parse(args: TokenStream) -> syn::Result<(Spec, Spans)> {
+///
+/// `derived` is the alpha of a cell whose program fixes it (`cell!`): then
+/// `alpha` may not be given. Missing arguments are reported at `at`.
+pub(crate) fn parse(
+    args: TokenStream,
+    derived: Option<f64>,
+    at: Span,
+) -> syn::Result<(Spec, Spans)> {
     let parsed = syn::punctuated::Punctuated::<Arg, Token![,]>::parse_terminated.parse2(args)?;
     let mut errors: Option<syn::Error> = None;
     let mut push = |e: syn::Error| match &mut errors {
@@ -250,20 +257,32 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<(Spec, Spans)> {
                 spans.policy = span;
                 policy(&arg.value).map(|v| pol = Some(v))
             }
-            "alpha" => {
-                spans.alpha = span;
-                alpha(&arg.value).map(|v| alp = Some(v))
-            }
+            "alpha" => match derived {
+                Some(derived) => Err(syn::Error::new(
+                    arg.name.span(),
+                    format!(
+                        "`alpha` is derived from the cell (its tape over its state: {derived}): remove it"
+                    ),
+                )),
+                None => {
+                    spans.alpha = span;
+                    alpha(&arg.value).map(|v| alp = Some(v))
+                }
+            },
             _ => name(&arg.value).map(|v| nam = Some(v)),
         };
         if let Err(e) = result {
             push(e);
         }
     }
-    for required in ["seq_len", "budget", "alpha"] {
+    let required: &[&str] = match derived {
+        Some(_) => &["seq_len", "budget"],
+        None => &["seq_len", "budget", "alpha"],
+    };
+    for &required in required {
         if !seen.iter().any(|s| s == required) {
             push(syn::Error::new(
-                Span::call_site(),
+                at,
                 format!("missing argument `{required}`: {}", example(required)),
             ));
         }
@@ -271,7 +290,7 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<(Spec, Spans)> {
     if let Some(errors) = errors {
         return Err(errors);
     }
-    match (len, bud, alp) {
+    match (len, bud, alp.or(derived)) {
         (Some(len), Some(budget), Some(alpha)) => Ok((
             Spec {
                 len,
@@ -283,7 +302,7 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<(Spec, Spans)> {
             spans,
         )),
         _ => Err(syn::Error::new(
-            Span::call_site(),
+            at,
             "missing arguments: seq_len, budget and alpha are required",
         )),
     }

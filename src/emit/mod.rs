@@ -14,7 +14,8 @@
 //!
 //! The proc-macro crate `bptt-macros` is a thin shim over [`expand`]; the
 //! command line's `bptt emit rust` prints [`emit_rust`], the same tokens
-//! pretty-printed.
+//! pretty-printed. Its `cell!` macro emits a whole cell from equations and,
+//! given `#[bptt(..)]`, this impl too: see [`cell`].
 //!
 //! # Arguments
 //!
@@ -93,6 +94,7 @@
 //! still exists and no follow-on errors drown the real one.
 
 mod args;
+pub mod cell;
 mod codegen;
 
 pub use codegen::SEGMENT_CALLS;
@@ -180,7 +182,7 @@ fn try_expand(
     item: TokenStream,
     segment_calls: usize,
 ) -> syn::Result<TokenStream> {
-    let parsed_args = args::parse(args);
+    let parsed_args = args::parse(args, None, Span::call_site());
     let target = target(item);
     let ((spec, spans), (ident, generics)) = match (parsed_args, target) {
         (Ok(a), Ok(t)) => (a, t),
@@ -190,10 +192,36 @@ fn try_expand(
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
+    schedule(&spec, spans, &ident, &generics, segment_calls)
+}
+
+/// Plans what `spec` asks for and generates the impl for the type `ident`;
+/// a planning error points at the argument at fault.
+fn schedule(
+    spec: &Spec,
+    spans: args::Spans,
+    ident: &Ident,
+    generics: &Generics,
+    segment_calls: usize,
+) -> syn::Result<TokenStream> {
     let compiled =
-        codegen::compile(&spec).map_err(|e| syn::Error::new(spans.of(&e), e.to_string()))?;
-    codegen::generate(&spec, &compiled, &ident, &generics, segment_calls)
+        codegen::compile(spec).map_err(|e| syn::Error::new(spans.of(&e), e.to_string()))?;
+    codegen::generate(spec, &compiled, ident, generics, segment_calls)
         .map_err(|e| syn::Error::new(Span::call_site(), e.to_string()))
+}
+
+/// What `#[bptt(args)]` adds to the type `ident` of a cell whose alpha the
+/// program fixes (`cell!`, see [`cell`]): the same impl, planned with
+/// `alpha`; `args` may not give `alpha`, and a missing argument is reported
+/// at `at` (the attribute).
+pub(crate) fn expand_derived(
+    args: TokenStream,
+    at: Span,
+    ident: &Ident,
+    alpha: f64,
+) -> syn::Result<TokenStream> {
+    let (spec, spans) = args::parse(args, Some(alpha), at)?;
+    schedule(&spec, spans, ident, &Generics::default(), SEGMENT_CALLS)
 }
 
 /// Whether an attribute is another `#[bptt]` (by its last path segment).

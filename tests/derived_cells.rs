@@ -8,61 +8,18 @@ mod common;
 
 use bptt::cell_lang::{CellDef, DerivedCell};
 use bptt_runtime::{Cell, Gru, Lstm, Rng, Rnn};
+use common::{StepOutputs, step};
 use ndarray::Array2;
 
 fn random(rows: usize, cols: usize, rng: &mut Rng) -> Array2<f32> {
     Array2::from_shape_simple_fn((rows, cols), || rng.uniform(-1.0, 1.0))
 }
 
-/// Everything a cell computes for one step: `h_next`, the state rebuilt
-/// from the tape, `dh_prev` and the parameter gradients.
-struct StepOutputs {
-    next: Array2<f32>,
-    rebuilt: Array2<f32>,
-    dh_prev: Array2<f32>,
-    grads: Vec<f32>,
-}
-
-fn step(cell: &dyn Cell, x: &Array2<f32>, h: &Array2<f32>, dh: &Array2<f32>) -> StepOutputs {
-    let b = x.nrows();
-    let mut scratch = Array2::from_elem((b, cell.scratch_size()), f32::NAN);
-    let mut next = Array2::zeros((b, cell.state_size()));
-    let mut tape = Array2::zeros((b, cell.tape_size()));
-    let mut taped = Array2::zeros((b, cell.state_size()));
-    cell.forward(x.view(), h.view(), next.view_mut(), scratch.view_mut());
-    scratch.fill(f32::NAN);
-    cell.forward_tape(
-        x.view(),
-        h.view(),
-        tape.view_mut(),
-        taped.view_mut(),
-        scratch.view_mut(),
-    );
-    assert!(
-        next.iter()
-            .zip(&taped)
-            .all(|(a, b)| a.to_bits() == b.to_bits()),
-        "forward and forward_tape write the same bits"
-    );
-    let mut rebuilt = Array2::zeros((b, cell.state_size()));
-    cell.state_from_tape(tape.view(), rebuilt.view_mut());
-    let mut dh_prev = Array2::from_elem((b, cell.state_size()), f32::NAN);
-    let mut grads = vec![0.0; cell.params().len()];
-    scratch.fill(f32::NAN);
-    cell.backward(
-        x.view(),
-        tape.view(),
-        dh.view(),
-        dh_prev.view_mut(),
-        &mut grads,
-        scratch.view_mut(),
-    );
-    StepOutputs {
-        next,
-        rebuilt,
-        dh_prev,
-        grads,
-    }
+/// One step of `cell` on random arrays, scratch starting as NaN (so that
+/// reading scratch before writing it shows), gradients from zero.
+fn run(cell: &dyn Cell, x: &Array2<f32>, h: &Array2<f32>, dh: &Array2<f32>) -> StepOutputs {
+    let scratch = Array2::from_elem((x.nrows(), cell.scratch_size()), f32::NAN);
+    step(cell, x, h, dh, scratch, vec![0.0; cell.params().len()])
 }
 
 /// The largest `|a - b|` over the largest `|b|`: an error relative to the
@@ -117,7 +74,7 @@ fn derived_cells_match_the_hand_written_ones_to_rounding() {
         let x = random(batch, input, &mut rng);
         let h = random(batch, hand.state_size(), &mut rng);
         let dh = random(batch, hand.state_size(), &mut rng);
-        let (a, b) = (step(&derived, &x, &h, &dh), step(&*hand, &x, &h, &dh));
+        let (a, b) = (run(&derived, &x, &h, &dh), run(&*hand, &x, &h, &dh));
         for (what, got, want) in [
             (
                 "h_next",
@@ -145,9 +102,9 @@ fn derived_cells_match_the_hand_written_ones_to_rounding() {
     }
 }
 
-/// Every example cell keeps the Cell contract: forward and forward_tape agree
-/// bitwise (checked in `step`), the tape rebuilds the state bitwise, and
-/// nothing reads scratch before writing it (scratch starts as NaN).
+/// Every example cell keeps the Cell contract (forward, forward_tape and
+/// state_from_tape agree bitwise, checked in `step`), and nothing reads
+/// scratch before writing it (scratch starts as NaN).
 #[test]
 fn derived_cells_keep_the_cell_contract() {
     for file in common::DERIVED {
@@ -157,7 +114,7 @@ fn derived_cells_keep_the_cell_contract() {
             let x = random(batch, input, &mut rng);
             let h = random(batch, cell.state_size(), &mut rng);
             let dh = random(batch, cell.state_size(), &mut rng);
-            let out = step(&cell, &x, &h, &dh);
+            let out = run(&cell, &x, &h, &dh);
             assert!(
                 out.next
                     .iter()

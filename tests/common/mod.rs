@@ -156,3 +156,70 @@ impl Problem {
         (loss, grads)
     }
 }
+
+/// Everything a cell computes for one step: `h_next`, the step's tape, the
+/// state rebuilt from it, `dh_prev`, and the parameter gradients (added to
+/// those given).
+pub struct StepOutputs {
+    pub next: Array2<f32>,
+    pub tape: Array2<f32>,
+    pub rebuilt: Array2<f32>,
+    pub dh_prev: Array2<f32>,
+    pub grads: Vec<f32>,
+}
+
+/// Runs the four methods of `cell` on one step, checking the cell contract
+/// (`forward`, `forward_tape` and `state_from_tape` give bitwise the same
+/// state); `scratch` starts as given (stale, as a previous call leaves it).
+pub fn step(
+    cell: &dyn Cell,
+    x: &Array2<f32>,
+    h_prev: &Array2<f32>,
+    dh: &Array2<f32>,
+    mut scratch: Array2<f32>,
+    mut grads: Vec<f32>,
+) -> StepOutputs {
+    let b = x.nrows();
+    let s = cell.state_size();
+    let mut forward = Array2::zeros((b, s));
+    cell.forward(
+        x.view(),
+        h_prev.view(),
+        forward.view_mut(),
+        scratch.view_mut(),
+    );
+    let mut tape = Array2::zeros((b, cell.tape_size()));
+    let mut next = Array2::zeros((b, s));
+    cell.forward_tape(
+        x.view(),
+        h_prev.view(),
+        tape.view_mut(),
+        next.view_mut(),
+        scratch.view_mut(),
+    );
+    let mut rebuilt = Array2::zeros((b, s));
+    cell.state_from_tape(tape.view(), rebuilt.view_mut());
+    let mut dh_prev = Array2::from_elem((b, s), f32::NAN);
+    cell.backward(
+        x.view(),
+        tape.view(),
+        dh.view(),
+        dh_prev.view_mut(),
+        &mut grads,
+        scratch.view_mut(),
+    );
+    let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&forward), bits(&next), "forward vs forward_tape");
+    assert_eq!(
+        bits(&rebuilt),
+        bits(&next),
+        "state_from_tape vs forward_tape"
+    );
+    StepOutputs {
+        next,
+        tape,
+        rebuilt,
+        dh_prev,
+        grads,
+    }
+}

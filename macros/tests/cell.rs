@@ -1,0 +1,345 @@
+//! `cell!` against the interpreter of the same program: the emitted MGU,
+//! LSTM, GRU and peephole LSTM initialise, step, rebuild and backpropagate
+//! bitwise as `bptt::cell_lang::DerivedCell` does, and the LSTM's `#[bptt]` training
+//! step gives bitwise the losses and gradients of `bptt::Interpreter`
+//! running the same schedule on the derived cell.
+
+use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
+use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
+use bptt_runtime::{Cell, Gradients, LossKind, Readout, Rng, Targets};
+use ndarray::{Array2, Array3};
+
+/// Defines a cell with `cell!` and keeps its text in `$text`, so that the
+/// tests compile the very same definition for `DerivedCell`.
+macro_rules! cell_and_text {
+    ($text:ident, $(#[$($attr:tt)*])* cell $name:ident $body:tt) => {
+        bptt_macros::cell! { $(#[$($attr)*])* pub cell $name $body }
+        const $text: &str = stringify!(cell $name $body);
+    };
+}
+
+cell_and_text! {
+    MGU,
+    /// The minimal gated unit of `cells/mgu.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    cell Mgu {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        param w_f: [input + hidden, hidden];
+        param b_f: [hidden] = 1.0;
+        param w_h: [input + hidden, hidden];
+        param b_h: [hidden];
+
+        let f = sigmoid(matmul(concat(x, h), w_f) + b_f);
+        let candidate = tanh(matmul(concat(x, f * h), w_h) + b_h);
+        h = (1.0 - f) * h + f * candidate;
+    }
+}
+
+cell_and_text! {
+    LSTM,
+    /// The LSTM of `cells/lstm.cell`, with a schedule.
+    #[sizes(input = 3, hidden = 5)]
+    #[bptt(seq_len = 20, budget = "30%")]
+    cell Lstm {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state c: [hidden];
+        param w_x: [input, 4 * hidden];
+        param w_h: [hidden, 4 * hidden];
+        param b: [4 * hidden];
+
+        let (i, f, g, o) = split(matmul(x, w_x) + matmul(h, w_h) + b);
+        let c_next = sigmoid(f) * c + sigmoid(i) * tanh(g);
+        h = sigmoid(o) * tanh(c_next);
+        c = c_next;
+    }
+}
+
+cell_and_text! {
+    GRU,
+    /// The GRU of `cells/gru.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    cell Gru {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        param w_x_rz: [input, 2 * hidden];
+        param w_h_rz: [hidden, 2 * hidden];
+        param b_rz: [2 * hidden];
+        param w_xn: [input, hidden];
+        param b_xn: [hidden];
+        param w_hn: [hidden, hidden];
+        param b_hn: [hidden];
+
+        let (r, z) = split(sigmoid(matmul(x, w_x_rz) + matmul(h, w_h_rz) + b_rz));
+        let n = tanh(matmul(x, w_xn) + b_xn + r * (matmul(h, w_hn) + b_hn));
+        h = (1.0 - z) * n + z * h;
+    }
+}
+
+cell_and_text! {
+    PEEPHOLE,
+    /// The peephole LSTM of `cells/peephole_lstm.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    cell PeepholeLstm {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state c: [hidden];
+        param w: [input + hidden, 4 * hidden];
+        param b: [4 * hidden];
+        param p_i: [hidden];
+        param p_f: [hidden];
+        param p_o: [hidden];
+
+        let (pi, pf, pg, po) = split(matmul(concat(x, h), w) + b);
+        let i = sigmoid(pi + p_i * c);
+        let f = sigmoid(pf + p_f * c);
+        let c_next = f * c + i * tanh(pg);
+        let o = sigmoid(po + p_o * c_next);
+        h = o * tanh(c_next);
+        c = c_next;
+    }
+}
+
+/// The program of `text` at input 3, hidden 5.
+fn program(text: &str) -> CellProgram {
+    let def = CellDef::parse_str(text).unwrap();
+    def.compile(&[("input", 3), ("hidden", 5)]).unwrap()
+}
+
+/// A `[rows, cols]` array of uniform floats in `[-1, 1)`.
+fn random(rows: usize, cols: usize, rng: &mut Rng) -> Array2<f32> {
+    Array2::from_shape_simple_fn((rows, cols), || rng.uniform(-1.0, 1.0))
+}
+
+/// Panics unless `a` and `b` hold the same bits.
+fn same(what: &str, a: &[f32], b: &[f32]) {
+    let bits = |s: &[f32]| s.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(a), bits(b), "{what}: generated {a:?}, derived {b:?}");
+}
+
+/// The generated cell and the derived one give bitwise the same results in
+/// all four methods, whatever the scratch holds on entry.
+fn check_methods(generated: &dyn Cell, derived: &DerivedCell, batch: usize, seed: u64) {
+    let sizes = |c: &dyn Cell| {
+        let s = [
+            c.input_size(),
+            c.state_size(),
+            c.tape_size(),
+            c.output_size(),
+        ];
+        (s, c.scratch_size())
+    };
+    assert_eq!(sizes(generated), sizes(derived));
+    same("parameters", generated.params(), derived.params());
+    let (i, s, t) = (
+        derived.input_size(),
+        derived.state_size(),
+        derived.tape_size(),
+    );
+    let mut rng = Rng::new(seed);
+    let x = random(batch, i, &mut rng);
+    let h = random(batch, s, &mut rng);
+    let dh = random(batch, s, &mut rng);
+    let grads0: Vec<f32> = (0..derived.params().len())
+        .map(|_| rng.uniform(-1.0, 1.0))
+        .collect();
+    let scratch = |fill: f32| Array2::from_elem((batch, derived.scratch_size()), fill);
+    let mut results = Vec::new();
+    for (cell, fill) in [(generated, f32::NAN), (derived as &dyn Cell, 7.0)] {
+        let mut next = Array2::from_elem((batch, s), fill);
+        cell.forward(
+            x.view(),
+            h.view(),
+            next.view_mut(),
+            scratch(fill).view_mut(),
+        );
+        let (mut tape, mut next_tape) = (Array2::from_elem((batch, t), fill), next.clone());
+        let mut sc = scratch(fill);
+        cell.forward_tape(
+            x.view(),
+            h.view(),
+            tape.view_mut(),
+            next_tape.view_mut(),
+            sc.view_mut(),
+        );
+        let mut rebuilt = Array2::from_elem((batch, s), fill);
+        cell.state_from_tape(tape.view(), rebuilt.view_mut());
+        let (mut dh_prev, mut grads) = (Array2::from_elem((batch, s), fill), grads0.clone());
+        cell.backward(
+            x.view(),
+            tape.view(),
+            dh.view(),
+            dh_prev.view_mut(),
+            &mut grads,
+            sc.view_mut(),
+        );
+        same(
+            "forward_tape's state",
+            next_tape.as_slice().unwrap(),
+            next.as_slice().unwrap(),
+        );
+        same(
+            "state_from_tape",
+            rebuilt.as_slice().unwrap(),
+            next.as_slice().unwrap(),
+        );
+        results.push([
+            next.into_raw_vec_and_offset().0,
+            tape.into_raw_vec_and_offset().0,
+            dh_prev.into_raw_vec_and_offset().0,
+            grads,
+        ]);
+    }
+    for (k, what) in [
+        "forward",
+        "forward_tape's tape",
+        "backward's dh_prev",
+        "backward's grads",
+    ]
+    .iter()
+    .enumerate()
+    {
+        same(what, &results[0][k], &results[1][k]);
+    }
+    assert!(results[0][0].iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn mgu_matches_the_derived_cell_bitwise() {
+    let program = program(MGU);
+    assert_eq!(
+        [
+            Mgu::INPUT_SIZE,
+            Mgu::STATE_SIZE,
+            Mgu::TAPE_SIZE,
+            Mgu::PARAM_COUNT
+        ],
+        [
+            program.input_size,
+            program.state_size,
+            program.tape_size,
+            program.param_count
+        ]
+    );
+    assert_eq!(Mgu::ALPHA.to_bits(), program.alpha().to_bits());
+    let generated = Mgu::new(&mut Rng::new(3));
+    let derived = DerivedCell::new(program, &mut Rng::new(3));
+    for (batch, seed) in [(4, 1), (1, 2)] {
+        check_methods(&generated, &derived, batch, seed);
+    }
+}
+
+#[test]
+fn lstm_matches_the_derived_cell_bitwise() {
+    let program = program(LSTM);
+    let generated = Lstm::new(&mut Rng::new(4));
+    let derived = DerivedCell::new(program, &mut Rng::new(4));
+    for (batch, seed) in [(4, 1), (1, 2)] {
+        check_methods(&generated, &derived, batch, seed);
+    }
+}
+
+#[test]
+fn gru_and_peephole_lstm_match_their_derived_cells_bitwise() {
+    let derived = DerivedCell::new(program(GRU), &mut Rng::new(5));
+    check_methods(&Gru::new(&mut Rng::new(5)), &derived, 4, 1);
+    let derived = DerivedCell::new(program(PEEPHOLE), &mut Rng::new(6));
+    check_methods(&PeepholeLstm::new(&mut Rng::new(6)), &derived, 4, 1);
+}
+
+#[test]
+fn from_params_checks_the_count() {
+    let cell = Mgu::from_params(vec![0.5; Mgu::PARAM_COUNT]).unwrap();
+    assert!(cell.params().iter().all(|&p| p == 0.5));
+    let err = Mgu::from_params(vec![0.0; 3]).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Mgu (input = 3, hidden = 5): expected {} parameters, got 3",
+            Mgu::PARAM_COUNT
+        )
+    );
+}
+
+#[test]
+#[should_panic(expected = "Mgu::forward: h_prev has shape [2, 4], expected [2, 5]")]
+fn a_wrong_shape_panics_naming_both() {
+    let cell = Mgu::new(&mut Rng::new(1));
+    let mut next = Array2::zeros((2, 5));
+    let mut scratch = Array2::zeros((2, Mgu::SCRATCH_SIZE));
+    let (x, h) = (Array2::zeros((2, 3)), Array2::zeros((2, 4)));
+    cell.forward(x.view(), h.view(), next.view_mut(), scratch.view_mut());
+}
+
+/// A few steps of gradient descent through the generated training step and
+/// through the interpreter on the derived cell: the same losses and
+/// gradients, bit for bit, and the loss falls.
+#[test]
+fn scheduled_lstm_trains_as_the_interpreter_does() {
+    let (batch, classes, len) = (4, 3, Lstm::SEQ_LEN as usize);
+    let mut rng = Rng::new(9);
+    let mut generated = Lstm::new(&mut rng);
+    let mut derived = DerivedCell::from_params(program(LSTM), generated.params().to_vec()).unwrap();
+    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 5, classes, &mut rng);
+    let x = Array3::from_shape_simple_fn((len, batch, 3), || rng.uniform(-1.0, 1.0));
+    let h0 = Array2::zeros((batch, Lstm::STATE_SIZE));
+    let y = Array2::from_shape_simple_fn((len, batch), || rng.below(classes) as u32);
+
+    let alpha = Alpha::new(Lstm::ALPHA).unwrap();
+    let plan = Plan::new(
+        Policy::Msm,
+        alpha,
+        Lstm::SEQ_LEN,
+        "30%".parse::<Budget>().unwrap(),
+    );
+    let schedule = Schedule::from_plan(&plan.unwrap());
+    let mut interp = Interpreter::new(schedule, &derived, &readout, batch).unwrap();
+    let mut arena = generated.new_arena(&readout, batch).unwrap();
+    assert!(
+        Lstm::FORWARD_STEPS > Lstm::SEQ_LEN as u64,
+        "the schedule recomputes"
+    );
+
+    let mut losses = Vec::new();
+    for _ in 0..4 {
+        let mut grads = Gradients::zeros(&generated, &readout, batch);
+        let targets = Targets::Classes(y.view());
+        let loss = generated
+            .train_step(
+                &readout,
+                &mut arena,
+                x.view(),
+                h0.view(),
+                targets,
+                &mut grads,
+            )
+            .unwrap();
+        let mut expected = interp.gradients(&derived, &readout);
+        let targets = Targets::Classes(y.view());
+        let want = interp
+            .run(
+                &derived,
+                &readout,
+                x.view(),
+                h0.view(),
+                targets,
+                &mut expected,
+            )
+            .unwrap();
+        assert!(loss.is_finite(), "loss {loss}");
+        assert_eq!(loss.to_bits(), want.to_bits(), "loss {loss} vs {want}");
+        assert!(grads.bitwise_eq(&expected), "gradients differ");
+        for cell in [&mut generated as &mut dyn Cell, &mut derived] {
+            for (w, g) in cell.params_mut().iter_mut().zip(&grads.cell) {
+                *w -= 0.5 * g;
+            }
+        }
+        losses.push(loss);
+    }
+    assert!(losses[3] < losses[0], "the loss falls: {losses:?}");
+}

@@ -1,0 +1,322 @@
+//! One `Cell` method: its signature, its shape checks, and its kernel's
+//! instructions as statements, products as `gemm_*_acc` calls on sub-slices.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::quote;
+
+use super::fused;
+use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, ParamMatrix, Temp};
+
+/// How a method sees one of its array arguments.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Binding {
+    /// The argument, and the slice bound to it: `x`, `h_prev`, ...
+    pub name: &'static str,
+    /// Floats per row.
+    pub width: usize,
+    /// Whether the method writes it.
+    pub writable: bool,
+}
+
+/// What one method binds, and what its kernel has used of it so far.
+pub(super) struct Frame<'a> {
+    /// The method's name.
+    method: &'static str,
+    /// The program.
+    program: &'a CellProgram,
+    /// The array arguments but scratch, in the signature's order.
+    buffers: Vec<(Buffer, Binding)>,
+    /// Whether the method receives scratch.
+    scratch: bool,
+    /// Whether the method receives `grads`.
+    grads: bool,
+    /// The slices the emitted statements name: buffers, `scratch`,
+    /// `params`, `grads`.
+    used: BTreeSet<&'static str>,
+}
+
+/// A `usize` literal.
+pub(super) fn lit(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+/// `batch · k` as short as it reads.
+fn scaled(k: usize) -> TokenStream {
+    match k {
+        0 => quote!(0),
+        1 => quote!(batch),
+        k => {
+            let k = lit(k);
+            quote!(batch * #k)
+        }
+    }
+}
+
+impl<'a> Frame<'a> {
+    /// The frame of the `Cell` method that runs `program`'s kernel `method`.
+    fn new(program: &'a CellProgram, method: &'static str) -> Self {
+        let (i, s, t) = (program.input_size, program.state_size, program.tape_size);
+        let arg = |name, width, writable| Binding {
+            name,
+            width,
+            writable,
+        };
+        let x = (Buffer::Input, arg("x", i, false));
+        let h_prev = (Buffer::StatePrev, arg("h_prev", s, false));
+        let h_next = (Buffer::StateNext, arg("h_next", s, true));
+        let (buffers, scratch, grads) = match method {
+            "forward" => (vec![x, h_prev, h_next], true, false),
+            "forward_tape" => {
+                let tape = (Buffer::Tape, arg("tape", t, true));
+                (vec![x, h_prev, tape, h_next], true, false)
+            }
+            "state_from_tape" => {
+                let tape = (Buffer::Tape, arg("tape", t, false));
+                let h = (Buffer::StateNext, arg("h", s, true));
+                (vec![tape, h], false, false)
+            }
+            _ => {
+                let tape = (Buffer::Tape, arg("tape", t, false));
+                let dh = (Buffer::GradState, arg("dh", s, false));
+                let dh_prev = (Buffer::GradStatePrev, arg("dh_prev", s, true));
+                (vec![x, tape, dh, dh_prev], true, true)
+            }
+        };
+        Frame {
+            method,
+            program,
+            buffers,
+            scratch,
+            grads,
+            used: BTreeSet::new(),
+        }
+    }
+
+    /// The binding of `buffer`, recorded as used.
+    pub fn buffer(&mut self, buffer: Buffer) -> Result<Binding, String> {
+        let binding = self
+            .buffers
+            .iter()
+            .find(|(b, _)| *b == buffer)
+            .map(|&(_, binding)| binding)
+            .ok_or_else(|| format!("{buffer:?} is not an argument of `{}`", self.method))?;
+        self.used.insert(binding.name);
+        Ok(binding)
+    }
+
+    /// The range of scratch that holds `temp`, recorded as used.
+    pub fn temp(&mut self, temp: Temp) -> Result<TokenStream, String> {
+        if !self.scratch {
+            return Err(format!("`{}` has no scratch", self.method));
+        }
+        let end = temp.offset + temp.width;
+        if end > self.program.scratch_size {
+            return Err(format!(
+                "a temporary ends at column {end} of scratch, which has {}",
+                self.program.scratch_size
+            ));
+        }
+        self.used.insert("scratch");
+        let (start, end) = (scaled(temp.offset), scaled(end));
+        Ok(quote!(#start..#end))
+    }
+
+    /// The range `offset .. offset + len` of the parameters (or of `grads`
+    /// when `grad`), recorded as used.
+    pub fn params(&mut self, offset: usize, len: usize, grad: bool) -> Result<TokenStream, String> {
+        if grad && !self.grads {
+            return Err(format!("`{}` has no gradients", self.method));
+        }
+        let end = offset + len;
+        if end > self.program.param_count {
+            return Err(format!(
+                "parameters {offset}..{end} beyond the {} there are",
+                self.program.param_count
+            ));
+        }
+        self.used.insert(if grad { "grads" } else { "params" });
+        let (start, end) = (lit(offset), lit(end));
+        Ok(quote!(#start..#end))
+    }
+
+    /// A matrix product's weights, or their gradient when `grad`.
+    fn weights(&mut self, w: ParamMatrix, grad: bool) -> Result<TokenStream, String> {
+        let range = self.params(w.offset, w.rows * w.cols, grad)?;
+        Ok(if grad {
+            quote!(&mut grads[#range])
+        } else {
+            quote!(&params[#range])
+        })
+    }
+
+    /// A product's read-only operand `[batch, width]`.
+    fn operand(&mut self, a: Matrix, width: usize) -> Result<TokenStream, String> {
+        match a {
+            Matrix::Input => {
+                let x = self.buffer(Buffer::Input)?;
+                if x.width != width {
+                    return Err(format!(
+                        "a product reads x as {width} columns, not {}",
+                        x.width
+                    ));
+                }
+                Ok(quote!(x))
+            }
+            Matrix::Temp(t) => {
+                check_width(t, width)?;
+                let range = self.temp(t)?;
+                Ok(quote!(&scratch[#range]))
+            }
+        }
+    }
+
+    /// A product's operand `a` (`width` columns) and the temporary `out`
+    /// (`out_width` columns) it accumulates into: the call `gemm(a, out)`
+    /// makes of them, in a block that splits scratch when both live there.
+    fn product(
+        &mut self,
+        a: Matrix,
+        width: usize,
+        out: Temp,
+        out_width: usize,
+        gemm: impl FnOnce(TokenStream, TokenStream) -> TokenStream,
+    ) -> Result<TokenStream, String> {
+        check_width(out, out_width)?;
+        let out_range = self.temp(out)?;
+        let Matrix::Temp(t) = a else {
+            let a = self.operand(a, width)?;
+            return Ok(gemm(a, quote!(&mut scratch[#out_range])));
+        };
+        check_width(t, width)?;
+        if t.offset < out.offset + out.width && out.offset < t.offset + t.width {
+            return Err("a product accumulates into a temporary that overlaps its operand".into());
+        }
+        let a_range = self.temp(t)?;
+        let call = gemm(quote!(a), quote!(out));
+        Ok(quote! {{
+            let [a, out] = scratch.get_disjoint_mut([#a_range, #out_range]).unwrap();
+            #call
+        }})
+    }
+}
+
+/// An error unless `t` has `width` columns.
+fn check_width(t: Temp, width: usize) -> Result<(), String> {
+    if t.width == width {
+        Ok(())
+    } else {
+        Err(format!(
+            "a product's temporary has {} columns, not {width}",
+            t.width
+        ))
+    }
+}
+
+/// One instruction as a statement.
+fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
+    match instr {
+        Instr::MatMul { a, w, out } => {
+            let weights = frame.weights(*w, false)?;
+            let (k, n) = (lit(w.rows), lit(w.cols));
+            frame.product(
+                *a,
+                w.rows,
+                *out,
+                w.cols,
+                |a, out| quote!(__bptt::gemm_nn_acc(batch, #k, #n, #a, #weights, #out);),
+            )
+        }
+        Instr::MatMulT { a, w, out } => {
+            let weights = frame.weights(*w, false)?;
+            let (k, n) = (lit(w.cols), lit(w.rows));
+            frame.product(
+                Matrix::Temp(*a),
+                w.cols,
+                *out,
+                w.rows,
+                |a, out| quote!(__bptt::gemm_nt_acc(batch, #k, #n, #a, #weights, #out);),
+            )
+        }
+        Instr::WeightGrad { a, dy, w } => {
+            let a = frame.operand(*a, w.rows)?;
+            check_width(*dy, w.cols)?;
+            let dy = frame.temp(*dy)?;
+            let grads = frame.weights(*w, true)?;
+            let (m, n) = (lit(w.rows), lit(w.cols));
+            Ok(quote!(__bptt::gemm_tn_acc(#m, batch, #n, #a, &scratch[#dy], #grads);))
+        }
+        Instr::Loop(l) => fused::fused(frame, l),
+    }
+}
+
+/// The `Cell` method `method` (`forward`, `forward_tape`, `state_from_tape`
+/// or `backward`) running `kernel`: its signature, the checks of its
+/// arguments' shapes, which panic naming both shapes, and the statements.
+pub(super) fn method(
+    program: &CellProgram,
+    type_name: &Ident,
+    method: &'static str,
+    kernel: &Kernel,
+) -> Result<TokenStream, String> {
+    let mut frame = Frame::new(program, method);
+    let statements = kernel
+        .instrs
+        .iter()
+        .enumerate()
+        .map(|(i, instr)| {
+            statement(&mut frame, instr).map_err(|e| format!("`{method}`, instruction {i}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let what = format!("{type_name}::{method}");
+    let mut args = Vec::new();
+    let mut checks = Vec::new();
+    for (_, b) in &frame.buffers {
+        let name = Ident::new(b.name, Span::call_site());
+        let text = b.name;
+        let width = lit(b.width);
+        let (ty, rows) = if b.writable {
+            (quote!(ArrayViewMut2), quote!(rows_mut))
+        } else {
+            (quote!(ArrayView2), quote!(rows))
+        };
+        args.push(quote!(#name: __bptt::#ty<'_, f32>));
+        let check = quote!(__bptt::#rows(WHAT, #text, #name, batch, #width));
+        checks.push(bind(&frame, b.name, check));
+    }
+    if frame.grads {
+        args.push(quote!(grads: &mut [f32]));
+        let count = lit(program.param_count);
+        checks.push(quote!(__bptt::check_grads(WHAT, grads, #count);));
+    }
+    if frame.scratch {
+        args.push(quote!(scratch: __bptt::ArrayViewMut2<'_, f32>));
+        let width = lit(program.scratch_size);
+        let check = quote!(__bptt::scratch_rows(WHAT, scratch, batch, #width));
+        checks.push(bind(&frame, "scratch", check));
+    }
+    if frame.used.contains("params") {
+        checks.push(quote!(let params: &[f32] = &self.params;));
+    }
+    let first = Ident::new(frame.buffers[0].1.name, Span::call_site());
+    let method = Ident::new(method, Span::call_site());
+    Ok(quote! {
+        fn #method(&self, #(#args),*) {
+            const WHAT: &str = #what;
+            let batch = #first.nrows();
+            #(#checks)*
+            #(#statements)*
+        }
+    })
+}
+
+/// `let name = check;` when the statements use `name`, else `check;`.
+fn bind(frame: &Frame, name: &'static str, check: TokenStream) -> TokenStream {
+    if frame.used.contains(name) {
+        let name = Ident::new(name, Span::call_site());
+        quote!(let #name = #check;)
+    } else {
+        quote!(#check;)
+    }
+}

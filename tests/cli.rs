@@ -134,6 +134,28 @@ fn emit_clif_shows_a_cell_files_derived_kernels() {
 }
 
 #[test]
+fn emit_rust_shows_what_the_cell_macro_generates() {
+    let (ok, out, err) = bptt(&[
+        "emit",
+        "rust",
+        "--cell",
+        "cells/peephole_lstm.cell",
+        "--hidden",
+        "4",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("pub struct PeepholeLstm"), "{out}");
+    assert!(out.contains("impl __bptt::Cell for PeepholeLstm"), "{out}");
+    for method in ["forward", "forward_tape", "state_from_tape", "backward"] {
+        assert!(out.contains(&format!("fn {method}(")), "{method} missing");
+    }
+    assert!(
+        out.contains("__bptt::gemm_nt_acc("),
+        "the backward products call the runtime"
+    );
+}
+
+#[test]
 fn train_takes_a_cell_file() {
     let (ok, out, err) = bptt(&[
         "train",

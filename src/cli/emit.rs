@@ -57,14 +57,27 @@ impl EmitSpec {
     }
 }
 
+/// A cell's name as a Rust type name: `peephole_lstm` becomes `PeepholeLstm`.
+fn type_name(cell: &str) -> String {
+    cell.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase())
+                .into_iter()
+                .chain(c)
+                .collect::<String>()
+        })
+        .collect()
+}
+
 pub fn emit(args: &EmitArgs) -> Result<(), Error> {
     let text = match &args.target {
         Target::Rust(spec) => match &spec.cell {
             Some(path) => {
-                return Err(Error::Cell(format!(
-                    "{}: emit rust --cell is not wired yet",
-                    path.display()
-                )));
+                let program = spec.program(path)?;
+                bptt::emit::cell::emit_cell_rust(&program, &type_name(&program.name))?
             }
             None => {
                 let plan = spec.plan()?;

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use bptt::cell_lang::{
     Binary, Buffer, CellDef, CellProgram, DerivedCell, FusedLoop, Instr, Kernel, LoopOp, Matrix,
     ParamMatrix, ParamSlot, Reg, Sink, Slot, Temp, Unary, View,
@@ -1167,81 +1165,4 @@ fn clif_snapshot() {
         }
     "#]]
     .assert_eq(&emit_cell_clif(&program).unwrap());
-}
-
-/// Microseconds per `forward_tape` and per `backward` of each cell, best
-/// of `rounds` rounds of `reps` calls, the cells interleaved.
-fn time_steps(cells: &[&dyn Cell], batch: usize, rounds: usize, reps: usize) -> Vec<[f64; 2]> {
-    let c = cells[0];
-    let mut rng = Rng::new(2);
-    let x = random(&mut rng, (batch, c.input_size()), 1.0);
-    let h = random(&mut rng, (batch, c.state_size()), 1.0);
-    let dh = random(&mut rng, (batch, c.state_size()), 1.0);
-    let mut scratch = Array2::zeros((batch, c.scratch_size()));
-    let mut tape = Array2::zeros((batch, c.tape_size()));
-    let mut next = Array2::zeros((batch, c.state_size()));
-    let mut dh_prev = Array2::zeros((batch, c.state_size()));
-    let mut grads = vec![0.0; c.params().len()];
-    let mut best = vec![[f64::INFINITY; 2]; cells.len()];
-    for _ in 0..rounds {
-        for (times, cell) in best.iter_mut().zip(cells) {
-            let start = Instant::now();
-            for _ in 0..reps {
-                cell.forward_tape(
-                    x.view(),
-                    h.view(),
-                    tape.view_mut(),
-                    next.view_mut(),
-                    scratch.view_mut(),
-                );
-            }
-            times[0] = times[0].min(start.elapsed().as_secs_f64() * 1e6 / reps as f64);
-            let start = Instant::now();
-            for _ in 0..reps {
-                cell.backward(
-                    x.view(),
-                    tape.view(),
-                    dh.view(),
-                    dh_prev.view_mut(),
-                    &mut grads,
-                    scratch.view_mut(),
-                );
-            }
-            times[1] = times[1].min(start.elapsed().as_secs_f64() * 1e6 / reps as f64);
-        }
-    }
-    best
-}
-
-/// Times a derived LSTM's forward and backward steps, JitCell against
-/// DerivedCell: the whole steps, then their fused loops alone (the program
-/// with its matrix products removed, which both run the same way), to see
-/// the loops apart from the shared matrix kernels (`cargo test --release
-/// --test jit_cell -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn speed_of_a_derived_lstm() {
-    let (input, hidden, batch) = (64, 256, 16);
-    let full = program("cells/lstm.cell", input, hidden);
-    let mut loops = full.clone();
-    for kernel in [
-        &mut loops.forward,
-        &mut loops.forward_tape,
-        &mut loops.state_from_tape,
-        &mut loops.backward,
-    ] {
-        kernel.instrs.retain(|i| matches!(i, Instr::Loop(_)));
-    }
-    println!("LSTM input {input}, hidden {hidden}, batch {batch}, microseconds per call:");
-    for (what, program) in [("whole steps", full), ("fused loops only", loops)] {
-        let derived = DerivedCell::new(program.clone(), &mut Rng::new(1));
-        let start = Instant::now();
-        let jit = JitCell::compile(&program, derived.params().to_vec()).unwrap();
-        let compile = start.elapsed().as_secs_f64() * 1e3;
-        println!("{what:>16}: compiled in {compile:.1} ms");
-        let best = time_steps(&[&derived, &jit], batch, 20, 50);
-        for (name, [forward, backward]) in ["DerivedCell", "JitCell"].iter().zip(best) {
-            println!("{what:>16}, {name:>11}: forward_tape {forward:7.1}, backward {backward:7.1}");
-        }
-    }
 }

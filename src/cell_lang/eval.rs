@@ -13,6 +13,7 @@ use bptt_runtime::kernels::{exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, sigmoid,
 use bptt_runtime::{Rng, ShapeError};
 
 use super::cell::{Engine, Frame, ProgramCell};
+use super::graph::{apply_binary, apply_unary};
 use super::method::Method;
 use super::program::{
     Binary, Buffer, CellProgram, FusedLoop, Instr, Kernel, LoopOp, Matrix, Sink, Temp, Unary, View,
@@ -215,31 +216,38 @@ fn disjoint(
 
 /// `out[k] = f(a[k])`.
 fn unary(f: Unary, a: &[f32], out: &mut [f32]) {
-    let each = |g: fn(f32) -> f32, out: &mut [f32]| {
-        for (o, &x) in out.iter_mut().zip(a) {
-            *o = g(x);
-        }
-    };
     match f {
-        Unary::Neg => each(|x| -x, out),
-        Unary::Sigmoid => each(sigmoid, out),
-        Unary::Tanh => each(tanh, out),
-        Unary::Exp => each(exp, out),
-        Unary::Relu => each(|x| if x > 0.0 { x } else { 0.0 }, out),
+        Unary::Neg => map(a, out, |x| -x),
+        Unary::Sigmoid => map(a, out, sigmoid),
+        Unary::Tanh => map(a, out, tanh),
+        Unary::Exp => map(a, out, exp),
+        Unary::Relu => map(a, out, |x| apply_unary(Unary::Relu, x)),
+    }
+}
+
+/// `out[k] = g(a[k])`, monomorphised per function so that it inlines and
+/// vectorises.
+#[inline(always)]
+fn map(a: &[f32], out: &mut [f32], g: impl Fn(f32) -> f32) {
+    for (o, &x) in out.iter_mut().zip(a) {
+        *o = g(x);
     }
 }
 
 /// `out[k] = f(a[k], b[k])`.
 fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
-    let each = |g: fn(f32, f32) -> f32, out: &mut [f32]| {
-        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = g(x, y);
-        }
-    };
     match f {
-        Binary::Add => each(|x, y| x + y, out),
-        Binary::Sub => each(|x, y| x - y, out),
-        Binary::Mul => each(|x, y| x * y, out),
-        Binary::ReluGrad => each(|g, y| if y > 0.0 { g } else { 0.0 }, out),
+        Binary::Add => zip(a, b, out, |x, y| x + y),
+        Binary::Sub => zip(a, b, out, |x, y| x - y),
+        Binary::Mul => zip(a, b, out, |x, y| x * y),
+        Binary::ReluGrad => zip(a, b, out, |g, y| apply_binary(Binary::ReluGrad, g, y)),
+    }
+}
+
+/// `out[k] = g(a[k], b[k])`, monomorphised like [`map`].
+#[inline(always)]
+fn zip(a: &[f32], b: &[f32], out: &mut [f32], g: impl Fn(f32, f32) -> f32) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = g(x, y);
     }
 }

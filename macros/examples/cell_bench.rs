@@ -1,0 +1,182 @@
+//! The derived LSTM (cells/lstm.cell) against the runtime's hand-written
+//! `Lstm`, per step: forward, forward keeping the tape, rebuilding the state
+//! from the tape, and backward; derived three ways: interpreted
+//! (`DerivedCell`), compiled by Cranelift (`JitCell`) and generated as Rust
+//! at compile time (`cell!`). Input 64, hidden 256 (the paper benchmark's
+//! LSTM), batch 16 or as given.
+//!
+//! ```sh
+//! cargo run --release -p bptt-macros --example cell_bench          # batch 16
+//! cargo run --release -p bptt-macros --example cell_bench -- 32    # batch 32
+//! ```
+//!
+//! Every row is measured in the same run, interleaved, and reported as the
+//! median of many repetitions with its ratio to the hand-written cell. A
+//! second table times the fused elementwise loops alone (the derived
+//! programs with their matrix products removed), where the backends differ.
+
+use std::time::Instant;
+
+use bptt::cell_lang::{CellDef, CellProgram, DerivedCell, Instr};
+use bptt::jit::cell::JitCell;
+use bptt_runtime::{Cell, Lstm, Rng};
+use ndarray::Array2;
+
+/// Median seconds of `f` over `reps` runs.
+fn median(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
+/// Median times of the four methods of `cell`, in the order of `METHODS`.
+fn time(cell: &dyn Cell, batch: usize, reps: usize) -> [f64; 4] {
+    let mut rng = Rng::new(7);
+    let x = Array2::from_shape_simple_fn((batch, cell.input_size()), || rng.uniform(-1.0, 1.0));
+    let h = Array2::from_shape_simple_fn((batch, cell.state_size()), || rng.uniform(-1.0, 1.0));
+    let dh = h.clone();
+    let mut next = Array2::zeros((batch, cell.state_size()));
+    let mut tape = Array2::zeros((batch, cell.tape_size()));
+    let mut scratch = Array2::zeros((batch, cell.scratch_size()));
+    let mut dh_prev = Array2::zeros((batch, cell.state_size()));
+    let mut grads = vec![0.0; cell.params().len()];
+    [
+        median(reps, || {
+            cell.forward(x.view(), h.view(), next.view_mut(), scratch.view_mut())
+        }),
+        median(reps, || {
+            cell.forward_tape(
+                x.view(),
+                h.view(),
+                tape.view_mut(),
+                next.view_mut(),
+                scratch.view_mut(),
+            )
+        }),
+        median(reps, || cell.state_from_tape(tape.view(), next.view_mut())),
+        median(reps, || {
+            cell.backward(
+                x.view(),
+                tape.view(),
+                dh.view(),
+                dh_prev.view_mut(),
+                &mut grads,
+                scratch.view_mut(),
+            )
+        }),
+    ]
+}
+
+const METHODS: [&str; 4] = ["forward", "forward_tape", "state_from_tape", "backward"];
+const INPUT: usize = 64;
+const HIDDEN: usize = 256;
+
+bptt_macros::cell! {
+    /// cells/lstm.cell, generated as Rust at compile time.
+    #[sizes(input = 64, hidden = 256)]
+    cell GeneratedLstm {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state c: [hidden];
+        param w_x: [input, 4 * hidden];
+        param w_h: [hidden, 4 * hidden];
+        param b: [4 * hidden];
+
+        let (i, f, g, o) = split(matmul(x, w_x) + matmul(h, w_h) + b);
+        let c_next = sigmoid(f) * c + sigmoid(i) * tanh(g);
+        h = sigmoid(o) * tanh(c_next);
+        c = c_next;
+    }
+}
+
+/// Times `cells`, interleaving rounds so that load on the machine hits every
+/// cell alike, and prints a table of medians with ratios to the first row.
+fn table(title: &str, cells: &[(&str, &dyn Cell)], batch: usize) {
+    let mut rounds: Vec<Vec<[f64; 4]>> = vec![Vec::new(); cells.len()];
+    for _ in 0..9 {
+        for (k, (_, cell)) in cells.iter().enumerate() {
+            rounds[k].push(time(*cell, batch, 30));
+        }
+    }
+    let med = |k: usize, m: usize| {
+        let mut v: Vec<f64> = rounds[k].iter().map(|r| r[m]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("\n{title}");
+    print!("{:<24}", "");
+    for m in METHODS {
+        print!("{m:>24}");
+    }
+    println!("{:>24}", "fwd_tape + backward");
+    for (k, (name, _)) in cells.iter().enumerate() {
+        print!("{name:<24}");
+        for m in 0..4 {
+            print!(
+                "{:>14.1} ({:>5.3}x)",
+                med(k, m) * 1e6,
+                med(k, m) / med(0, m)
+            );
+        }
+        let (step, base) = (med(k, 1) + med(k, 3), med(0, 1) + med(0, 3));
+        println!("{:>14.1} ({:>5.3}x)", step * 1e6, step / base);
+    }
+}
+
+/// `program` with its matrix products removed: its fused loops alone.
+fn loops_only(program: &CellProgram) -> CellProgram {
+    let mut p = program.clone();
+    for kernel in [
+        &mut p.forward,
+        &mut p.forward_tape,
+        &mut p.state_from_tape,
+        &mut p.backward,
+    ] {
+        kernel.instrs.retain(|i| matches!(i, Instr::Loop(_)));
+    }
+    p
+}
+
+fn main() {
+    let batch: usize = match std::env::args().nth(1) {
+        Some(b) => b.parse().expect("the batch is an integer"),
+        None => 16,
+    };
+    let mut rng = Rng::new(1);
+    let hand = Lstm::new(INPUT, HIDDEN, &mut rng);
+    let program = CellDef::parse_str(include_str!("../../cells/lstm.cell"))
+        .and_then(|def| def.compile(&[("input", INPUT), ("hidden", HIDDEN)]))
+        .expect("cells/lstm.cell compiles");
+    let params = hand.params().to_vec();
+    let derived = DerivedCell::from_params(program.clone(), params.clone()).expect("same layout");
+    let jit = JitCell::compile(&program, params.clone()).expect("the JIT compiles it");
+    let generated = GeneratedLstm::from_params(params.clone()).expect("same layout");
+    println!(
+        "LSTM input {INPUT}, hidden {HIDDEN}, batch {batch}: µs per call, median of 9 rounds of 30 calls, ratio to the first row"
+    );
+    table(
+        "whole methods",
+        &[
+            ("hand-written Lstm", &hand),
+            ("derived, interpreted", &derived),
+            ("derived, JIT", &jit),
+            ("derived, cell! (Rust)", &generated),
+        ],
+        batch,
+    );
+    let loops = loops_only(&program);
+    let derived = DerivedCell::from_params(loops.clone(), params.clone()).expect("same layout");
+    let jit = JitCell::compile(&loops, params).expect("the JIT compiles it");
+    table(
+        "fused elementwise loops alone (products removed)",
+        &[("derived, interpreted", &derived), ("derived, JIT", &jit)],
+        batch,
+    );
+}

@@ -58,13 +58,25 @@ fn describe(call: &Call) -> String {
     }
 }
 
-/// Prints instructions as Cranelift does, with the next call's description
-/// after each `call`.
-struct Annotated<'a> {
-    calls: std::slice::Iter<'a, Call>,
+/// Appends `func`'s IR to `text` as Cranelift prints it, except that each
+/// `call` is annotated with the next of `notes` instead of Cranelift's
+/// comment (its constant arguments, which are the lines just above).
+pub(crate) fn write_annotated(
+    text: &mut String,
+    func: &Function,
+    notes: impl Iterator<Item = String>,
+) -> Result<(), Error> {
+    decorate_function(&mut Annotated { notes }, text, func)
+        .map_err(|_| Error::Codegen("cannot print the IR".to_owned()))
 }
 
-impl FuncWriter for Annotated<'_> {
+/// Prints instructions as Cranelift does, with the next note after each
+/// `call`.
+struct Annotated<I> {
+    notes: I,
+}
+
+impl<I: Iterator<Item = String>> FuncWriter for Annotated<I> {
     fn write_instruction(
         &mut self,
         w: &mut dyn Write,
@@ -78,11 +90,9 @@ impl FuncWriter for Annotated<'_> {
         }
         let mut line = String::new();
         PlainWriter.write_instruction(&mut line, func, aliases, inst, indent)?;
-        // Cranelift comments a call with its constant arguments, which are
-        // the lines just above: say what the call does instead.
         let code = line.split(" ; ").next().unwrap_or(&line).trim_end();
-        match self.calls.next() {
-            Some(call) => writeln!(w, "{code:<40} ; {}", describe(call)),
+        match self.notes.next() {
+            Some(note) => writeln!(w, "{code:<40} ; {note}"),
             None => w.write_str(&line),
         }
     }
@@ -170,11 +180,7 @@ pub(crate) fn render(
         let shims = import_by_name(&mut func, config);
         build_chunk(&mut func, &mut builder_ctx, shims, chunk, layout, config)?;
         text.push('\n');
-        let mut writer = Annotated {
-            calls: chunk.iter(),
-        };
-        decorate_function(&mut writer, &mut text, &func)
-            .map_err(|_| Error::Codegen("cannot print the IR".to_owned()))?;
+        write_annotated(&mut text, &func, chunk.iter().map(describe))?;
     }
     Ok(text)
 }

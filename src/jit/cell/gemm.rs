@@ -90,56 +90,32 @@ unsafe fn operands<'a>(
     }
 }
 
-/// `c[m×n] += a[m×k] · b[k×n]`.
-///
-/// # Safety
-///
-/// As for [`operands`].
-unsafe extern "C" fn bptt_cell_gemm_nn(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-) {
-    // SAFETY: the caller's contract, passed on.
-    let (a, b, c) = unsafe { operands(m, k, n, a, b, c) };
-    gemm_nn_acc(m, k, n, a, b, c);
+/// Defines an `extern "C"` shim that calls a runtime product on the
+/// operands rebuilt by [`operands`].
+macro_rules! shim {
+    ($(#[$doc:meta])* $name:ident => $kernel:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        ///
+        /// As for [`operands`].
+        unsafe extern "C" fn $name(m: usize, k: usize, n: usize, a: *const f32, b: *const f32, c: *mut f32) {
+            // SAFETY: the caller's contract, passed on.
+            let (a, b, c) = unsafe { operands(m, k, n, a, b, c) };
+            $kernel(m, k, n, a, b, c);
+        }
+    };
 }
 
-/// `c[m×n] += a[m×k] · b[n×k]ᵀ`.
-///
-/// # Safety
-///
-/// As for [`operands`].
-unsafe extern "C" fn bptt_cell_gemm_nt(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-) {
-    // SAFETY: the caller's contract, passed on.
-    let (a, b, c) = unsafe { operands(m, k, n, a, b, c) };
-    gemm_nt_acc(m, k, n, a, b, c);
-}
-
-/// `c[m×n] += a[k×m]ᵀ · b[k×n]`.
-///
-/// # Safety
-///
-/// As for [`operands`].
-unsafe extern "C" fn bptt_cell_gemm_tn(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-) {
-    // SAFETY: the caller's contract, passed on.
-    let (a, b, c) = unsafe { operands(m, k, n, a, b, c) };
-    gemm_tn_acc(m, k, n, a, b, c);
-}
+shim!(
+    /// `c[m×n] += a[m×k] · b[k×n]`.
+    bptt_cell_gemm_nn => gemm_nn_acc
+);
+shim!(
+    /// `c[m×n] += a[m×k] · b[n×k]ᵀ`.
+    bptt_cell_gemm_nt => gemm_nt_acc
+);
+shim!(
+    /// `c[m×n] += a[k×m]ᵀ · b[k×n]`.
+    bptt_cell_gemm_tn => gemm_tn_acc
+);

@@ -2,18 +2,17 @@
 //! sizes and the calling convention, then each kernel headed by its method's
 //! name, every product call annotated with the product it computes.
 
-use std::fmt::{self, Write};
+use std::fmt::Write;
 
-use cranelift_codegen::entity::SecondaryMap;
-use cranelift_codegen::ir::{Block, Function, Inst, UserFuncName, Value};
+use cranelift_codegen::ir::{Function, UserFuncName};
 use cranelift_codegen::isa::TargetFrontendConfig;
-use cranelift_codegen::write::{FuncWriter, PlainWriter, decorate_function};
 use cranelift_frontend::FunctionBuilderContext;
 
 use super::kernel::{PARAMS, build_kernel, import_by_name, kernel_signature};
 use crate::cell_lang::Method;
 use crate::cell_lang::{CellProgram, Instr, Matrix, ParamMatrix, ParamSlot, Temp};
 use crate::error::Error;
+use crate::jit::text::write_annotated;
 
 /// A temporary as the annotations name it: `s<offset>[<width>]`, `rows ·
 /// offset` floats into scratch, `width` columns.
@@ -66,44 +65,6 @@ fn describe(program: &CellProgram, instr: &Instr) -> Option<String> {
     })
 }
 
-/// Prints instructions as Cranelift does, with the next product's
-/// description after each `call`.
-struct Annotated {
-    products: std::vec::IntoIter<String>,
-}
-
-impl FuncWriter for Annotated {
-    fn write_instruction(
-        &mut self,
-        w: &mut dyn Write,
-        func: &Function,
-        aliases: &SecondaryMap<Value, Vec<Value>>,
-        inst: Inst,
-        indent: usize,
-    ) -> fmt::Result {
-        if !func.dfg.insts[inst].opcode().is_call() {
-            return PlainWriter.write_instruction(w, func, aliases, inst, indent);
-        }
-        let mut line = String::new();
-        PlainWriter.write_instruction(&mut line, func, aliases, inst, indent)?;
-        let code = line.split(" ; ").next().unwrap_or(&line).trim_end();
-        match self.products.next() {
-            Some(product) => writeln!(w, "{code:<40} ; {product}"),
-            None => w.write_str(&line),
-        }
-    }
-
-    fn write_block_header(
-        &mut self,
-        w: &mut dyn Write,
-        func: &Function,
-        block: Block,
-        indent: usize,
-    ) -> fmt::Result {
-        PlainWriter.write_block_header(w, func, block, indent)
-    }
-}
-
 /// The comment lines that open the text.
 fn legend(program: &CellProgram) -> String {
     let sizes: Vec<String> = program
@@ -153,11 +114,7 @@ pub(super) fn render(program: &CellProgram, config: TargetFrontendConfig) -> Res
             .filter_map(|instr| describe(program, instr))
             .collect();
         let _ = write!(text, "\n; {}\n", method.name());
-        let mut writer = Annotated {
-            products: products.into_iter(),
-        };
-        decorate_function(&mut writer, &mut text, &func)
-            .map_err(|_| Error::Codegen("cannot print the IR".to_owned()))?;
+        write_annotated(&mut text, &func, products.into_iter())?;
     }
     Ok(text)
 }

@@ -188,7 +188,7 @@ fn mistakes_are_errors_at_the_offending_token() {
         (
             "    h = tanh(matmul(x, w) + x);\n",
             "the left operand is [hidden] but the right is [input]",
-            (7, 14),
+            (7, 27),
         ),
         (
             "    h = tanh(matmul(h, w));\n",

@@ -101,7 +101,7 @@ pub enum Expr {
     Number(f32, Span),
     /// `-e`.
     Neg(Box<Expr>, Span),
-    /// `a + b`, `a - b`, `a * b`.
+    /// `a + b`, `a - b`, `a * b` (the span is the operator's).
     Binary(BinaryOp, Box<Expr>, Box<Expr>, Span),
     /// `f(args)`.
     Call(Ident, Vec<Expr>, Span),
@@ -319,11 +319,14 @@ fn expr(e: &syn::Expr) -> syn::Result<Expr> {
                 BinOp::Mul(_) => BinaryOp::Mul,
                 _ => return Err(unsupported(&b.op, "operator")),
             };
+            // At the operator: a span cannot cover the whole expression in
+            // a proc macro on stable Rust, and its first token would point
+            // into the left operand.
             Expr::Binary(
                 op,
                 Box::new(expr(&b.left)?),
                 Box::new(expr(&b.right)?),
-                e.span(),
+                b.op.span(),
             )
         }
         syn::Expr::Call(c) => {

@@ -241,7 +241,8 @@ fn mistakes_are_errors_at_the_offending_token() {
     }
 }
 
-/// Sizes are checked when a cell is compiled.
+/// Sizes are checked when a cell is compiled: all given, known, at least
+/// 1, and not so large that the arrays could not be allocated.
 #[test]
 fn sizes_must_all_be_given_and_known() {
     let def = CellDef::parse_str(include_str!("../cells/mgu.cell")).unwrap();
@@ -259,4 +260,60 @@ fn sizes_must_all_be_given_and_known() {
     );
     let zero = def.compile(&[("input", 3), ("hidden", 0)]).unwrap_err();
     assert!(zero.message().contains("at least 1"), "{zero}");
+    let huge = def
+        .compile(&[("input", 3), ("hidden", 1 << 40)])
+        .unwrap_err();
+    assert!(huge.message().contains("at most 16777216"), "{huge}");
+    let many = def
+        .compile(&[("input", 3), ("hidden", 1 << 20)])
+        .unwrap_err();
+    assert!(
+        many.message()
+            .contains("the parameters pass 1073741824 floats"),
+        "{many}"
+    );
+    // Absurd coefficients saturate and are refused, without overflowing.
+    let src = "cell big {\n size n;\n input x: [n];\n state h: [9223372036854775807 * 9223372036854775807 * n];\n h = h;\n}\n";
+    let err = CellDef::parse_str(src)
+        .unwrap()
+        .compile(&[("n", 2)])
+        .unwrap_err();
+    assert!(err.message().contains("at most"), "{err}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Any edit of a cell (a span of it deleted, or repeated elsewhere) is
+    /// compiled or refused with an error: never a panic.
+    #[test]
+    fn edited_cells_are_compiled_or_refused_never_a_panic(
+        which in 0..common::DERIVED.len(),
+        start in 0.0f64..1.0,
+        len in 0usize..40,
+        at in 0.0f64..1.0,
+        repeat in proptest::bool::ANY,
+    ) {
+        let src = std::fs::read_to_string(common::DERIVED[which]).unwrap();
+        let cut = |f: f64| {
+            let mut i = (f * src.len() as f64) as usize;
+            while !src.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let (a, mut b) = (cut(start), cut(start) + len);
+        while b > src.len() || !src.is_char_boundary(b) {
+            b -= 1;
+        }
+        let edited = if repeat {
+            let at = cut(at);
+            format!("{}{}{}", &src[..at], &src[a..b], &src[at..])
+        } else {
+            format!("{}{}", &src[..a], &src[b..])
+        };
+        if let Ok(def) = CellDef::parse_str(&edited) {
+            let _ = def.compile(&[("input", 3), ("hidden", 4)]);
+        }
+    }
 }

@@ -48,6 +48,11 @@ struct Elaborator<'a> {
     labels: HashMap<Id, String>,
 }
 
+/// The largest width a value may have, in floats per row (2^24).
+const MAX_WIDTH: i64 = 1 << 24;
+/// The most floats the parameters may hold together (2^30, 4 GiB).
+const MAX_PARAMS: usize = 1 << 30;
+
 fn err(span: Span, msg: impl Into<String>) -> CellError {
     CellError::new(span, msg)
 }
@@ -59,7 +64,7 @@ fn shape_text(shape: &[SizeExpr]) -> String {
 
 impl Elaborator<'_> {
     fn eval(&self, s: &SizeExpr, span: Span, what: &str) -> Result<usize, CellError> {
-        let mut v = s.constant;
+        let mut v = i128::from(s.constant);
         for (name, c) in &s.terms {
             let Some(&n) = self.sizes.get(name) else {
                 let known: Vec<&String> = self.sizes.keys().collect();
@@ -68,13 +73,21 @@ impl Elaborator<'_> {
                     format!("unknown size `{name}` in the shape of {what} (sizes: {known:?})"),
                 ));
             };
-            v += c * n as i64;
+            v += i128::from(*c) * n as i128;
         }
         if v < 1 {
             return Err(err(
                 span,
                 format!(
                     "the shape of {what} has `{s}` = {v} with these sizes; every size must be at least 1"
+                ),
+            ));
+        }
+        if v > i128::from(MAX_WIDTH) {
+            return Err(err(
+                span,
+                format!(
+                    "the shape of {what} has `{s}` = {v} with these sizes; at most {MAX_WIDTH}"
                 ),
             ));
         }
@@ -535,11 +548,18 @@ pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward,
             .iter()
             .map(|s| el.eval(s, d.shape_span, &what))
             .collect::<Result<Vec<_>, _>>()?;
+        let len = shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n));
+        let Some(end) = len
+            .and_then(|l| l.checked_add(offset))
+            .filter(|&e| e <= MAX_PARAMS)
+        else {
+            return Err(err(
+                d.shape_span,
+                format!("with these sizes the parameters pass {MAX_PARAMS} floats at {what}"),
+            ));
+        };
         let value = match shape[..] {
-            [n] => {
-                let _ = n;
-                Value::Vector(offset, d.shape[0].clone())
-            }
+            [_] => Value::Vector(offset, d.shape[0].clone()),
             _ => Value::Matrix(
                 ParamMatrix {
                     offset,
@@ -557,7 +577,7 @@ pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward,
             shape,
             init: p.init,
         };
-        offset += slot.len();
+        offset = end;
         params.push(slot);
     }
     for s in &def.body {

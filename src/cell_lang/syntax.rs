@@ -400,19 +400,25 @@ impl SizeExpr {
     }
 
     /// `self + k · other`.
+    ///
+    /// Saturating: an absurd size stays absurd (and is refused when the
+    /// sizes are bound) rather than overflowing.
     pub fn plus(&self, other: &SizeExpr, k: i64) -> Self {
         let mut terms = self.terms.clone();
         for (name, c) in &other.terms {
+            let kc = k.saturating_mul(*c);
             match terms.iter_mut().find(|(n, _)| n == name) {
-                Some(t) => t.1 += k * c,
-                None => terms.push((name.clone(), k * c)),
+                Some(t) => t.1 = t.1.saturating_add(kc),
+                None => terms.push((name.clone(), kc)),
             }
         }
         terms.retain(|t| t.1 != 0);
         terms.sort();
         SizeExpr {
             terms,
-            constant: self.constant + k * other.constant,
+            constant: self
+                .constant
+                .saturating_add(k.saturating_mul(other.constant)),
         }
     }
 

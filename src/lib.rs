@@ -9,20 +9,25 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "jit")]
 pub mod backend;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod cell_lang;
 pub mod emit;
 pub mod error;
 pub mod interp;
+#[cfg(feature = "jit")]
 pub mod jit;
 pub mod lower;
 pub mod planner;
 pub mod policy;
 pub mod schedule;
+#[cfg(feature = "jit")]
 pub mod train;
 pub mod units;
 
+#[cfg(feature = "jit")]
 pub use backend::{Backend, BackendKind};
 pub use bptt_runtime::Gradients;
 pub use error::Error;

@@ -206,7 +206,28 @@ fn bad_cells_get_one_clear_line() {
             "--steps",
             "1",
         ],
-        "size `depth` has no value: the command line sets the input's size and `hidden` only",
+        "size `depth` has no value: give it with `--size depth=N`",
+    );
+    let (ok, out, err) = bptt(&[
+        "emit",
+        "clif",
+        "--cell",
+        &path.display().to_string(),
+        "--size",
+        "depth=2",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("state 18"), "hidden 16 + depth 2: {out}");
+    fails_with(
+        &[
+            "emit",
+            "clif",
+            "--cell",
+            &path.display().to_string(),
+            "--size",
+            "depth",
+        ],
+        "expected NAME=N",
     );
     let _ = std::fs::remove_file(path);
 }

@@ -29,6 +29,7 @@ fn config(task: TaskSpec) -> TrainConfig {
         batch: 4,
         hidden: 24,
         cell: None,
+        sizes: Vec::new(),
         budget: "10%".to_string(),
         policy: "msm".to_string(),
         lr: 1e-2,

@@ -16,10 +16,17 @@ pub fn load(path: &Path) -> Result<CellDef, Error> {
 
 impl CellDef {
     /// Compiles the cell with its input's size set to `input` (the input's
-    /// shape must be one size name, e.g. `[input]`) and the size `hidden`, if
-    /// it declares one, set to `hidden`: how `bptt train --cell` binds a
-    /// cell to a task. Any other size is an error naming it.
-    pub fn compile_for(&self, input: usize, hidden: usize) -> Result<CellProgram, Error> {
+    /// shape must be one size name, e.g. `[input]`), other sizes from
+    /// `given` (`--size NAME=N`), and the size `hidden`, if it declares one
+    /// and `given` does not set it, set to `hidden`: how `bptt train --cell`
+    /// binds a cell to a task. A size left without a value, or given but not
+    /// declared, is an error naming it.
+    pub fn compile_for(
+        &self,
+        input: usize,
+        hidden: usize,
+        given: &[(String, usize)],
+    ) -> Result<CellProgram, Error> {
         let fail = |msg: String| Error::Cell(format!("cell `{}`: {msg}", self.name));
         let input_name = match &self.input.shape[..] {
             [SizeExpr { terms, constant: 0 }] if terms.len() == 1 && terms[0].1 == 1 => {
@@ -32,14 +39,21 @@ impl CellDef {
                 )));
             }
         };
+        if given.iter().any(|(n, _)| *n == input_name) {
+            return Err(fail(format!(
+                "the input's size `{input_name}` is the task's; it cannot be given"
+            )));
+        }
         let mut sizes = vec![(input_name.as_str(), input)];
-        for s in self.size_names() {
-            if s == input_name {
+        sizes.extend(given.iter().map(|(n, v)| (n.as_str(), *v)));
+        let names = self.size_names();
+        for s in &names {
+            if sizes.iter().any(|(n, _)| n == s) {
                 continue;
             }
             if s != "hidden" {
                 return Err(fail(format!(
-                    "size `{s}` has no value: the command line sets the input's size and `hidden` only"
+                    "size `{s}` has no value: give it with `--size {s}=N`"
                 )));
             }
             sizes.push(("hidden", hidden));

@@ -43,11 +43,14 @@ struct EmitSpec {
     /// The size `hidden` of the `--cell`.
     #[arg(long, default_value_t = 16)]
     hidden: usize,
+    /// Any other size of the `--cell`: NAME=N (repeatable).
+    #[arg(long = "size", value_parser = super::cell_size)]
+    sizes: Vec<(String, usize)>,
 }
 
 impl EmitSpec {
     fn program(&self, path: &Path) -> Result<CellProgram, Error> {
-        load(path)?.compile_for(self.input, self.hidden)
+        load(path)?.compile_for(self.input, self.hidden, &self.sizes)
     }
 
     fn plan(&self) -> Result<&PlanSpec, Error> {

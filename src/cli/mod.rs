@@ -88,3 +88,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Bench(args) => bench::bench(&args),
     }
 }
+
+/// Parses `--size NAME=N`, a cell size given on the command line.
+fn cell_size(text: &str) -> Result<(String, usize), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=N, e.g. proj=64, got '{text}'"))?;
+    let value = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("the size {name} must be a positive integer, got '{value}'"))?;
+    Ok((name.trim().to_string(), value))
+}

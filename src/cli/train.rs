@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// tape and its alpha.
     #[arg(long)]
     cell: Option<PathBuf>,
+    /// A size of the --cell besides its input's and `hidden`: NAME=N
+    /// (repeatable).
+    #[arg(long = "size", value_parser = super::cell_size)]
+    sizes: Vec<(String, usize)>,
     /// Checkpoint memory: units of hidden state or percent of store-all.
     #[arg(long, default_value = "5%")]
     budget: String,
@@ -94,6 +98,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         batch: args.batch,
         hidden: args.hidden,
         cell: args.cell.clone(),
+        sizes: args.sizes.clone(),
         budget: args.budget.clone(),
         policy: args.policy.clone(),
         lr: args.lr,

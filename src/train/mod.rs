@@ -60,6 +60,9 @@ pub struct TrainConfig {
     /// [`cell_lang`](crate::cell_lang)); its input's size is the task's.
     #[serde(default)]
     pub cell: Option<PathBuf>,
+    /// Sizes of the cell besides its input's and `hidden` (`--size NAME=N`).
+    #[serde(default)]
+    pub sizes: Vec<(String, usize)>,
     /// Checkpoint memory: units (`200`) or percent of store-all (`5%`).
     pub budget: String,
     /// Planning policy.
@@ -165,7 +168,7 @@ impl Trainer {
             None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
             Some(path) => {
                 let program = crate::cell_lang::load(path)?
-                    .compile_for(task.input_size(), config.hidden)
+                    .compile_for(task.input_size(), config.hidden, &config.sizes)
                     .map_err(|e| Error::Cell(format!("{}: {e}", path.display())))?;
                 let params = program.init_params(&mut rng);
                 match backend {

@@ -20,11 +20,11 @@ use super::program::{
 };
 
 /// Columns evaluated per op at most.
-pub const CHUNK: usize = 64;
+pub const CHUNK: usize = 256;
 /// Floats of the register buffer on the stack (64 KiB).
 const REGISTER_FLOATS: usize = 1 << 14;
-/// The register buffer of loops of at most 64 ops (8 KiB).
-const SMALL_REGISTER_FLOATS: usize = 64 * CHUNK;
+/// The register buffer of loops of at most 16 ops (16 KiB).
+const SMALL_REGISTER_FLOATS: usize = 16 * CHUNK;
 /// The most registers one loop may use (a column each).
 pub const MAX_REGISTERS: usize = REGISTER_FLOATS;
 

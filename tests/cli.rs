@@ -157,6 +157,7 @@ fn emit_rust_shows_what_the_cell_macro_generates() {
 
 #[test]
 fn train_takes_a_cell_file() {
+    let dir = tempfile::tempdir().unwrap();
     let (ok, out, err) = bptt(&[
         "train",
         "--cell",
@@ -175,10 +176,7 @@ fn train_takes_a_cell_file() {
         "10",
         "--quiet",
         "--checkpoint",
-        &std::env::temp_dir()
-            .join("bptt-cli-cell.ckpt")
-            .display()
-            .to_string(),
+        &dir.path().join("cell.ckpt").display().to_string(),
     ]);
     assert!(ok, "{err}");
     assert!(
@@ -193,7 +191,8 @@ fn bad_cells_get_one_clear_line() {
         &["emit", "clif", "--cell", "no/such.cell"],
         "cannot read the cell file no/such.cell",
     );
-    let path = std::env::temp_dir().join("bptt-cli-depth.cell");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("depth.cell");
     let src = "cell deep {\n size input, hidden, depth;\n input x: [input];\n state h: [hidden + depth];\n h = h;\n}\n";
     std::fs::write(&path, src).unwrap();
     fails_with(
@@ -229,5 +228,4 @@ fn bad_cells_get_one_clear_line() {
         ],
         "expected NAME=N",
     );
-    let _ = std::fs::remove_file(path);
 }

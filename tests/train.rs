@@ -2,21 +2,19 @@
 
 use std::path::PathBuf;
 
+use tempfile::TempDir;
+
 use bptt::train::{TaskSpec, TrainConfig, Trainer};
 use bptt::{BackendKind, Error};
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bptt-train-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A file in the test's own temporary directory (removed when it drops).
+fn temp(dir: &TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
 }
 
-/// A fresh copy per call: tests run in parallel and must not read a file
-/// another one is writing.
-fn tiny_text() -> PathBuf {
-    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let path = temp(&format!("tiny-{n}.txt"));
+/// A small text in the test's directory.
+fn tiny_text(dir: &TempDir) -> PathBuf {
+    let path = temp(dir, "tiny.txt");
     let line = "the cat sat on the mat. the dog sat on the log.\n";
     std::fs::write(&path, line.repeat(40)).unwrap();
     path
@@ -46,8 +44,11 @@ fn losses(trainer: &mut Trainer, steps: usize) -> Vec<u64> {
 
 #[test]
 fn a_short_run_lowers_the_held_out_loss() {
+    let dir = tempfile::tempdir().unwrap();
     let mut trainer = Trainer::new(
-        config(TaskSpec::Text { path: tiny_text() }),
+        config(TaskSpec::Text {
+            path: tiny_text(&dir),
+        }),
         BackendKind::Interpreter,
     )
     .unwrap();
@@ -64,12 +65,15 @@ fn a_short_run_lowers_the_held_out_loss() {
 
 #[test]
 fn resuming_continues_exactly() {
-    let cfg = config(TaskSpec::Text { path: tiny_text() });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(TaskSpec::Text {
+        path: tiny_text(&dir),
+    });
     let mut straight = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
     let want = losses(&mut straight, 10);
     let mut first = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
     let mut got = losses(&mut first, 4);
-    let path = temp("resume.ckpt");
+    let path = temp(&dir, "resume.ckpt");
     first.save(&path).unwrap();
     drop(first);
     // Another policy and budget on resume: the gradients are the same.
@@ -98,9 +102,12 @@ fn store_all_and_a_twentieth_of_its_memory_train_identically_on_the_adding_probl
 
 #[test]
 fn a_corrupted_checkpoint_is_refused_and_left_alone() {
-    let cfg = config(TaskSpec::Text { path: tiny_text() });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(TaskSpec::Text {
+        path: tiny_text(&dir),
+    });
     let trainer = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
-    let path = temp("corrupt.ckpt");
+    let path = temp(&dir, "corrupt.ckpt");
     trainer.save(&path).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
@@ -115,8 +122,11 @@ fn a_corrupted_checkpoint_is_refused_and_left_alone() {
 
 #[test]
 fn a_checkpoint_of_another_model_is_refused() {
-    let cfg = config(TaskSpec::Text { path: tiny_text() });
-    let path = temp("other.ckpt");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(TaskSpec::Text {
+        path: tiny_text(&dir),
+    });
+    let path = temp(&dir, "other.ckpt");
     Trainer::new(cfg.clone(), BackendKind::Interpreter)
         .unwrap()
         .save(&path)
@@ -128,7 +138,7 @@ fn a_checkpoint_of_another_model_is_refused() {
         .unwrap()
         .to_string();
     assert!(err.contains("hidden 24") && err.contains("32"), "{err}");
-    let garbage = temp("garbage.ckpt");
+    let garbage = temp(&dir, "garbage.ckpt");
     std::fs::write(&garbage, b"hello").unwrap();
     let err = Trainer::resume(&garbage, config(TaskSpec::Adding), BackendKind::Interpreter)
         .err()
@@ -138,8 +148,9 @@ fn a_checkpoint_of_another_model_is_refused() {
 
 #[test]
 fn bad_texts_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
     let missing = config(TaskSpec::Text {
-        path: temp("does-not-exist.txt"),
+        path: temp(&dir, "does-not-exist.txt"),
     });
     let err = Trainer::new(missing, BackendKind::Interpreter)
         .err()
@@ -148,7 +159,7 @@ fn bad_texts_get_clear_errors() {
         matches!(err, Error::Io(_)) && err.to_string().contains("cannot read the text"),
         "{err}"
     );
-    let empty = temp("empty.txt");
+    let empty = temp(&dir, "empty.txt");
     std::fs::write(&empty, "").unwrap();
     let err = Trainer::new(
         config(TaskSpec::Text { path: empty }),
@@ -157,7 +168,7 @@ fn bad_texts_get_clear_errors() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("is empty"), "{err}");
-    let short = temp("short.txt");
+    let short = temp(&dir, "short.txt");
     std::fs::write(&short, "just a few words").unwrap();
     let err = Trainer::new(
         config(TaskSpec::Text { path: short }),
@@ -189,7 +200,10 @@ fn a_baseline_over_budget_names_the_minimum() {
 /// bit for bit.
 #[test]
 fn a_cell_from_a_file_trains_under_a_budget() {
-    let mut cfg = config(TaskSpec::Text { path: tiny_text() });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(TaskSpec::Text {
+        path: tiny_text(&dir),
+    });
     cfg.cell = Some(PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/cells/mgu.cell"
@@ -213,9 +227,12 @@ fn a_cell_from_a_file_trains_under_a_budget() {
 /// A cell file with a mistake is an error naming the file, line and column.
 #[test]
 fn a_bad_cell_file_is_a_clear_error() {
-    let path = temp("bad.cell");
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp(&dir, "bad.cell");
     std::fs::write(&path, "cell bad {\n  size input, hidden;\n  input x: [input];\n  state h: [hidden];\n  h = tanh(hh);\n}\n").unwrap();
-    let mut cfg = config(TaskSpec::Text { path: tiny_text() });
+    let mut cfg = config(TaskSpec::Text {
+        path: tiny_text(&dir),
+    });
     cfg.cell = Some(path.clone());
     let err = Trainer::new(cfg, BackendKind::Interpreter)
         .err()
@@ -227,5 +244,4 @@ fn a_bad_cell_file_is_a_clear_error() {
             && msg.contains("unknown name `hh`"),
         "{msg}"
     );
-    let _ = std::fs::remove_file(path);
 }

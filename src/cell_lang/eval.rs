@@ -98,21 +98,14 @@ impl Frame<'_> {
         self.buffers[Frame::index(buffer)].write()[at..at + src.len()].copy_from_slice(src);
     }
 
-    fn temp_range(&self, t: Temp) -> std::ops::Range<usize> {
-        self.rows * t.offset..self.rows * (t.offset + t.width)
-    }
-
     /// A read-only operand and a disjoint temporary to accumulate into.
     fn operand_and_out(&mut self, a: Matrix, out: Temp) -> (&[f32], &mut [f32]) {
-        let out_range = self.temp_range(out);
+        let out_range = out.floats(self.rows);
         let [input, .., scratch] = &mut self.buffers;
         let scratch = scratch.write();
         match a {
             Matrix::Input => (input.read(), &mut scratch[out_range]),
-            Matrix::Temp(t) => {
-                let a_range = self.rows * t.offset..self.rows * (t.offset + t.width);
-                disjoint(scratch, a_range, out_range)
-            }
+            Matrix::Temp(t) => disjoint(scratch, t.floats(self.rows), out_range),
         }
     }
 
@@ -121,25 +114,26 @@ impl Frame<'_> {
         for instr in &kernel.instrs {
             match instr {
                 Instr::MatMul { a, w, out } => {
-                    let wm = &self.params[w.offset..w.offset + w.rows * w.cols];
+                    let wm = &self.params[w.floats()];
                     let (a, out) = self.operand_and_out(*a, *out);
                     gemm_nn_acc(rows, w.rows, w.cols, a, wm, out);
                 }
                 Instr::MatMulT { a, w, out } => {
-                    let wm = &self.params[w.offset..w.offset + w.rows * w.cols];
+                    let wm = &self.params[w.floats()];
                     let (a, out) = self.operand_and_out(Matrix::Temp(*a), *out);
                     gemm_nt_acc(rows, w.cols, w.rows, a, wm, out);
                 }
                 Instr::WeightGrad { a, dy, w } => {
-                    let dy = self.temp_range(*dy);
+                    let dy = dy.floats(rows);
                     let Frame { buffers, grads, .. } = self;
                     let a = match *a {
                         Matrix::Input => buffers[Frame::index(Buffer::Input)].read(),
-                        Matrix::Temp(t) => &buffers[Frame::index(Buffer::Scratch)].read()
-                            [rows * t.offset..rows * (t.offset + t.width)],
+                        Matrix::Temp(t) => {
+                            &buffers[Frame::index(Buffer::Scratch)].read()[t.floats(rows)]
+                        }
                     };
                     let dy = &buffers[Frame::index(Buffer::Scratch)].read()[dy];
-                    let g = &mut grads[w.offset..w.offset + w.rows * w.cols];
+                    let g = &mut grads[w.floats()];
                     gemm_tn_acc(w.rows, rows, w.cols, a, dy, g);
                 }
                 Instr::Loop(l) => self.fused(l),

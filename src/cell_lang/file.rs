@@ -14,6 +14,19 @@ pub fn load(path: &Path) -> Result<CellDef, Error> {
     CellDef::parse_str(&src).map_err(|e| Error::Cell(format!("{}: {e}", path.display())))
 }
 
+/// Reads, parses and compiles a cell file, its sizes bound as
+/// [`CellDef::compile_for`] binds them; every error names the file.
+pub fn compile_file(
+    path: &Path,
+    input: usize,
+    hidden: usize,
+    given: &[(String, usize)],
+) -> Result<CellProgram, Error> {
+    load(path)?
+        .compile_for(input, hidden, given)
+        .map_err(|e| Error::Cell(format!("{}: {e}", path.display())))
+}
+
 impl CellDef {
     /// Compiles the cell with its input's size set to `input` (the input's
     /// shape must be one size name, e.g. `[input]`), other sizes from

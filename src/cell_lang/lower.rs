@@ -47,18 +47,7 @@ impl Target {
     /// The target `col` columns further on.
     fn shifted(self, col: usize) -> Target {
         match self {
-            Target::View(View::Rows {
-                buffer,
-                stride,
-                col: c,
-            }) => Target::View(View::Rows {
-                buffer,
-                stride,
-                col: c + col,
-            }),
-            Target::View(View::Temp { temp, col: c }) => {
-                Target::View(View::Temp { temp, col: c + col })
-            }
+            Target::View(v) => Target::View(v.shifted(col)),
             Target::Grad(offset) => Target::Grad(offset + col),
         }
     }
@@ -190,18 +179,7 @@ impl Lowering<'_> {
             Op::Const(bits) => LoopOp::Const(f32::from_bits(bits)),
             Op::Param(offset) => LoopOp::Param(offset),
             Op::Slice(a, col) => match self.load(a) {
-                LoopOp::Load(View::Rows {
-                    buffer,
-                    stride,
-                    col: c,
-                }) => LoopOp::Load(View::Rows {
-                    buffer,
-                    stride,
-                    col: c + col,
-                }),
-                LoopOp::Load(View::Temp { temp, col: c }) => {
-                    LoopOp::Load(View::Temp { temp, col: c + col })
-                }
+                LoopOp::Load(view) => LoopOp::Load(view.shifted(col)),
                 other => unreachable!("a slice of {other:?} is pushed down"),
             },
             ref op => match self.leaves.view(op) {

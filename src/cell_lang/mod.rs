@@ -73,6 +73,6 @@ mod tape;
 pub use cell::{Buf, Engine, Frame, ProgramCell};
 pub use error::CellError;
 pub use eval::{DerivedCell, Interpreter};
-pub use file::load;
+pub use file::{compile_file, load};
 pub use method::Method;
 pub use syntax::{BinaryOp, CellDef, Decl, Expr, ParamDecl, SizeExpr, Stmt};

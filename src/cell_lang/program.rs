@@ -62,6 +62,13 @@ pub struct Temp {
     pub width: usize,
 }
 
+impl Temp {
+    /// The floats it occupies in the scratch slice for `rows` batch rows.
+    pub fn floats(self, rows: usize) -> std::ops::Range<usize> {
+        rows * self.offset..rows * (self.offset + self.width)
+    }
+}
+
 /// Where a fused loop's column `j` of row `b` lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -84,6 +91,24 @@ pub enum View {
     },
 }
 
+impl View {
+    /// The same view `col` columns further on.
+    pub fn shifted(self, col: usize) -> View {
+        match self {
+            View::Rows {
+                buffer,
+                stride,
+                col: c,
+            } => View::Rows {
+                buffer,
+                stride,
+                col: c + col,
+            },
+            View::Temp { temp, col: c } => View::Temp { temp, col: c + col },
+        }
+    }
+}
+
 /// A contiguous `[rows, width]` matrix operand of a product: the whole of
 /// `x` (when the input is used as is) or a scratch temporary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,6 +129,13 @@ pub struct ParamMatrix {
     pub rows: usize,
     /// Columns.
     pub cols: usize,
+}
+
+impl ParamMatrix {
+    /// Its floats in the parameter vector (and in the gradient).
+    pub fn floats(self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.rows * self.cols
+    }
 }
 
 /// One instruction of a [`Kernel`].
@@ -304,6 +336,16 @@ impl CellProgram {
     /// The tape's size over the state's: the planning model's alpha.
     pub fn alpha(&self) -> f64 {
         self.tape_size as f64 / self.state_size as f64
+    }
+
+    /// The sizes as written in messages and headers: `input = 8, hidden = 32`.
+    pub fn sizes_text(&self) -> String {
+        let sizes: Vec<String> = self
+            .sizes
+            .iter()
+            .map(|(name, value)| format!("{name} = {value}"))
+            .collect();
+        sizes.join(", ")
     }
 
     /// Fresh parameters, initialised as each [`ParamSlot::init`] says.

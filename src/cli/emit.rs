@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::PlanSpec;
-use bptt::cell_lang::{CellProgram, load};
+use bptt::cell_lang::{CellProgram, compile_file};
 use bptt::jit::cell::emit_cell_clif;
 use bptt::jit::{emit_clif, layout_for_alpha};
 use bptt::{Error, Schedule};
@@ -50,7 +50,7 @@ struct EmitSpec {
 
 impl EmitSpec {
     fn program(&self, path: &Path) -> Result<CellProgram, Error> {
-        load(path)?.compile_for(self.input, self.hidden, &self.sizes)
+        compile_file(path, self.input, self.hidden, &self.sizes)
     }
 
     fn plan(&self) -> Result<&PlanSpec, Error> {

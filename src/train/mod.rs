@@ -167,9 +167,12 @@ impl Trainer {
         let cell: Box<dyn Cell> = match &config.cell {
             None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
             Some(path) => {
-                let program = crate::cell_lang::load(path)?
-                    .compile_for(task.input_size(), config.hidden, &config.sizes)
-                    .map_err(|e| Error::Cell(format!("{}: {e}", path.display())))?;
+                let program = crate::cell_lang::compile_file(
+                    path,
+                    task.input_size(),
+                    config.hidden,
+                    &config.sizes,
+                )?;
                 let params = program.init_params(&mut rng);
                 match backend {
                     BackendKind::Interpreter => Box::new(

@@ -8,16 +8,6 @@ use syn::{Attribute, Visibility};
 use super::kernel::{lit, method};
 use crate::cell_lang::CellProgram;
 
-/// `input = 8, hidden = 32`.
-fn sizes(program: &CellProgram) -> String {
-    let sizes: Vec<String> = program
-        .sizes
-        .iter()
-        .map(|(name, value)| format!("{name} = {value}"))
-        .collect();
-    sizes.join(", ")
-}
-
 /// The paragraphs that the struct's documentation gets after the user's:
 /// what the cell is and where its parameters live.
 fn docs(program: &CellProgram) -> Vec<String> {
@@ -27,7 +17,7 @@ fn docs(program: &CellProgram) -> Vec<String> {
             " The cell `{}` derived from its equations by bptt for {}: a state of {} {} and a \
              tape of {} {} per batch row (alpha = {}).",
             program.name,
-            sizes(program),
+            program.sizes_text(),
             program.state_size,
             floats(program.state_size),
             program.tape_size,
@@ -120,7 +110,7 @@ pub(super) fn item(
     ]
     .map(lit);
     let alpha = Literal::f64_suffixed(program.alpha());
-    let what = format!("{name} ({})", sizes(program));
+    let what = format!("{name} ({})", program.sizes_text());
     let new_fn = new_fn(program);
     Ok(quote! {
         #(#attrs)*

@@ -67,17 +67,12 @@ fn describe(program: &CellProgram, instr: &Instr) -> Option<String> {
 
 /// The comment lines that open the text.
 fn legend(program: &CellProgram) -> String {
-    let sizes: Vec<String> = program
-        .sizes
-        .iter()
-        .map(|(name, value)| format!("{name} = {value}"))
-        .collect();
     let mut text = String::new();
     let _ = writeln!(
         text,
         "; bptt cell {} ({}): rows of x {}, state {}, tape {} (alpha {}) and scratch {} floats; {} parameters",
         program.name,
-        sizes.join(", "),
+        program.sizes_text(),
         program.input_size,
         program.state_size,
         program.tape_size,

@@ -1,8 +1,8 @@
 //! The slot arena: every buffer a schedule's execution touches, allocated once.
 //!
 //! One contiguous `Vec<f32>` holds the working set (two running-state buffers,
-//! the state rebuilt from a tape, two gradient buffers, the working tape and
-//! scratch), each region starting on a 16-float boundary, followed by the
+//! the state rebuilt from a tape, two gradient buffers, the working tape,
+//! scratch and the window of deferred weight-gradient operands), each region starting on a 16-float boundary, followed by the
 //! checkpoint stack. Checkpoints are measured in *ticks*, `1/den` of a hidden
 //! state; a checkpoint at tick `p` starts `ceil(p · S / den)` floats into the
 //! stack, where `S` is a whole batch's state in floats, so the stack holds
@@ -33,6 +33,9 @@ pub enum Region {
     Scratch,
     /// The read-out's scratch.
     ReadoutScratch,
+    /// The operands of the cell's deferred weight gradients over a window of
+    /// backward steps (see [`WeightGradient`](crate::WeightGradient)).
+    Window,
     /// The hidden state at tick `p` of the checkpoint stack.
     Hidden(u32),
     /// The tape at tick `p` of the checkpoint stack.
@@ -58,7 +61,20 @@ pub struct ArenaLayout {
     pub ticks_per_tape: u32,
     /// The checkpoint stack's capacity in ticks (the schedule's peak).
     pub capacity_ticks: u32,
+    /// Backward steps whose deferred weight gradients are summed at once (0
+    /// when the cell defers none).
+    pub window_steps: usize,
+    /// Floats per batch row of one step's deferred operands (`Σ rows + cols`
+    /// over the cell's [`WeightGradient`](crate::WeightGradient)s).
+    pub window_row: usize,
 }
+
+/// Rows of the reduction that a window of deferred weight gradients aims
+/// for: `window_steps = ceil(WINDOW_ROWS / batch)`. 128 rows make the
+/// product's reduction long enough that `dW` is read and written once per
+/// 128 rows rather than once per step, for a window of
+/// `128 · (rows + cols)` floats (688 KB for the LSTM 64×256).
+pub const WINDOW_ROWS: usize = 128;
 
 fn round_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
@@ -88,6 +104,16 @@ impl ArenaLayout {
                 got: vec![state, tape],
             });
         }
+        let window_row: usize = cell
+            .weight_gradients()
+            .iter()
+            .map(|p| p.operand_floats())
+            .sum();
+        let window_steps = if window_row == 0 {
+            0
+        } else {
+            WINDOW_ROWS.div_ceil(batch.max(1))
+        };
         Ok(ArenaLayout {
             batch,
             state_size: state,
@@ -97,6 +123,8 @@ impl ArenaLayout {
             ticks_per_state,
             ticks_per_tape,
             capacity_ticks,
+            window_steps,
+            window_row,
         })
     }
 
@@ -107,6 +135,7 @@ impl ArenaLayout {
             Region::WorkTape | Region::Tape(_) => self.tape_size,
             Region::Scratch => self.scratch_size,
             Region::ReadoutScratch => self.readout_scratch_size,
+            Region::Window => self.window_steps * self.window_row,
         };
         (self.batch, cols)
     }
@@ -127,6 +156,7 @@ impl ArenaLayout {
             Region::WorkTape,
             Region::Scratch,
             Region::ReadoutScratch,
+            Region::Window,
         ]
         .iter()
         .map(|&r| self.padded(r))
@@ -161,6 +191,12 @@ impl ArenaLayout {
             Region::WorkTape => 5 * state,
             Region::Scratch => 5 * state + tape,
             Region::ReadoutScratch => 5 * state + tape + self.padded(Region::Scratch),
+            Region::Window => {
+                5 * state
+                    + tape
+                    + self.padded(Region::Scratch)
+                    + self.padded(Region::ReadoutScratch)
+            }
             Region::Hidden(p) => checkpoint(p, self.ticks_per_state, "a hidden state"),
             Region::Tape(p) => checkpoint(p, self.ticks_per_tape, "a tape"),
         }
@@ -235,6 +271,13 @@ impl Arena {
         let mut consumed = 0;
         for &i in &order {
             let (start, cols) = spans[i];
+            if rows * cols == 0 {
+                // An empty span (a cell without deferred products has an
+                // empty window) overlaps nothing, wherever it starts.
+                pieces[i] =
+                    Some(ArrayViewMut2::from_shape((rows, cols), &mut [][..]).expect("empty"));
+                continue;
+            }
             assert!(start >= consumed, "span at offset {start} overlaps another");
             let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - consumed);
             let (mine, tail) = tail.split_at_mut(rows * cols);
@@ -262,6 +305,8 @@ mod tests {
             ticks_per_state: 2,
             ticks_per_tape: 7,
             capacity_ticks: 18,
+            window_steps: 2,
+            window_row: 4,
         }
     }
 
@@ -277,6 +322,7 @@ mod tests {
             Region::WorkTape,
             Region::Scratch,
             Region::ReadoutScratch,
+            Region::Window,
         ];
         // A stack as a schedule lays it out: H at 0, T at 2, H at 9, T at 11.
         all.extend([
@@ -297,7 +343,7 @@ mod tests {
             assert!(w[0].1 <= w[1].0, "{w:?} overlap");
         }
         assert!(spans.last().unwrap().1 <= l.total());
-        assert!(all[..8].iter().all(|&r| l.offset(r).is_multiple_of(ALIGN)));
+        assert!(all[..9].iter().all(|&r| l.offset(r).is_multiple_of(ALIGN)));
     }
 
     #[test]

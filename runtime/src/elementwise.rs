@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 
-use crate::Rng;
 use crate::kernels::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
+use crate::{Rng, WeightGradient};
 
 /// One affine gate block `pre[m × width] = b + x·W_x + h·W_h` inside a flat
 /// parameter vector, laid out from `offset` as `W_x [input × width]` row-major,
@@ -77,6 +77,17 @@ impl GateBlock {
             for (g, d) in db.iter_mut().zip(row) {
                 *g += d;
             }
+        }
+    }
+
+    /// The block's weight gradient as one product: `[dW_x; dW_h] +=
+    /// [x | h]ᵀ·dpre` (`W_x` and `W_h` are contiguous), `db += Σ dpre`.
+    pub fn weight_gradient(&self) -> WeightGradient {
+        WeightGradient {
+            rows: self.input + self.hidden,
+            cols: self.width,
+            weight: self.offset,
+            bias: Some(self.bias().start),
         }
     }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
 
 use crate::arena::{Arena, ArenaLayout, Region};
-use crate::cell::Cell;
+use crate::cell::{Cell, Operands, WeightGradient};
 use crate::readout::{Readout, Targets};
 
 /// Gradients of one training step.
@@ -99,6 +99,29 @@ fn contiguous(what: &'static str, standard: bool, shape: &[usize]) -> Result<(),
     }
 }
 
+/// Adds the deferred products of the first `filled` steps of a window of
+/// `steps` steps into `grads`, the window's rows in order (latest step first).
+fn add_window(
+    window: &[f32],
+    products: &[WeightGradient],
+    steps: usize,
+    batch: usize,
+    filled: usize,
+    grads: &mut [f32],
+) {
+    let mut rest = window;
+    for p in products {
+        let (a, tail) = rest.split_at(steps * batch * p.rows);
+        let (d, tail) = tail.split_at(steps * batch * p.cols);
+        rest = tail;
+        p.add(
+            &a[..filled * batch * p.rows],
+            &d[..filled * batch * p.cols],
+            grads,
+        );
+    }
+}
+
 /// One training step in progress over an arena.
 pub struct Execution<'a> {
     cell: &'a dyn Cell,
@@ -109,6 +132,8 @@ pub struct Execution<'a> {
     targets: Targets<'a>,
     grads: &'a mut Gradients,
     len: u32,
+    /// The backward step that must run next (`T` down to 1, then `T` again).
+    next_backward: u32,
     scale: f32,
     loss: f64,
 }
@@ -139,18 +164,20 @@ impl<'a> Execution<'a> {
         let ticks = (layout.ticks_per_state, layout.ticks_per_tape);
         let want = ArenaLayout::new(cell, readout, batch, ticks, layout.capacity_ticks)?;
         expect(
-            "cell sizes [state, tape, scratch, read-out scratch] (the arena was made for another cell)",
+            "cell sizes [state, tape, scratch, read-out scratch, window row] (the arena was made for another cell)",
             &[
                 layout.state_size,
                 layout.tape_size,
                 layout.scratch_size,
                 layout.readout_scratch_size,
+                layout.window_row,
             ],
             &[
                 want.state_size,
                 want.tape_size,
                 want.scratch_size,
                 want.readout_scratch_size,
+                want.window_row,
             ],
         )?;
         let t = len as usize;
@@ -217,6 +244,7 @@ impl<'a> Execution<'a> {
             targets,
             grads,
             len,
+            next_backward: len,
             scale: 1.0 / (batch * targeted_steps) as f32,
             loss: 0.0,
         })
@@ -283,18 +311,42 @@ impl<'a> Execution<'a> {
     /// `h[k]` rebuilt from the tape joins `dL/dh[k]` at `grad` (zeroed first
     /// when `k = T`), then the cell's backward writes `dL/dh[k-1]` at
     /// `grad_prev`.
+    ///
+    /// Backward steps run `T, T-1, …, 1` (then, to time them, may start over
+    /// at `T`), as every verified schedule runs them. The cell's deferred weight gradients
+    /// ([`Cell::backward_deferred`]) are summed per window of
+    /// [`ArenaLayout::window_steps`] steps counted from `T`, which adds
+    /// bitwise what per-step products would.
+    ///
+    /// # Panics
+    /// If `step` is not the next step in that order.
     pub fn backward(&mut self, step: u32, tape: usize, grad: usize, grad_prev: usize) {
+        assert!(
+            step == self.next_backward,
+            "backward step {step} out of order: step {} is next",
+            self.next_backward
+        );
+        self.next_backward = if step == 1 { self.len } else { step - 1 };
         let x = self.input(step);
         let target = self.targets.at(step as usize, self.len as usize);
         let l = *self.layout();
         let (s, t) = (l.state_size, l.tape_size);
-        let [tape, mut state, mut dh, dh_prev, scratch, readout_scratch] = self.arena.spans([
+        let [
+            tape,
+            mut state,
+            mut dh,
+            dh_prev,
+            scratch,
+            readout_scratch,
+            mut window,
+        ] = self.arena.spans([
             (tape, t),
             (l.offset(Region::State), s),
             (grad, s),
             (grad_prev, s),
             (l.offset(Region::Scratch), l.scratch_size),
             (l.offset(Region::ReadoutScratch), l.readout_scratch_size),
+            (l.offset(Region::Window), l.shape(Region::Window).1),
         ]);
         if step == self.len {
             dh.fill(0.0);
@@ -308,14 +360,42 @@ impl<'a> Execution<'a> {
             &mut self.grads.readout,
             readout_scratch,
         );
-        self.cell.backward(
+        let products = self.cell.weight_gradients();
+        if products.is_empty() {
+            self.cell.backward(
+                x,
+                tape.view(),
+                dh.view(),
+                dh_prev,
+                &mut self.grads.cell,
+                scratch,
+            );
+            return;
+        }
+        let window = window
+            .as_slice_mut()
+            .expect("the window is one contiguous span");
+        let steps = l.window_steps;
+        let position = (self.len - step) as usize % steps;
+        self.cell.backward_deferred(
             x,
             tape.view(),
             dh.view(),
             dh_prev,
             &mut self.grads.cell,
             scratch,
+            Operands::new(window, products, steps, l.batch, position),
         );
+        if position + 1 == steps || step == 1 {
+            add_window(
+                window,
+                products,
+                steps,
+                l.batch,
+                position + 1,
+                &mut self.grads.cell,
+            );
+        }
     }
 
     /// Ends the step: copies `dL/dh[0]` from `grad` into the gradients and

@@ -130,6 +130,11 @@ impl Gru {
         self.hidden
     }
 
+    /// Scratch floats per batch row that `backward` uses.
+    fn scratch_per_row(&self) -> usize {
+        5 * self.hidden
+    }
+
     /// The forward step shared by `forward` and `forward_tape`, block by block of
     /// rows (in stack buffers) so that neither needs the caller's scratch.
     fn run(
@@ -183,7 +188,7 @@ impl Gru {
 }
 
 impl Cell for Gru {
-    cell_plumbing!("Gru", state = 1, tape = 5, scratch = 5);
+    cell_plumbing!("Gru", state = 1, tape = 5);
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         const WHAT: &str = "Gru::state_from_tape";

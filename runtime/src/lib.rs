@@ -8,12 +8,13 @@
 #![warn(missing_docs)]
 
 /// The methods every runtime cell implements the same way: sizes as
-/// multiples of the hidden size, the flat parameters, and `forward` /
+/// multiples of the hidden size (scratch from the cell's own
+/// `scratch_per_row`), the flat parameters, and `forward` /
 /// `forward_tape` as one shared `run` with or without a tape (which is what
 /// makes them write bitwise the same state). The runtime cells' forward steps
 /// need no scratch, so they ignore it (`backward` still uses it).
 macro_rules! cell_plumbing {
-    ($name:literal, state = $state:literal, tape = $tape:literal, scratch = $scratch:literal) => {
+    ($name:literal, state = $state:literal, tape = $tape:literal) => {
         fn input_size(&self) -> usize {
             self.input
         }
@@ -31,7 +32,7 @@ macro_rules! cell_plumbing {
         }
 
         fn scratch_size(&self) -> usize {
-            $scratch * self.hidden
+            self.scratch_per_row()
         }
 
         fn params(&self) -> &[f32] {
@@ -90,7 +91,7 @@ pub mod __private;
 
 pub use alloc::CountingAllocator;
 pub use arena::*;
-pub use cell::Cell;
+pub use cell::{Cell, Operands, WeightGradient};
 pub use exec::{Execution, Gradients, Mismatch};
 pub use gru::Gru;
 pub use lstm::Lstm;

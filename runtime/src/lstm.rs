@@ -5,9 +5,9 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::elementwise::{
     GateBlock, check_hidden, gather_cols, in_row_blocks, init_params, row_span, scatter_cols,
 };
-use crate::kernels::{sigmoid, tanh};
+use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
-use crate::{Cell, Rng, ShapeError};
+use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
 /// Forward temporaries per row, in units of `H`: the four gates.
 const FORWARD_PER_H: usize = 4;
@@ -21,7 +21,9 @@ const FORWARD_PER_H: usize = 4;
 /// * State row: `[h (H) | c (H)]`; output: `h`, the first `H`.
 /// * Tape row: `[h_prev (H) | c_prev (H) | i | f | g | o]` (activated gates),
 ///   `6H` floats, so `alpha = 3`; `backward` recomputes `c'` and `tanh(c')`.
-/// * Scratch row: `5H` floats.
+/// * Scratch row: `input + 5H` floats.
+/// * `backward_deferred` leaves `[dW_x; dW_h] += [x | h_prev]ᵀ·dpre` and
+///   `db += Σ dpre` (one [`WeightGradient`]) to the executor.
 /// * The forward steps compute the gates in row blocks in a stack buffer of at
 ///   most 512 KiB; `H` must be in `1..=32768` (constructors panic otherwise).
 #[derive(Clone, Debug)]
@@ -29,6 +31,9 @@ pub struct Lstm {
     input: usize,
     hidden: usize,
     gates: GateBlock,
+    /// `[dW_x; dW_h] += [x | h_prev]ᵀ·dpre`, `db += Σ dpre`: left to the
+    /// executor by `backward_deferred`.
+    deferred: [WeightGradient; 1],
     params: Vec<f32>,
 }
 
@@ -47,6 +52,7 @@ fn lstm_out(i: f32, f: f32, g: f32, o: f32, c_prev: f32) -> (f32, f32) {
 }
 
 /// Splits a row of `4H` gate values into `(i, f, g, o)`.
+#[inline(always)]
 fn split4(row: &[f32], n: usize) -> (&[f32], &[f32], &[f32], &[f32]) {
     let (i, rest) = row.split_at(n);
     let (f, rest) = rest.split_at(n);
@@ -55,6 +61,7 @@ fn split4(row: &[f32], n: usize) -> (&[f32], &[f32], &[f32], &[f32]) {
 }
 
 /// Mutable version of [`split4`].
+#[inline(always)]
 fn split4_mut(row: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
     let (i, rest) = row.split_at_mut(n);
     let (f, rest) = rest.split_at_mut(n);
@@ -64,6 +71,7 @@ fn split4_mut(row: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32],
 
 /// One row of the forward step: activates the gate pre-activations `pre` (`4H`)
 /// in place and writes `out = [h' | c']` from them and `c_prev`.
+#[inline(always)]
 fn forward_row(pre: &mut [f32], c_prev: &[f32], out: &mut [f32]) {
     let n = c_prev.len();
     let (pi, pf, pg, po) = split4_mut(pre, n);
@@ -73,6 +81,73 @@ fn forward_row(pre: &mut [f32], c_prev: &[f32], out: &mut [f32]) {
         let (i, f, g, o) = (sigmoid(pi[j]), sigmoid(pf[j]), tanh(pg[j]), sigmoid(po[j]));
         (pi[j], pf[j], pg[j], po[j]) = (i, f, g, o);
         (h[j], c[j]) = lstm_out(i, f, g, o, c_prev[j]);
+    }
+}
+
+simd_fn! {
+    /// [`forward_row`] for every row of a block: `pre` rows of `4H`, states of `2H`.
+    fn forward_rows(n: usize, pre: &mut [f32], s_prev: &[f32], s_next: &mut [f32]) {
+        for ((p, s), out) in pre
+            .chunks_exact_mut(4 * n)
+            .zip(s_prev.chunks_exact(2 * n))
+            .zip(s_next.chunks_exact_mut(2 * n))
+        {
+            forward_row(p, &s[n..], out);
+        }
+    }
+}
+
+simd_fn! {
+    /// `state_from_tape` for every row: tape rows of `6H`, states of `2H`.
+    fn rebuild_rows(n: usize, tape: &[f32], h: &mut [f32]) {
+        for (t, out) in tape.chunks_exact(6 * n).zip(h.chunks_exact_mut(2 * n)) {
+            let c_prev = &t[n..2 * n];
+            let (i, f, g, o) = split4(&t[2 * n..], n);
+            let (h, c) = out.split_at_mut(n);
+            let c = &mut c[..n];
+            for j in 0..n {
+                (h[j], c[j]) = lstm_out(i[j], f[j], g[j], o[j], c_prev[j]);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// The elementwise part of `backward` for every row: the gate
+    /// pre-activation gradients `dpre` (`4H`) and `dc_prev` (the `c` half of
+    /// `dh_prev`), with the weight gradient's other operand `xh = [x | h_prev]`
+    /// (`nx + H`) gathered from `x` (`nx`) and the tape.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_rows(
+        n: usize,
+        nx: usize,
+        x: &[f32],
+        tape: &[f32],
+        dh: &[f32],
+        xh: &mut [f32],
+        dpre: &mut [f32],
+        dh_prev: &mut [f32],
+    ) {
+        for r in 0..dh.len() / (2 * n) {
+            let t = &tape[r * 6 * n..(r + 1) * 6 * n];
+            let (ax, ah) = xh[r * (nx + n)..(r + 1) * (nx + n)].split_at_mut(nx);
+            ax.copy_from_slice(&x[r * nx..(r + 1) * nx]);
+            ah.copy_from_slice(&t[..n]);
+            let c_prev = &t[n..2 * n];
+            let (i, f, g, o) = split4(&t[2 * n..], n);
+            let (dh_h, dh_c) = dh[r * 2 * n..(r + 1) * 2 * n].split_at(n);
+            let (dpi, dpf, dpg, dpo) = split4_mut(&mut dpre[r * 4 * n..(r + 1) * 4 * n], n);
+            let dc_prev = &mut dh_prev[r * 2 * n + n..(r + 1) * 2 * n];
+            for j in 0..n {
+                let tc = tanh(cell_state(i[j], f[j], g[j], c_prev[j]));
+                let dc = dh_c[j] + dh_h[j] * o[j] * (1.0 - tc * tc);
+                dpi[j] = dc * g[j] * i[j] * (1.0 - i[j]);
+                dpf[j] = dc * c_prev[j] * f[j] * (1.0 - f[j]);
+                dpg[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+                dpo[j] = dh_h[j] * tc * o[j] * (1.0 - o[j]);
+                dc_prev[j] = dc * f[j];
+            }
+        }
     }
 }
 
@@ -121,6 +196,7 @@ impl Lstm {
             input,
             hidden,
             gates: Self::block(input, hidden),
+            deferred: [Self::block(input, hidden).weight_gradient()],
             params,
         }
     }
@@ -128,6 +204,49 @@ impl Lstm {
     /// `H`, the features of `h` (the state holds `h` and `c`, `2H`).
     pub fn hidden_size(&self) -> usize {
         self.hidden
+    }
+
+    /// Scratch floats per batch row: `backward`'s `[x | h_prev]` and `dpre`.
+    fn scratch_per_row(&self) -> usize {
+        self.input + 5 * self.hidden
+    }
+
+    /// The backward step up to the products: writes the gate pre-activation
+    /// gradients `dpre` (`[batch × 4H]`), the weight gradient's operand
+    /// `xh = [x | h_prev]` (`[batch × (input + H)]`) and `dc_prev`, the `c`
+    /// half of `dh_prev`, whose rows it returns.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_operands<'d>(
+        &self,
+        what: &str,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<'d, f32>,
+        xh: &mut [f32],
+        dpre: &mut [f32],
+    ) -> &'d mut [f32] {
+        let (batch, n) = (x.nrows(), self.hidden);
+        let x = rows(what, "x", x, batch, self.input);
+        let tape = rows(what, "tape", tape, batch, 6 * n);
+        let dh = rows(what, "dh", dh, batch, 2 * n);
+        let dh_prev = rows_mut(what, "dh_prev", dh_prev, batch, 2 * n);
+        assert!(
+            xh.len() == batch * (self.input + n) && dpre.len() == batch * 4 * n,
+            "{what}: operand rows of the wrong size"
+        );
+        backward_rows(n, self.input, x, tape, dh, xh, dpre, dh_prev);
+        dh_prev
+    }
+
+    /// Writes `dh_prev`'s `h` half, `dpre·W_hᵀ`, computed contiguous in
+    /// `temp` (`[batch × H]`).
+    fn add_dh_prev(&self, dpre: &[f32], temp: &mut [f32], dh_prev: &mut [f32]) {
+        let n = self.hidden;
+        let batch = temp.len() / n;
+        temp.fill(0.0);
+        self.gates.add_dh(&self.params, batch, dpre, temp);
+        scatter_cols(temp, dh_prev, 2 * n, 0..n);
     }
 
     /// The forward step shared by `forward` and `forward_tape`, block by block of
@@ -154,13 +273,7 @@ impl Lstm {
             gather_cols(s_prev, 2 * n, 0..n, h);
             self.gates
                 .pre(&self.params, m, &x[row_span(&r, nx)], h, pre);
-            for ((p, s), out) in pre
-                .chunks_exact_mut(4 * n)
-                .zip(s_prev.chunks_exact(2 * n))
-                .zip(s_next.chunks_exact_mut(2 * n))
-            {
-                forward_row(p, &s[n..], out);
-            }
+            forward_rows(n, pre, s_prev, s_next);
             if let Some(tape) = tape.as_deref_mut() {
                 let tape = &mut tape[row_span(&r, 6 * n)];
                 for ((t, s), p) in tape
@@ -177,22 +290,14 @@ impl Lstm {
 }
 
 impl Cell for Lstm {
-    cell_plumbing!("Lstm", state = 2, tape = 6, scratch = 5);
+    cell_plumbing!("Lstm", state = 2, tape = 6);
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         const WHAT: &str = "Lstm::state_from_tape";
         let (batch, n) = (tape.nrows(), self.hidden);
         let tape = rows(WHAT, "tape", tape, batch, 6 * n);
         let h = rows_mut(WHAT, "h", h, batch, 2 * n);
-        for (t, out) in tape.chunks_exact(6 * n).zip(h.chunks_exact_mut(2 * n)) {
-            let c_prev = &t[n..2 * n];
-            let (i, f, g, o) = split4(&t[2 * n..], n);
-            let (h, c) = out.split_at_mut(n);
-            let c = &mut c[..n];
-            for j in 0..n {
-                (h[j], c[j]) = lstm_out(i[j], f[j], g[j], o[j], c_prev[j]);
-            }
-        }
+        rebuild_rows(n, tape, h);
     }
 
     fn backward(
@@ -205,42 +310,37 @@ impl Cell for Lstm {
         scratch: ArrayViewMut2<f32>,
     ) {
         const WHAT: &str = "Lstm::backward";
-        let (batch, n) = (x.nrows(), self.hidden);
-        let x = rows(WHAT, "x", x, batch, self.input);
-        let tape = rows(WHAT, "tape", tape, batch, 6 * n);
-        let dh = rows(WHAT, "dh", dh, batch, 2 * n);
-        let dh_prev = rows_mut(WHAT, "dh_prev", dh_prev, batch, 2 * n);
+        let batch = x.nrows();
         check_grads(WHAT, grads, self.params.len());
-        let (dpre, h_prev) = scratch_rows(WHAT, scratch, batch, 5 * n).split_at_mut(batch * 4 * n);
+        let scratch = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
+        let (xh, rest) = scratch.split_at_mut(batch * (self.input + self.hidden));
+        let dpre = &mut rest[..batch * 4 * self.hidden];
+        let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
+        self.deferred[0].add(xh, dpre, grads);
+        // xh is free again: dh_prev's h part is computed there.
+        self.add_dh_prev(dpre, &mut xh[..batch * self.hidden], dh_prev);
+    }
 
-        // Gate pre-activation gradients and dc_prev, one fused pass per row; h_prev
-        // gathered contiguous for the weight gradient.
-        for (((t, d), (dp, hp)), dsp) in tape
-            .chunks_exact(6 * n)
-            .zip(dh.chunks_exact(2 * n))
-            .zip(dpre.chunks_exact_mut(4 * n).zip(h_prev.chunks_exact_mut(n)))
-            .zip(dh_prev.chunks_exact_mut(2 * n))
-        {
-            hp.copy_from_slice(&t[..n]);
-            let c_prev = &t[n..2 * n];
-            let (i, f, g, o) = split4(&t[2 * n..], n);
-            let (dh_h, dh_c) = (&d[..n], &d[n..2 * n]);
-            let (dpi, dpf, dpg, dpo) = split4_mut(dp, n);
-            let dc_prev = &mut dsp[n..2 * n];
-            for j in 0..n {
-                let tc = tanh(cell_state(i[j], f[j], g[j], c_prev[j]));
-                let dc = dh_c[j] + dh_h[j] * o[j] * (1.0 - tc * tc);
-                dpi[j] = dc * g[j] * i[j] * (1.0 - i[j]);
-                dpf[j] = dc * c_prev[j] * f[j] * (1.0 - f[j]);
-                dpg[j] = dc * i[j] * (1.0 - g[j] * g[j]);
-                dpo[j] = dh_h[j] * tc * o[j] * (1.0 - o[j]);
-                dc_prev[j] = dc * f[j];
-            }
-        }
-        self.gates.add_grads(batch, x, h_prev, dpre, grads);
-        // dh_prev's h part = dpre·W_hᵀ, computed contiguous in the h_prev buffer.
-        h_prev.fill(0.0);
-        self.gates.add_dh(&self.params, batch, dpre, h_prev);
-        scatter_cols(h_prev, dh_prev, 2 * n, 0..n);
+    fn weight_gradients(&self) -> &[WeightGradient] {
+        &self.deferred
+    }
+
+    fn backward_deferred(
+        &self,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        grads: &mut [f32],
+        scratch: ArrayViewMut2<f32>,
+        operands: Operands<'_>,
+    ) {
+        const WHAT: &str = "Lstm::backward_deferred";
+        let batch = x.nrows();
+        check_grads(WHAT, grads, self.params.len());
+        let scratch = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
+        let [(xh, dpre)] = operands.rows::<1>();
+        let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
+        self.add_dh_prev(dpre, &mut scratch[..batch * self.hidden], dh_prev);
     }
 }

@@ -74,6 +74,11 @@ impl Rnn {
         self.hidden
     }
 
+    /// Scratch floats per batch row that `backward` uses.
+    fn scratch_per_row(&self) -> usize {
+        2 * self.hidden
+    }
+
     /// The forward step shared by `forward` and `forward_tape`: the whole batch's
     /// pre-activations go straight into `h_next`, then `tanh` in place.
     fn run(
@@ -107,7 +112,7 @@ impl Rnn {
 }
 
 impl Cell for Rnn {
-    cell_plumbing!("Rnn", state = 1, tape = 2, scratch = 2);
+    cell_plumbing!("Rnn", state = 1, tape = 2);
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         const WHAT: &str = "Rnn::state_from_tape";

@@ -274,5 +274,7 @@ pub fn layout_for_alpha(schedule: &Schedule) -> ArenaLayout {
         ticks_per_state: alpha.denominator(),
         ticks_per_tape: alpha.numerator(),
         capacity_ticks: schedule.capacity().0,
+        window_steps: 0,
+        window_row: 0,
     }
 }

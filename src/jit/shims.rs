@@ -351,6 +351,8 @@ mod tests {
             ticks_per_state: 1,
             ticks_per_tape: 2,
             capacity_ticks: 3,
+            window_steps: 0,
+            window_row: 0,
         };
         let calls = [
             Call::RestoreInitial {

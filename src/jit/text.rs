@@ -25,6 +25,7 @@ fn name(region: Region) -> String {
         Region::WorkTape => "W".to_owned(),
         Region::Scratch => "scratch".to_owned(),
         Region::ReadoutScratch => "readout-scratch".to_owned(),
+        Region::Window => "window".to_owned(),
         Region::Hidden(i) => format!("H{i}"),
         Region::Tape(i) => format!("T{i}"),
     }

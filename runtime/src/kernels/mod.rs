@@ -11,14 +11,19 @@
 //!   (detected once: a machine always takes the same path), else portable
 //!   lanes. Each call uses about 64 KiB of the calling thread's stack.
 //! * Activations [`exp`], [`sigmoid`] and [`tanh`] are branch-free scalar
-//!   functions that inline into, and vectorise with, the cells' loops.
+//!   functions that inline into, and vectorise with, the cells' loops, which
+//!   [`simd_fn!`](dispatch) compiles for AVX-512F, AVX2 or the baseline
+//!   ([`Level`]) without changing a bit.
 //!
 //! None of them allocates after the pool has started.
 
 pub mod act;
+mod dispatch;
 mod gemm;
 mod pool;
 mod simd;
 
 pub use act::{exp, sigmoid, tanh};
+pub use dispatch::Level;
+pub(crate) use dispatch::simd_fn;
 pub use gemm::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};

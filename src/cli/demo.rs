@@ -25,7 +25,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 8)]
     batch: usize,
     /// Checkpoint budget: units of hidden state or percent of store-all.
-    #[arg(long, default_value = "5%")]
+    #[arg(long, default_value = "5%", allow_hyphen_values = true)]
     budget: String,
     /// Policy of the budgeted run.
     #[arg(long, default_value = "msm")]
@@ -57,6 +57,7 @@ struct Measured {
 }
 
 pub fn demo(args: &DemoArgs) -> Result<(), Error> {
+    super::budget_in_range(&args.budget)?;
     let policy: Policy = args.policy.parse()?;
     let budget: Budget = args.budget.parse()?;
     let backend: BackendKind = args.backend.parse()?;
@@ -73,7 +74,6 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
             args.iters
         )));
     }
-    super::budget_in_range(&args.budget)?;
     let classes = 16;
     // Both plans first, then what they need, then the allocations.
     let shape = CellShape::lstm(args.input, args.hidden);

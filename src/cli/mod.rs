@@ -109,14 +109,21 @@ fn in_range(
     }
 }
 
-/// Refuses a budget above 100% of store-all, which no schedule can use.
+/// Refuses a budget above 100% of store-all, which no schedule can use,
+/// as out of range (not as unreadable), then any other unreadable one.
 fn budget_in_range(text: &str) -> Result<(), Error> {
-    match text.parse()? {
-        Budget::Percent(p) if p > 100.0 => Err(Error::Flag(format!(
+    let percent = text
+        .trim()
+        .strip_suffix('%')
+        .map(|n| n.trim().parse::<f64>());
+    if let Some(Ok(p)) = percent
+        && p > 100.0
+    {
+        return Err(Error::Flag(format!(
             "the budget {p}% is out of range: at most 100% of store-all's memory"
-        ))),
-        _ => Ok(()),
+        )));
     }
+    text.parse::<Budget>().map(drop)
 }
 
 /// Parses `--max-memory 2GB`.

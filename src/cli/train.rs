@@ -47,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long = "size", value_parser = super::cell_size)]
     sizes: Vec<(String, usize)>,
     /// Checkpoint memory: units of hidden state or percent of store-all.
-    #[arg(long, default_value = "5%")]
+    #[arg(long, default_value = "5%", allow_hyphen_values = true)]
     budget: String,
     /// hsm, ism, msm, store-all, sqrt or interval:K.
     #[arg(long, default_value = "msm")]
@@ -59,10 +59,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 500)]
     steps: u64,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, allow_hyphen_values = true)]
     lr: f32,
     /// Clip gradients to this global norm.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     clip: f32,
     /// Seed of parameters and batches.
     #[arg(long, default_value_t = 1)]

@@ -33,17 +33,28 @@ pub struct Header<C> {
     pub sections: Vec<usize>,
 }
 
-/// The file a save writes: the target of a symbolic link, else the path.
+/// The file a save writes: the end of a chain of symbolic links (which may
+/// not exist yet), else the path.
 fn target(path: &Path) -> Result<PathBuf, Error> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| {
-            Error::Io(format!(
-                "the checkpoint {} is a symbolic link to a missing file: {e}",
-                path.display()
-            ))
-        }),
-        _ => Ok(path.to_path_buf()),
+    let mut file = path.to_path_buf();
+    for _ in 0..32 {
+        match fs::symlink_metadata(&file) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = fs::read_link(&file).map_err(|e| {
+                    Error::Io(format!("cannot follow the link {}: {e}", file.display()))
+                })?;
+                file = match file.parent() {
+                    Some(dir) => dir.join(link),
+                    None => link,
+                };
+            }
+            _ => return Ok(file),
+        }
     }
+    Err(Error::Io(format!(
+        "the checkpoint {} is a loop of symbolic links",
+        path.display()
+    )))
 }
 
 fn temp_name(name: &str, pid: u32) -> String {

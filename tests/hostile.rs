@@ -342,56 +342,48 @@ fn a_closed_pipe_ends_quietly() {
 /// The README's main command works from any folder and with any target
 /// folder: the default checkpoint goes to the current folder. Held-out
 /// lines are printed when the output is not a terminal.
+/// Trains a tiny adding problem in `dir` with `extra` flags; its output.
+fn train_in(dir: &Path, extra: &[&str]) -> String {
+    let out = bptt()
+        .args([
+            "train",
+            "--task",
+            "adding",
+            "--len",
+            "20",
+            "--hidden",
+            "4",
+            "--batch",
+            "2",
+            "--eval-every",
+            "2",
+        ])
+        .args(extra)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", dir.join("elsewhere"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    stdout
+}
+
 #[test]
 fn train_works_from_any_folder_and_logs_without_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bptt()
-        .args([
-            "train", "--task", "adding", "--len", "20", "--hidden", "4", "--batch", "2",
-        ])
-        .args(["--steps", "4", "--eval-every", "2"])
-        .current_dir(dir.path())
-        .env("CARGO_TARGET_DIR", dir.path().join("elsewhere"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.lines().filter(|l| l.contains("held-out")).count(),
-        4,
-        "{stdout}"
-    );
+    let stdout = train_in(dir.path(), &["--steps", "4"]);
+    let held_out = stdout.lines().filter(|l| l.contains("held-out")).count();
+    assert_eq!(held_out, 4, "{stdout}");
     assert!(
         stdout.lines().any(|l| l.starts_with("step     2")),
         "{stdout}"
     );
-    let ckpt: &Path = &dir.path().join("bptt-train.ckpt");
-    assert!(ckpt.is_file());
+    assert!(dir.path().join("bptt-train.ckpt").is_file());
     // Resuming from another spelling of the same path continues the run.
-    let out = bptt()
-        .args([
-            "train", "--task", "adding", "--len", "20", "--hidden", "4", "--batch", "2",
-        ])
-        .args([
-            "--steps",
-            "6",
-            "--eval-every",
-            "2",
-            "--resume",
-            "./bptt-train.ckpt",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = train_in(
+        dir.path(),
+        &["--steps", "6", "--resume", "./bptt-train.ckpt"],
     );
     assert!(stdout.contains("starting at step 4"), "{stdout}");
 }

@@ -147,41 +147,39 @@ fn long_sums_are_bounded() {
     // `h`, `matmul`, `x`, `w` and the numbers.
     run("a sum at the limit", cell("", &terms(MAX_TERMS - 4))).unwrap();
     for n in [MAX_TERMS, 5000, 150_000] {
-        refused(
-            "a long sum",
-            cell("", &terms(n)),
-            "names and numbers in one statement",
-        );
-        let product = format!("matmul(x, w){}", " * h".repeat(n));
-        refused(
-            "a long product",
-            cell("", &product),
-            "names and numbers in one statement",
-        );
-        let args = format!("concat({})", vec!["x"; n].join(", "));
-        refused(
-            "many arguments",
-            cell("", &args),
-            "names and numbers in one statement",
-        );
+        let cases = [
+            ("a long sum", terms(n)),
+            (
+                "a long product",
+                format!("matmul(x, w){}", " * h".repeat(n)),
+            ),
+            (
+                "many arguments",
+                format!("concat({})", vec!["x"; n].join(", ")),
+            ),
+        ];
+        for (what, value) in cases {
+            refused(what, cell("", &value), "names and numbers in one statement");
+        }
     }
 }
 
 #[test]
 fn long_literals_and_names_are_refused_at_once() {
     for n in [MAX_TOKEN_CHARS + 1, 100_000, 900_000] {
-        let digits = format!("matmul(x, w) + {}.5", "1".repeat(n));
-        refused(
-            "a long number",
-            cell("", &digits),
-            "longer than 64 characters",
-        );
-        let int = format!("matmul(x, w) * {}", "7".repeat(n));
-        refused(
-            "a long integer",
-            cell("", &int),
-            "longer than 64 characters",
-        );
+        let cases = [
+            (
+                "a long number",
+                format!("matmul(x, w) + {}.5", "1".repeat(n)),
+            ),
+            (
+                "a long integer",
+                format!("matmul(x, w) * {}", "7".repeat(n)),
+            ),
+        ];
+        for (what, value) in cases {
+            refused(what, cell("", &value), "longer than 64 characters");
+        }
         let name = "a".repeat(n);
         let err = run(
             "a long name",

@@ -37,6 +37,14 @@ fn config(task: TaskSpec) -> TrainConfig {
     }
 }
 
+/// A fresh model of the tiny text on the interpreter.
+fn text_trainer(dir: &TempDir) -> Trainer {
+    let cfg = config(TaskSpec::Text {
+        path: tiny_text(dir),
+    });
+    Trainer::new(cfg, BackendKind::Interpreter).unwrap()
+}
+
 fn losses(trainer: &mut Trainer, steps: usize) -> Vec<u64> {
     (0..steps)
         .map(|_| trainer.step().unwrap().loss.to_bits())
@@ -46,13 +54,7 @@ fn losses(trainer: &mut Trainer, steps: usize) -> Vec<u64> {
 #[test]
 fn a_short_run_lowers_the_held_out_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let mut trainer = Trainer::new(
-        config(TaskSpec::Text {
-            path: tiny_text(&dir),
-        }),
-        BackendKind::Interpreter,
-    )
-    .unwrap();
+    let mut trainer = text_trainer(&dir);
     let before = trainer.evaluate();
     for _ in 0..60 {
         trainer.step().unwrap();
@@ -316,6 +318,14 @@ fn resuming_compares_content_not_paths() {
     );
 }
 
+/// Why a fresh model of `cfg` is refused.
+fn refusal(cfg: TrainConfig) -> String {
+    match Trainer::new(cfg, BackendKind::Interpreter) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Memory is counted before it is spent: a hidden size whose parameters
 /// cannot fit is refused in one line naming both figures, at once.
 #[test]
@@ -323,20 +333,14 @@ fn a_model_too_large_for_memory_is_refused_before_allocating() {
     let mut cfg = config(TaskSpec::Adding);
     cfg.hidden = 1 << 40;
     let start = std::time::Instant::now();
-    let err = Trainer::new(cfg.clone(), BackendKind::Interpreter)
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = refusal(cfg.clone());
     assert!(
         err.contains("would need") && err.contains("more than"),
         "{err}"
     );
     cfg.hidden = 24;
     cfg.max_memory = Some(1000);
-    let err = Trainer::new(cfg, BackendKind::Interpreter)
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = refusal(cfg);
     assert!(err.contains("1.0 kB --max-memory"), "{err}");
     assert!(start.elapsed().as_secs_f64() < 1.0);
 }
@@ -347,26 +351,14 @@ fn texts_are_capped_and_checked_as_they_stream() {
     let dir = tempfile::tempdir().unwrap();
     let latin1 = temp(&dir, "latin1.txt");
     std::fs::write(&latin1, b"caf\xe9 au lait".repeat(100)).unwrap();
-    let err = Trainer::new(
-        config(TaskSpec::Text { path: latin1 }),
-        BackendKind::Interpreter,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = refusal(config(TaskSpec::Text { path: latin1 }));
     assert!(err.contains("not UTF-8 (at byte 3)"), "{err}");
     #[cfg(unix)]
     {
         let start = std::time::Instant::now();
-        let err = Trainer::new(
-            config(TaskSpec::Text {
-                path: PathBuf::from("/dev/zero"),
-            }),
-            BackendKind::Interpreter,
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let err = refusal(config(TaskSpec::Text {
+            path: PathBuf::from("/dev/zero"),
+        }));
         assert!(err.contains("larger than"), "{err}");
         assert!(start.elapsed().as_secs_f64() < 5.0);
     }
@@ -376,13 +368,7 @@ fn texts_are_capped_and_checked_as_they_stream() {
 #[test]
 fn temperature_zero_samples_greedily() {
     let dir = tempfile::tempdir().unwrap();
-    let mut trainer = Trainer::new(
-        config(TaskSpec::Text {
-            path: tiny_text(&dir),
-        }),
-        BackendKind::Interpreter,
-    )
-    .unwrap();
+    let mut trainer = text_trainer(&dir);
     losses(&mut trainer, 20);
     let a = trainer.sample(60, 0.0, 1);
     assert_eq!(

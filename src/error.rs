@@ -116,6 +116,13 @@ pub enum Error {
     /// A kernel panicked inside JIT-compiled code; the run stopped there.
     #[error("a kernel panicked in JIT-compiled code: {0}")]
     KernelPanic(String),
+    /// A command would need more memory than it may use (both figures in
+    /// the message).
+    #[error("{0}")]
+    OutOfMemory(String),
+    /// A flag out of range, or one that the other flags would ignore.
+    #[error("{0}")]
+    Flag(String),
 }
 
 impl From<bptt_runtime::Mismatch> for Error {

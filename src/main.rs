@@ -7,15 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = match cli::Cli::try_parse() {
-        Ok(args) => args,
-        Err(err) if !err.use_stderr() => err.exit(),
-        Err(err) => {
-            let text = err.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return ExitCode::from(2);
-        }
-    };
+    quiet_on_closed_pipe();
+    // clap's own messages in full: usage, the missing argument, suggestions,
+    // possible values; bare `bptt` prints the help with the command list.
+    let args = cli::Cli::try_parse().unwrap_or_else(|err| err.exit());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -24,3 +19,24 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Restores the default action of `SIGPIPE`, which Rust's start-up ignores:
+/// output into a closed pipe (`bptt schedule .. | head`) then ends the
+/// process quietly with the conventional status, as for any Unix tool,
+/// instead of `println!` panicking on the broken pipe.
+#[cfg(unix)]
+fn quiet_on_closed_pipe() {
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: `signal` is the C library's, called once before any thread
+    // starts, with the default disposition (no handler code runs).
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_pipe() {}

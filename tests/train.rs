@@ -33,7 +33,16 @@ fn config(task: TaskSpec) -> TrainConfig {
         lr: 1e-2,
         clip: 1.0,
         seed: 3,
+        max_memory: None,
     }
+}
+
+/// A fresh model of the tiny text on the interpreter.
+fn text_trainer(dir: &TempDir) -> Trainer {
+    let cfg = config(TaskSpec::Text {
+        path: tiny_text(dir),
+    });
+    Trainer::new(cfg, BackendKind::Interpreter).unwrap()
 }
 
 fn losses(trainer: &mut Trainer, steps: usize) -> Vec<u64> {
@@ -45,13 +54,7 @@ fn losses(trainer: &mut Trainer, steps: usize) -> Vec<u64> {
 #[test]
 fn a_short_run_lowers_the_held_out_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let mut trainer = Trainer::new(
-        config(TaskSpec::Text {
-            path: tiny_text(&dir),
-        }),
-        BackendKind::Interpreter,
-    )
-    .unwrap();
+    let mut trainer = text_trainer(&dir);
     let before = trainer.evaluate();
     for _ in 0..60 {
         trainer.step().unwrap();
@@ -243,5 +246,139 @@ fn a_bad_cell_file_is_a_clear_error() {
             && msg.contains("line 5, column 12")
             && msg.contains("unknown name `hh`"),
         "{msg}"
+    );
+}
+
+/// A checkpoint continues only the run it came from, by content: an edited
+/// cell, another text or vocabulary at the same path is refused in words,
+/// and the same file under another spelling of its path resumes.
+#[test]
+fn resuming_compares_content_not_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_text(&dir);
+    let cell = temp(&dir, "my.cell");
+    let mgu = concat!(env!("CARGO_MANIFEST_DIR"), "/cells/mgu.cell");
+    std::fs::copy(mgu, &cell).unwrap();
+    let mut cfg = config(TaskSpec::Text { path: text.clone() });
+    cfg.cell = Some(cell.clone());
+    let path = temp(&dir, "run.ckpt");
+    Trainer::new(cfg.clone(), BackendKind::Interpreter)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let refused = |cfg: TrainConfig| {
+        let err = Trainer::resume(&path, cfg, BackendKind::Interpreter)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            !err.contains("Some(") && !err.contains("{ path"),
+            "debug formatting: {err}"
+        );
+        err
+    };
+    // The same files spelled otherwise resume.
+    let mut spelled = cfg.clone();
+    spelled.cell = Some(dir.path().join(".").join("my.cell"));
+    spelled.task = TaskSpec::Text {
+        path: dir.path().join(".").join("tiny.txt"),
+    };
+    Trainer::resume(&path, spelled, BackendKind::Interpreter).unwrap();
+    // Comments and spacing do not count; an edited equation does.
+    let source = std::fs::read_to_string(mgu).unwrap();
+    std::fs::write(&cell, format!("// a comment\n{source}\n\n")).unwrap();
+    Trainer::resume(&path, cfg.clone(), BackendKind::Interpreter).unwrap();
+    std::fs::write(
+        &cell,
+        source.replace("(1.0 - f) * h", "(1.0 - f) * candidate"),
+    )
+    .unwrap();
+    let err = refused(cfg.clone());
+    assert!(err.contains("cell's definition differs"), "{err}");
+    std::fs::copy(mgu, &cell).unwrap();
+    // Another text with the same characters, then one with other characters.
+    let line = "the cat sat on the mat. the dog sat on the log.\n";
+    std::fs::write(
+        &text,
+        line.repeat(39) + "the log sat on the dog. the mat sat on the cat.\n",
+    )
+    .unwrap();
+    let err = refused(cfg.clone());
+    assert!(err.contains("the text differs"), "{err}");
+    std::fs::write(&text, line.replace('c', "k").repeat(40)).unwrap();
+    let err = refused(cfg.clone());
+    assert!(err.contains("vocabulary"), "{err}");
+    // A setting that shapes the model, in words.
+    let mut lstm = cfg;
+    lstm.cell = None;
+    let err = refused(lstm);
+    assert!(
+        err.contains("cell a cell file, this run asks for the runtime's LSTM"),
+        "{err}"
+    );
+}
+
+/// Why a fresh model of `cfg` is refused.
+fn refusal(cfg: TrainConfig) -> String {
+    match Trainer::new(cfg, BackendKind::Interpreter) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Memory is counted before it is spent: a hidden size whose parameters
+/// cannot fit is refused in one line naming both figures, at once.
+#[test]
+fn a_model_too_large_for_memory_is_refused_before_allocating() {
+    let mut cfg = config(TaskSpec::Adding);
+    cfg.hidden = 1 << 40;
+    let start = std::time::Instant::now();
+    let err = refusal(cfg.clone());
+    assert!(
+        err.contains("would need") && err.contains("more than"),
+        "{err}"
+    );
+    cfg.hidden = 24;
+    cfg.max_memory = Some(1000);
+    let err = refusal(cfg);
+    assert!(err.contains("1.0 kB --max-memory"), "{err}");
+    assert!(start.elapsed().as_secs_f64() < 1.0);
+}
+
+/// A text is read with a cap and checked as UTF-8 while it streams.
+#[test]
+fn texts_are_capped_and_checked_as_they_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = temp(&dir, "latin1.txt");
+    std::fs::write(&latin1, b"caf\xe9 au lait".repeat(100)).unwrap();
+    let err = refusal(config(TaskSpec::Text { path: latin1 }));
+    assert!(err.contains("not UTF-8 (at byte 3)"), "{err}");
+    #[cfg(unix)]
+    {
+        let start = std::time::Instant::now();
+        let err = refusal(config(TaskSpec::Text {
+            path: PathBuf::from("/dev/zero"),
+        }));
+        assert!(err.contains("larger than"), "{err}");
+        assert!(start.elapsed().as_secs_f64() < 5.0);
+    }
+}
+
+/// Temperature 0 takes the likeliest character: the same text every time.
+#[test]
+fn temperature_zero_samples_greedily() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut trainer = text_trainer(&dir);
+    losses(&mut trainer, 20);
+    let a = trainer.sample(60, 0.0, 1);
+    assert_eq!(
+        a,
+        trainer.sample(60, 0.0, 2),
+        "greedy does not depend on the seed"
+    );
+    assert_eq!(a.chars().count(), 60);
+    assert!(
+        a.chars().collect::<std::collections::HashSet<_>>().len() > 1,
+        "{a}"
     );
 }

@@ -9,8 +9,7 @@ use crate::error::Error;
 
 /// Reads and parses a cell file; errors name the file, line and column.
 pub fn load(path: &Path) -> Result<CellDef, Error> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|e| Error::Io(format!("cannot read the cell file {}: {e}", path.display())))?;
+    let src = super::limits::read_source(path)?;
     CellDef::parse_str(&src).map_err(|e| Error::Cell(format!("{}: {e}", path.display())))
 }
 

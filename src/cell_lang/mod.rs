@@ -65,6 +65,7 @@ mod error;
 mod eval;
 mod file;
 mod graph;
+pub mod limits;
 mod lower;
 mod method;
 mod syntax;

@@ -138,7 +138,7 @@ impl CellDef {
     /// Parses a cell from text, e.g. a `.cell` file. Errors carry the line
     /// and column of the offending token.
     pub fn parse_str(src: &str) -> Result<CellDef, CellError> {
-        syn::parse_str(src).map_err(CellError::from)
+        super::limits::parse_str(src).map_err(CellError::from)
     }
 }
 
@@ -230,6 +230,7 @@ impl Parse for CellDef {
                 format!("cell `{}` declares no `state h: [..];`", def.name),
             ));
         }
+        super::limits::check_def(&def)?;
         Ok(def)
     }
 }

@@ -1,11 +1,12 @@
 //! `bptt bench`: time and memory of every policy on every backend, measured.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use bptt::Error;
 use bptt::bench::{self, BenchConfig};
+use bptt::train::memory::{CellShape, Need};
+use bptt::{Alpha, BackendKind, Budget, Error, Plan, Policy};
 use bptt_runtime::CountingAllocator;
 
 /// The `bptt` binary counts its heap for the benchmark's peak-heap column: a
@@ -56,9 +57,32 @@ pub struct BenchArgs {
     /// Seed of the parameters and data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Where the table (bench.md, bench.csv, bench.json) and the figures go.
+    /// Where the table (bench.md, bench.csv, bench.json) and the figures go
+    /// (a folder, created if missing).
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// The most memory the benchmark may allocate (e.g. 2GB) [default: the
+    /// memory available].
+    #[arg(long, value_parser = super::memory_size)]
+    max_memory: Option<u64>,
+}
+
+/// The most timed or warm-up iterations per row.
+const MAX_RUNS: usize = 1000;
+/// The most budgets in `--percents`.
+const MAX_PERCENTS: usize = 32;
+
+/// Checks, before measuring, that the figures can be written into `out`.
+fn check_out(out: &Path) -> Result<(), Error> {
+    let bad = |why: String| Error::Io(format!("cannot write into {}: {why}", out.display()));
+    if out.exists() && !out.is_dir() {
+        return Err(bad("it is not a folder".to_string()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| bad(e.to_string()))?;
+    let probe = out.join(format!(".bptt-bench-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| bad(e.to_string()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
 }
 
 impl BenchArgs {
@@ -79,6 +103,23 @@ impl BenchArgs {
         c.warmup = self.warmup.unwrap_or(c.warmup).max(1);
         c.interval = self.interval.unwrap_or(c.interval);
         c.seed = self.seed;
+        if c.interval == 0 {
+            return Err(Error::Flag("--interval must be at least 1".to_string()));
+        }
+        if c.runs > MAX_RUNS || c.warmup > MAX_RUNS {
+            return Err(Error::Flag(format!(
+                "--runs and --warmup take at most {MAX_RUNS} iterations"
+            )));
+        }
+        if self
+            .percents
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_PERCENTS)
+        {
+            return Err(Error::Flag(format!(
+                "--percents takes at most {MAX_PERCENTS} budgets"
+            )));
+        }
         if let Some(p) = &self.percents {
             if p.is_empty() || p.iter().any(|&x| !(x > 0.0 && x <= 100.0)) {
                 return Err(Error::BadBudget(
@@ -113,10 +154,31 @@ impl BenchArgs {
     }
 }
 
+/// What the benchmark allocates at most: two runs of store-all (the
+/// largest arena of any policy) on every backend at once, and the data.
+fn need(c: &BenchConfig) -> Result<Need, Error> {
+    let shape = CellShape::lstm(c.input, c.hidden);
+    let plan = Plan::new(
+        Policy::StoreAll,
+        Alpha::new(shape.alpha())?,
+        c.len.max(2),
+        Budget::Percent(100.0),
+    )?;
+    let run = shape.run(&plan, c.batch, c.classes.max(1), BackendKind::Jit);
+    let (len, rows) = (u128::from(c.len), c.batch as u128);
+    Ok(run.clone().and(run).floats(
+        "data",
+        len.saturating_mul(rows)
+            .saturating_mul((c.input as u128).saturating_add(1)),
+    ))
+}
+
 /// Runs `bptt bench`: measures, prints the table and the targets, writes the
 /// files.
 pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     let config = args.config()?;
+    check_out(&args.out)?;
+    need(&config)?.check("the benchmark", args.max_memory)?;
     let report = bench::run(&config, Some(&HEAP), &mut |line| eprintln!("{line}"))?;
     println!("{}", report.header());
     println!("{}", report.table());

@@ -5,6 +5,7 @@ use std::time::Instant;
 use clap::Args;
 use ndarray::{Array2, Array3};
 
+use bptt::train::memory::CellShape;
 use bptt::{Alpha, BackendKind, Budget, Error, Gradients, Plan, Policy, Schedule};
 use bptt_runtime::{Cell, LossKind, Lstm, Readout, Rng, Targets};
 
@@ -24,7 +25,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 8)]
     batch: usize,
     /// Checkpoint budget: units of hidden state or percent of store-all.
-    #[arg(long, default_value = "5%")]
+    #[arg(long, default_value = "5%", allow_hyphen_values = true)]
     budget: String,
     /// Policy of the budgeted run.
     #[arg(long, default_value = "msm")]
@@ -38,7 +39,14 @@ pub struct DemoArgs {
     /// Seed of the parameters and data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The most memory the demo may allocate (e.g. 2GB) [default: the
+    /// memory available].
+    #[arg(long, value_parser = super::memory_size)]
+    max_memory: Option<u64>,
 }
+
+/// The most timed iterations `--iters` takes.
+const MAX_ITERS: usize = 10_000;
 
 struct Measured {
     plan: Plan,
@@ -49,6 +57,7 @@ struct Measured {
 }
 
 pub fn demo(args: &DemoArgs) -> Result<(), Error> {
+    super::budget_in_range(&args.budget)?;
     let policy: Policy = args.policy.parse()?;
     let budget: Budget = args.budget.parse()?;
     let backend: BackendKind = args.backend.parse()?;
@@ -59,7 +68,28 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
             got: vec![args.batch, args.hidden, args.input, args.iters],
         });
     }
+    if args.iters > MAX_ITERS {
+        return Err(Error::Flag(format!(
+            "--iters {} is too many (at most {MAX_ITERS})",
+            args.iters
+        )));
+    }
     let classes = 16;
+    // Both plans first, then what they need, then the allocations.
+    let shape = CellShape::lstm(args.input, args.hidden);
+    let alpha = Alpha::new(shape.alpha())?;
+    let base_plan = Plan::new(Policy::StoreAll, alpha, args.len, Budget::Percent(100.0))?;
+    let budgeted_plan = Plan::new(policy, alpha, args.len, budget)?;
+    let (len, rows) = (u128::from(args.len), args.batch as u128);
+    shape
+        .run(&base_plan, args.batch, classes, backend)
+        .and(shape.run(&budgeted_plan, args.batch, classes, backend))
+        .floats(
+            "data",
+            len.saturating_mul(rows)
+                .saturating_mul((args.input as u128).saturating_add(1)),
+        )
+        .check("the demo", args.max_memory)?;
     let mut rng = Rng::new(args.seed);
     let cell = Lstm::new(args.input, args.hidden, &mut rng);
     let readout = Readout::new(
@@ -73,7 +103,6 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
     let y = Array2::from_shape_simple_fn((len, args.batch), || rng.below(classes) as u32);
     let h0 = Array2::zeros((args.batch, cell.state_size()));
     let targets = Targets::Classes(y.view());
-    let alpha = Alpha::new(cell.alpha())?;
     println!(
         "LSTM input {} hidden {} batch {}, T = {}, alpha = {} (tape {} floats, state {} per row)",
         args.input,
@@ -84,8 +113,7 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
         cell.tape_size(),
         cell.state_size()
     );
-    let measure = |policy: Policy, budget: Budget| -> Result<Measured, Error> {
-        let plan = Plan::new(policy, alpha, args.len, budget)?;
+    let measure = |plan: Plan| -> Result<Measured, Error> {
         let mut runner = backend.build(Schedule::from_plan(&plan), &cell, &readout, args.batch)?;
         let mut grads = Gradients::zeros(&cell, &readout, args.batch);
         let mut times = Vec::with_capacity(args.iters);
@@ -104,8 +132,8 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
             grads,
         })
     };
-    let base = measure(Policy::StoreAll, Budget::Percent(100.0))?;
-    let budgeted = measure(policy, budget)?;
+    let base = measure(base_plan)?;
+    let budgeted = measure(budgeted_plan)?;
     println!(
         "{:<10} {:>9} {:>10} {:>12} {:>9} {:>10} {:>10} {:>10}",
         "policy", "budget", "fwd/step", "checkpoints", "memory", "s/iter", "time", "predicted"

@@ -9,7 +9,8 @@ use super::PlanSpec;
 use bptt::cell_lang::{CellProgram, compile_file};
 use bptt::jit::cell::emit_cell_clif;
 use bptt::jit::{emit_clif, layout_for_alpha};
-use bptt::{Error, Schedule};
+use bptt::train::memory::{BYTES_PER_OP, CODE_BYTES_PER_CALL, Need};
+use bptt::{Error, Plan, Schedule};
 
 /// Arguments of `bptt emit`.
 #[derive(Debug, Args)]
@@ -37,26 +38,53 @@ struct EmitSpec {
     /// A cell file (e.g. cells/mgu.cell): emit its derived kernels.
     #[arg(long, conflicts_with = "len")]
     cell: Option<PathBuf>,
-    /// The input size of the `--cell`.
-    #[arg(long, default_value_t = 8)]
-    input: usize,
-    /// The size `hidden` of the `--cell`.
-    #[arg(long, default_value_t = 16)]
-    hidden: usize,
+    /// The input size of the `--cell` [default: 8].
+    #[arg(long)]
+    input: Option<usize>,
+    /// The size `hidden` of the `--cell` [default: 16].
+    #[arg(long)]
+    hidden: Option<usize>,
     /// Any other size of the `--cell`: NAME=N (repeatable).
     #[arg(long = "size", value_parser = super::cell_size)]
     sizes: Vec<(String, usize)>,
+    /// The most memory generating the code may take (e.g. 2GB) [default:
+    /// the memory available].
+    #[arg(long, value_parser = super::memory_size)]
+    max_memory: Option<u64>,
 }
 
 impl EmitSpec {
     fn program(&self, path: &Path) -> Result<CellProgram, Error> {
-        compile_file(path, self.input, self.hidden, &self.sizes)
+        compile_file(
+            path,
+            self.input.unwrap_or(8),
+            self.hidden.unwrap_or(16),
+            &self.sizes,
+        )
     }
 
-    fn plan(&self) -> Result<&PlanSpec, Error> {
-        self.plan.as_ref().ok_or_else(|| {
+    /// The schedule's plan, refused if its code would not fit in memory;
+    /// sizes of a cell are refused without one.
+    fn plan(&self) -> Result<(&PlanSpec, Plan), Error> {
+        let spec = self.plan.as_ref().ok_or_else(|| {
             Error::Cell("give a schedule (--len T ...) or a cell file (--cell FILE)".to_string())
-        })
+        })?;
+        if self.input.is_some() || self.hidden.is_some() || !self.sizes.is_empty() {
+            return Err(Error::Flag(
+                "--input, --hidden and --size set sizes of a --cell: give the cell file too"
+                    .to_string(),
+            ));
+        }
+        if let Some(budget) = &spec.budget {
+            super::budget_in_range(budget)?;
+        }
+        let plan = spec.plan()?;
+        let calls = u128::from(plan.forward_steps()).saturating_add(3 * u128::from(plan.len()));
+        Need::new()
+            .bytes("schedule", calls.saturating_mul(BYTES_PER_OP))
+            .bytes("generated code", calls.saturating_mul(CODE_BYTES_PER_CALL))
+            .check("emitting this schedule", self.max_memory)?;
+        Ok((spec, plan))
     }
 }
 
@@ -83,15 +111,14 @@ pub fn emit(args: &EmitArgs) -> Result<(), Error> {
                 bptt::emit::cell::emit_cell_rust(&program, &type_name(&program.name))?
             }
             None => {
-                let plan = spec.plan()?;
-                let p = plan.plan()?;
+                let (plan, p) = spec.plan()?;
                 bptt::emit::emit_rust(p.policy(), plan.alpha, p.len(), plan.budget()?)?
             }
         },
         Target::Clif(spec) => match &spec.cell {
             Some(path) => emit_cell_clif(&spec.program(path)?)?,
             None => {
-                let schedule = Schedule::from_plan(&spec.plan()?.plan()?);
+                let schedule = Schedule::from_plan(&spec.plan()?.1);
                 emit_clif(&schedule, &layout_for_alpha(&schedule))?
             }
         },

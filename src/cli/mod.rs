@@ -13,7 +13,7 @@ use bptt::{Alpha, Budget, Error, Plan, Policy};
 
 /// bptt: backpropagation through time within a memory budget.
 #[derive(Debug, Parser)]
-#[command(name = "bptt", version, about)]
+#[command(name = "bptt", version, about, arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,6 +87,48 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Demo(args) => demo::demo(&args),
         Command::Bench(args) => bench::bench(&args),
     }
+}
+
+/// Checks that a numeric flag is finite and within `lo..=hi` (`lo`
+/// itself only if `lo_ok`); `range` says so in words.
+fn in_range(
+    flag: &str,
+    value: f32,
+    lo: f32,
+    hi: f32,
+    range: &str,
+    lo_ok: bool,
+) -> Result<(), Error> {
+    let above = if lo_ok { value >= lo } else { value > lo };
+    if value.is_finite() && above && value <= hi {
+        Ok(())
+    } else {
+        Err(Error::Flag(format!(
+            "{flag} must be a number {range}, got {value}"
+        )))
+    }
+}
+
+/// Refuses a budget above 100% of store-all, which no schedule can use,
+/// as out of range (not as unreadable), then any other unreadable one.
+fn budget_in_range(text: &str) -> Result<(), Error> {
+    let percent = text
+        .trim()
+        .strip_suffix('%')
+        .map(|n| n.trim().parse::<f64>());
+    if let Some(Ok(p)) = percent
+        && p > 100.0
+    {
+        return Err(Error::Flag(format!(
+            "the budget {p}% is out of range: at most 100% of store-all's memory"
+        )));
+    }
+    text.parse::<Budget>().map(drop)
+}
+
+/// Parses `--max-memory 2GB`.
+fn memory_size(text: &str) -> Result<u64, String> {
+    bptt::train::memory::parse_size(text)
 }
 
 /// Parses `--size NAME=N`, a cell size given on the command line.

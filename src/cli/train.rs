@@ -1,5 +1,6 @@
 //! `bptt train`: the main job.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -46,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long = "size", value_parser = super::cell_size)]
     sizes: Vec<(String, usize)>,
     /// Checkpoint memory: units of hidden state or percent of store-all.
-    #[arg(long, default_value = "5%")]
+    #[arg(long, default_value = "5%", allow_hyphen_values = true)]
     budget: String,
     /// hsm, ism, msm, store-all, sqrt or interval:K.
     #[arg(long, default_value = "msm")]
@@ -58,10 +59,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 500)]
     steps: u64,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, allow_hyphen_values = true)]
     lr: f32,
     /// Clip gradients to this global norm.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     clip: f32,
     /// Seed of parameters and batches.
     #[arg(long, default_value_t = 1)]
@@ -69,24 +70,80 @@ pub struct TrainArgs {
     /// Evaluate on held-out data and write a checkpoint every this many steps.
     #[arg(long, default_value_t = 50)]
     eval_every: u64,
-    /// Where checkpoints are written (atomically).
-    #[arg(long, default_value = "target/bptt-train.ckpt")]
+    /// Where checkpoints are written (atomically; folders are created), in
+    /// the current folder by default.
+    #[arg(long, default_value = "bptt-train.ckpt")]
     checkpoint: PathBuf,
     /// Continue from this checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Characters to sample at the end.
+    /// Characters to sample at the end (at most 1,000,000).
     #[arg(long, default_value_t = 400)]
     sample: usize,
-    /// Sampling temperature.
-    #[arg(long, default_value_t = 0.7)]
+    /// Sampling temperature (0 takes the likeliest character every time).
+    #[arg(long, default_value_t = 0.7, allow_hyphen_values = true)]
     temperature: f32,
-    /// Print one line per evaluation instead of a progress bar.
+    /// Print one line per evaluation instead of a progress bar (the default
+    /// when standard error is not a terminal).
     #[arg(long)]
     quiet: bool,
+    /// The most memory training may allocate (e.g. 2GB) [default: the
+    /// memory available].
+    #[arg(long, value_parser = super::memory_size)]
+    max_memory: Option<u64>,
+}
+
+/// The most characters `--sample` takes.
+const MAX_SAMPLE: usize = 1_000_000;
+
+impl TrainArgs {
+    /// Every flag checked before any work: numbers finite and in range,
+    /// no flag that the others would ignore, a checkpoint path that can
+    /// be written and is none of the inputs.
+    fn check(&self) -> Result<(), Error> {
+        use super::in_range;
+        in_range("--lr", self.lr, 0.0, 1.0, "in (0, 1]", false)?;
+        in_range("--clip", self.clip, 0.0, 1e6, "in (0, 1e6]", false)?;
+        in_range(
+            "--temperature",
+            self.temperature,
+            0.0,
+            100.0,
+            "in [0, 100] (0 is greedy)",
+            true,
+        )?;
+        if self.eval_every == 0 {
+            return Err(Error::Flag("--eval-every must be at least 1".to_string()));
+        }
+        if self.sample > MAX_SAMPLE {
+            return Err(Error::Flag(format!(
+                "--sample {} is too many characters (at most {MAX_SAMPLE})",
+                self.sample
+            )));
+        }
+        if self.task == TaskName::Adding && self.text.is_some() {
+            return Err(Error::Flag(
+                "--text has no use with --task adding: give one or the other".to_string(),
+            ));
+        }
+        if self.cell.is_none() && !self.sizes.is_empty() {
+            return Err(Error::Flag(
+                "--size sets a size of a --cell: give the cell file too".to_string(),
+            ));
+        }
+        super::budget_in_range(&self.budget)?;
+        let inputs: Vec<&std::path::Path> = self
+            .text
+            .iter()
+            .chain(&self.cell)
+            .map(|p| p.as_path())
+            .collect();
+        bptt::train::check_writable(&self.checkpoint, &inputs)
+    }
 }
 
 pub fn train(args: &TrainArgs) -> Result<(), Error> {
+    args.check()?;
     let task = match (args.task, &args.text) {
         (TaskName::Text, None) => TaskSpec::Genesis,
         (TaskName::Text, Some(path)) => TaskSpec::Text { path: path.clone() },
@@ -104,6 +161,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         lr: args.lr,
         clip: args.clip,
         seed: args.seed,
+        max_memory: args.max_memory,
     };
     let backend: BackendKind = args.backend.parse()?;
     let mut trainer = match &args.resume {
@@ -142,7 +200,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         trainer.steps_taken(),
         trainer.evaluate()
     );
-    let bar = if args.quiet {
+    let bar = if args.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(args.steps)
@@ -174,7 +232,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
             trainer.save(&args.checkpoint)?;
             let line =
                 format!("step {step:>5}  train {last_loss:.3}  held-out {held_out:.3} {unit}");
-            if args.quiet {
+            if bar.is_hidden() {
                 println!("{line}");
             } else {
                 bar.println(line);

@@ -1,5 +1,6 @@
 //! A text corpus for character-level language modelling.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::Error;
@@ -12,14 +13,61 @@ pub struct Corpus {
     held_out: Vec<u32>,
 }
 
+/// The most bytes of text read.
+pub const MAX_TEXT_BYTES: usize = 32 << 20;
+
+/// Reads a text file, capped and checked as UTF-8 chunk by chunk.
+fn read_text(path: &Path) -> Result<String, Error> {
+    let fail = |why: String| Error::Io(format!("cannot read the text {}: {why}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut checked = 0;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        if bytes.len() + n > MAX_TEXT_BYTES {
+            return Err(fail(format!(
+                "it is larger than {} MB, the most bptt reads",
+                MAX_TEXT_BYTES >> 20
+            )));
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        // Check what arrived; an incomplete character at the end waits for
+        // the next chunk.
+        if let Err(e) = std::str::from_utf8(&bytes[checked..]) {
+            if e.error_len().is_some() {
+                return Err(fail(format!(
+                    "it is not UTF-8 (at byte {})",
+                    checked + e.valid_up_to()
+                )));
+            }
+            checked += e.valid_up_to();
+        } else {
+            checked = bytes.len();
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "it is not UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 /// The share of the text held out for evaluation (its last tenth).
 const HELD_OUT_SHARE: f64 = 0.1;
 
 impl Corpus {
-    /// Reads a UTF-8 text file.
+    /// Reads a UTF-8 text file of at most [`MAX_TEXT_BYTES`], checking the
+    /// encoding as it streams (a file that is not UTF-8 is refused at its
+    /// first bad byte, and one too large at the cap, without reading on).
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("cannot read the text {}: {e}", path.display())))?;
+        let text = read_text(path)?;
         Self::from_text(&text).map_err(|e| match e {
             Error::EmptyText(_) => Error::EmptyText(path.display().to_string()),
             other => other,
@@ -31,10 +79,12 @@ impl Corpus {
         if text.is_empty() {
             return Err(Error::EmptyText("the text".to_string()));
         }
-        let mut chars: Vec<char> = text.chars().collect();
-        chars.sort_unstable();
-        chars.dedup();
-        let ids: Vec<u32> = text
+        let chars: Vec<char> = text
+            .chars()
+            .collect::<std::collections::BTreeSet<char>>()
+            .into_iter()
+            .collect();
+        let mut ids: Vec<u32> = text
             .chars()
             .map(|c| {
                 chars
@@ -43,10 +93,11 @@ impl Corpus {
             })
             .collect();
         let split = ids.len() - (ids.len() as f64 * HELD_OUT_SHARE) as usize;
+        let held_out = ids.split_off(split);
         Ok(Corpus {
             chars,
-            held_out: ids[split..].to_vec(),
-            train: ids[..split].to_vec(),
+            held_out,
+            train: ids,
         })
     }
 

@@ -9,6 +9,7 @@
 mod adam;
 mod checkpoint;
 mod corpus;
+pub mod memory;
 mod task;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,9 @@ use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 pub use adam::{Adam, clip_global_norm};
-pub use corpus::Corpus;
+pub use checkpoint::check_writable;
+pub use corpus::{Corpus, MAX_TEXT_BYTES};
+use memory::CellShape;
 pub use task::{Batch, Task};
 
 use crate::backend::{Backend, BackendKind};
@@ -73,6 +76,104 @@ pub struct TrainConfig {
     pub clip: f32,
     /// Seed of the parameters and of every batch.
     pub seed: u64,
+    /// The most memory the run may allocate, in bytes (`None`: the memory
+    /// available). Not part of the run: not saved, not compared on resuming.
+    #[serde(skip)]
+    pub max_memory: Option<u64>,
+}
+
+/// Hashes of what a model was trained on, recorded in its checkpoints and
+/// compared on resuming, so that a checkpoint continues only the run it
+/// came from, whatever the paths are called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// The cell's definition (its tokens, so comments and spacing do not
+    /// count), or 0 for the runtime's LSTM.
+    pub cell: u64,
+    /// The text's characters (0 for the adding problem).
+    pub corpus: u64,
+    /// The vocabulary, the text's distinct characters in order.
+    pub vocabulary: u64,
+}
+
+/// A 64-bit FNV-1a hash: stable across platforms and releases.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What a checkpoint's header holds besides the step and the sections.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Saved {
+    config: TrainConfig,
+    fingerprint: Fingerprint,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a task and a cell definition's tokens.
+    fn new(task: &Task, cell_tokens: Option<&str>) -> Self {
+        let (corpus, vocabulary) = match task {
+            Task::Text(c) => {
+                let ids = c.train().iter().chain(c.held_out());
+                let chars = |id: &u32| c.char(*id) as u32;
+                (
+                    fnv1a(ids.map(chars).flat_map(u32::to_le_bytes)),
+                    fnv1a(c.chars().iter().flat_map(|&ch| (ch as u32).to_le_bytes())),
+                )
+            }
+            Task::Adding => (0, 0),
+        };
+        Fingerprint {
+            cell: cell_tokens.map_or(0, |t| fnv1a(t.bytes())),
+            corpus,
+            vocabulary,
+        }
+    }
+
+    /// What differs between a checkpoint's fingerprint and this run's, in words.
+    fn differs(&self, run: &Fingerprint) -> Option<&'static str> {
+        if self.cell != run.cell {
+            Some(
+                "the cell's definition differs from the one it was trained with (the cell file was edited, or is another cell)",
+            )
+        } else if self.vocabulary != run.vocabulary {
+            Some(
+                "the text's vocabulary (its set of characters) differs from the one it was trained on",
+            )
+        } else if self.corpus != run.corpus {
+            Some("the text differs from the one it was trained on (same characters, other content)")
+        } else {
+            None
+        }
+    }
+}
+
+/// A task in words.
+fn task_words(task: &TaskSpec) -> &'static str {
+    match task {
+        TaskSpec::Genesis | TaskSpec::Text { .. } => "a text",
+        TaskSpec::Adding => "the adding problem",
+    }
+}
+
+/// A cell in words.
+fn cell_words(cell: &Option<PathBuf>) -> &'static str {
+    match cell {
+        None => "the runtime's LSTM",
+        Some(_) => "a cell file",
+    }
+}
+
+/// Sizes in words: `proj=64, gates=8`, or `none`.
+fn sizes_words(sizes: &[(String, usize)]) -> String {
+    let mut sorted: Vec<String> = sizes.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    sorted.sort();
+    if sorted.is_empty() {
+        "none".to_string()
+    } else {
+        sorted.join(", ")
+    }
 }
 
 impl TrainConfig {
@@ -82,17 +183,18 @@ impl TrainConfig {
         let pairs = [
             (
                 "task",
-                format!("{:?}", self.task),
-                format!("{:?}", other.task),
+                task_words(&self.task).to_string(),
+                task_words(&other.task).to_string(),
             ),
             ("len", self.len.to_string(), other.len.to_string()),
             ("batch", self.batch.to_string(), other.batch.to_string()),
             ("hidden", self.hidden.to_string(), other.hidden.to_string()),
             (
                 "cell",
-                format!("{:?}", self.cell),
-                format!("{:?}", other.cell),
+                cell_words(&self.cell).to_string(),
+                cell_words(&other.cell).to_string(),
             ),
+            ("sizes", sizes_words(&self.sizes), sizes_words(&other.sizes)),
             ("lr", self.lr.to_string(), other.lr.to_string()),
             ("clip", self.clip.to_string(), other.clip.to_string()),
             ("seed", self.seed.to_string(), other.seed.to_string()),
@@ -119,6 +221,7 @@ pub struct Trainer {
     h0: Array2<f32>,
     grads: Gradients,
     step: u64,
+    fingerprint: Fingerprint,
 }
 
 /// One step's figures.
@@ -163,9 +266,10 @@ impl Trainer {
             return Err(Error::ZeroLength);
         }
         task.check_len(config.len)?;
-        let mut rng = Rng::new(config.seed);
-        let cell: Box<dyn Cell> = match &config.cell {
-            None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
+        let policy: Policy = config.policy.parse()?;
+        let budget: Budget = config.budget.parse()?;
+        let (program, tokens) = match &config.cell {
+            None => (None, None),
             Some(path) => {
                 let program = crate::cell_lang::compile_file(
                     path,
@@ -173,6 +277,40 @@ impl Trainer {
                     config.hidden,
                     &config.sizes,
                 )?;
+                let src = crate::cell_lang::limits::read_source(path)?;
+                let tokens = src
+                    .parse::<proc_macro2::TokenStream>()
+                    .map(|t| t.to_string())
+                    .unwrap_or(src);
+                (Some(program), Some(tokens))
+            }
+        };
+        let shape = match &program {
+            Some(p) => CellShape::of(p),
+            None => CellShape::lstm(task.input_size(), config.hidden),
+        };
+        let plan = Plan::new(policy, Alpha::new(shape.alpha())?, config.len, budget)?;
+        let (len, batch) = (u128::from(config.len), config.batch as u128);
+        shape
+            .run(&plan, config.batch, task.output_size(), backend)
+            .floats(
+                "parameters and gradients",
+                // Adam's two moments, and a checkpoint's copy on resuming.
+                shape
+                    .params_with_readout(task.output_size())
+                    .saturating_mul(3),
+            )
+            .floats(
+                "batches",
+                len.saturating_mul(batch)
+                    .saturating_mul((task.input_size() as u128).saturating_add(1))
+                    .saturating_mul(2),
+            )
+            .check("training", config.max_memory)?;
+        let mut rng = Rng::new(config.seed);
+        let cell: Box<dyn Cell> = match program {
+            None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
+            Some(program) => {
                 let params = program.init_params(&mut rng);
                 match backend {
                     BackendKind::Interpreter => Box::new(
@@ -189,9 +327,6 @@ impl Trainer {
             task.output_size(),
             &mut rng,
         );
-        let policy: Policy = config.policy.parse()?;
-        let budget: Budget = config.budget.parse()?;
-        let plan = Plan::new(policy, Alpha::new(cell.alpha())?, config.len, budget)?;
         let backend = backend.build(Schedule::from_plan(&plan), &*cell, &readout, config.batch)?;
         let n = cell.params().len() + readout.params().len();
         Ok(Trainer {
@@ -199,6 +334,7 @@ impl Trainer {
             batch: task.batch(config.len, config.batch),
             h0: Array2::zeros((config.batch, cell.state_size())),
             grads: Gradients::zeros(&*cell, &readout, config.batch),
+            fingerprint: Fingerprint::new(&task, tokens.as_deref()),
             config,
             task,
             cell,
@@ -212,18 +348,31 @@ impl Trainer {
     /// Continues a run from a checkpoint; `config` must agree with the one it
     /// was made with (policy, budget and backend may differ).
     pub fn resume(path: &Path, config: TrainConfig, backend: BackendKind) -> Result<Self, Error> {
-        let (header, sections) = checkpoint::load::<TrainConfig>(path)?;
-        header
+        let opened = checkpoint::open::<Saved>(path)?;
+        let refuse = |why: &str| Error::Checkpoint(format!("{}: {why}", path.display()));
+        opened
+            .header
+            .config
             .config
             .resumable_with(&config)
-            .map_err(|why| Error::Checkpoint(format!("{}: {why}", path.display())))?;
+            .map_err(|why| refuse(&why))?;
         let mut trainer = Self::new(config, backend)?;
+        if let Some(why) = opened
+            .header
+            .config
+            .fingerprint
+            .differs(&trainer.fingerprint)
+        {
+            return Err(refuse(why));
+        }
+        let (header, sections) = opened.sections()?;
         let want = trainer.sections_len();
         if header.sections != want {
             return Err(Error::Checkpoint(format!(
-                "{}: holds sections {:?}, this model needs {want:?}",
+                "{}: holds {} floats of parameters, this model has {}",
                 path.display(),
-                header.sections
+                header.sections.iter().take(2).sum::<usize>(),
+                want.iter().take(2).sum::<usize>()
             )));
         }
         let [cell, readout, m, v] =
@@ -245,7 +394,10 @@ impl Trainer {
     /// Writes a checkpoint atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let header = checkpoint::Header {
-            config: self.config.clone(),
+            config: Saved {
+                config: self.config.clone(),
+                fingerprint: self.fingerprint.clone(),
+            },
             step: self.step,
             sections: self.sections_len(),
         };
@@ -397,8 +549,8 @@ impl Trainer {
     }
 
     /// Samples `n` characters from the language model, starting after a
-    /// newline, at a temperature (lower is more conservative). Empty for the
-    /// adding problem.
+    /// newline, at a temperature (lower is more conservative; 0 always takes
+    /// the likeliest character). Empty for the adding problem.
     pub fn sample(&self, n: usize, temperature: f32, seed: u64) -> String {
         let Task::Text(corpus) = &self.task else {
             return String::new();
@@ -420,6 +572,11 @@ impl Trainer {
             std::mem::swap(&mut h, &mut next);
             self.readout.predict(h.view(), logits.view_mut());
             let max = logits.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            if temperature <= 0.0 {
+                id = logits.iter().position(|&z| z == max).unwrap_or(0) as u32;
+                out.push(corpus.char(id));
+                continue;
+            }
             let weights: Vec<f64> = logits
                 .iter()
                 .map(|&z| f64::from((z - max) / temperature).exp())

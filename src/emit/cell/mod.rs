@@ -135,10 +135,10 @@ pub fn emit_cell_rust(program: &CellProgram, name: &str) -> Result<String, EmitE
 /// schedule), or `compile_error!`s at the tokens at fault and, when the
 /// cell's name is known, a placeholder struct of that name.
 pub fn expand_cell(input: TokenStream) -> TokenStream {
-    let def = match syn::parse2::<CellDef>(input.clone()) {
+    let def = match crate::cell_lang::limits::parse2::<CellDef>(input.clone()) {
         Ok(def) => def,
         Err(e) => {
-            let placeholder = syn::parse2::<Header>(input)
+            let placeholder = crate::cell_lang::limits::parse2::<Header>(input)
                 .ok()
                 .map(|h| placeholder(&attrs::others(&h.attrs), &h.vis, &h.name));
             let error = e.to_compile_error();

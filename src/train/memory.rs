@@ -1,0 +1,292 @@
+//! Memory known before it is spent: a command adds up what it will allocate
+//! from its arguments ([`Need`]) and compares it with the memory available
+//! (or a `--max-memory` given) before allocating any of it.
+//!
+//! Sizes are counted in `u128` with saturation, so no flag value, however
+//! large, overflows the count.
+
+use crate::backend::BackendKind;
+use crate::cell_lang::CellProgram;
+use crate::error::Error;
+use crate::planner::Plan;
+
+/// Bytes a command will allocate, by what they are for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Need {
+    items: Vec<(&'static str, u128)>,
+}
+
+impl Need {
+    /// Nothing yet.
+    pub fn new() -> Self {
+        Need::default()
+    }
+
+    /// Adds `floats` f32 values for `what`.
+    pub fn floats(self, what: &'static str, floats: u128) -> Self {
+        self.bytes(what, floats.saturating_mul(4))
+    }
+
+    /// Adds `bytes` for `what`.
+    pub fn bytes(mut self, what: &'static str, bytes: u128) -> Self {
+        match self.items.iter_mut().find(|(w, _)| *w == what) {
+            Some(item) => item.1 = item.1.saturating_add(bytes),
+            None => self.items.push((what, bytes)),
+        }
+        self
+    }
+
+    /// Both needs together.
+    #[must_use]
+    pub fn and(self, other: Need) -> Self {
+        other
+            .items
+            .into_iter()
+            .fold(self, |n, (w, b)| n.bytes(w, b))
+    }
+
+    /// The total, in bytes.
+    pub fn total(&self) -> u128 {
+        self.items
+            .iter()
+            .fold(0u128, |sum, (_, b)| sum.saturating_add(*b))
+    }
+
+    /// The largest item: what to lower first.
+    fn largest(&self) -> Option<(&'static str, u128)> {
+        self.items.iter().copied().max_by_key(|&(_, b)| b)
+    }
+
+    /// Refuses, in one line naming both figures, a need above `limit` bytes
+    /// (the memory available when `None`, or no check where that is
+    /// unknown).
+    pub fn check(&self, command: &str, limit: Option<u64>) -> Result<(), Error> {
+        let (limit, source) = match limit {
+            Some(l) => (l, "--max-memory"),
+            None => match available() {
+                Some(l) => (l, "available"),
+                None => return Ok(()),
+            },
+        };
+        let total = self.total();
+        if total <= u128::from(limit) {
+            return Ok(());
+        }
+        let (what, bytes) = self.largest().unwrap_or(("memory", total));
+        Err(Error::OutOfMemory(format!(
+            "{command} would need {} ({what} {}), more than the {} {source}: lower the sizes, or raise --max-memory",
+            human(total),
+            human(bytes),
+            human(u128::from(limit))
+        )))
+    }
+}
+
+/// The memory this machine can give without swapping (`MemAvailable` of
+/// `/proc/meminfo`), if known.
+pub fn available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// A size in bytes as people write it: `6.4 GB`, `512 kB`, `12 bytes`.
+pub fn human(bytes: u128) -> String {
+    const UNITS: [(&str, f64); 4] = [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+    let b = bytes as f64;
+    match UNITS.iter().find(|(_, u)| b >= *u) {
+        Some((name, u)) => format!("{:.1} {name}", b / u),
+        None => format!("{bytes} bytes"),
+    }
+}
+
+/// Reads a memory size: `2GB`, `512MB`, `64k`, `1.5G`, `1000000` (bytes);
+/// decimal units, `GiB`-style binary ones too.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a size such as 2GB or 512MB, got '{text}'"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}': use B, kB, MB, GB or TB"
+            ));
+        }
+    };
+    let bytes = value * scale;
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(format!("the size '{text}' is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Bytes per schedule operation across its forms (planned, lowered, run):
+/// a generous bound, so the count errs on the safe side.
+pub const BYTES_PER_OP: u128 = 256;
+
+/// Bytes of generated code per lowered call (Rust text and its syntax
+/// tree, or Cranelift IR and machine code): a bound above the most
+/// measured, `emit rust` at about 5 kB a call (507 MB of peak memory for
+/// the 100,000 calls of sqrt(t) at T = 20,000).
+pub const CODE_BYTES_PER_CALL: u128 = 8192;
+
+/// Floats per row and in all of a cell, known before it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellShape {
+    /// Parameters (counted wide: a huge hidden size does not overflow).
+    pub params: u128,
+    /// Floats per row of the state.
+    pub state: usize,
+    /// Floats per row of the tape.
+    pub tape: usize,
+    /// Floats per row of scratch.
+    pub scratch: usize,
+    /// Floats per row the read-out reads.
+    pub output: usize,
+}
+
+impl CellShape {
+    /// The runtime's LSTM (`state 2h`, `tape 6h`, `scratch 5h`, see
+    /// `bptt_runtime::Lstm`).
+    pub fn lstm(input: usize, hidden: usize) -> Self {
+        CellShape {
+            // 4h (input + h + 1), as `bptt_runtime::Lstm::param_count`.
+            params: (hidden as u128)
+                .saturating_mul(4)
+                .saturating_mul((input as u128).saturating_add(hidden as u128 + 1)),
+            state: hidden.saturating_mul(2),
+            tape: hidden.saturating_mul(6),
+            scratch: hidden.saturating_mul(5),
+            output: hidden,
+        }
+    }
+
+    /// A derived cell's.
+    pub fn of(program: &CellProgram) -> Self {
+        CellShape {
+            params: program.param_count as u128,
+            state: program.state_size,
+            tape: program.tape_size,
+            scratch: program.scratch_size,
+            output: program.output_size,
+        }
+    }
+
+    /// Its tape over its state: the planning model's alpha.
+    pub fn alpha(&self) -> f64 {
+        self.tape as f64 / self.state.max(1) as f64
+    }
+
+    /// Floats of the cell's and a read-out's (to `outputs`) parameters.
+    pub fn params_with_readout(&self, outputs: usize) -> u128 {
+        self.params.saturating_add(
+            (self.output as u128)
+                .saturating_add(1)
+                .saturating_mul(outputs as u128),
+        )
+    }
+
+    /// What one run of `plan` allocates on `backend` with a read-out to
+    /// `outputs`: parameters and their gradients, the arena (checkpoints
+    /// at the plan's peak and the working set), the schedule in its forms,
+    /// and the JIT's code.
+    pub fn run(&self, plan: &Plan, batch: usize, outputs: usize, backend: BackendKind) -> Need {
+        let u = |n: usize| n as u128;
+        let checkpoints = (plan.summary().peak_units.ceil() as u128)
+            .saturating_mul(u(self.state))
+            .saturating_mul(u(batch));
+        let working = u(self.state)
+            .saturating_mul(5)
+            .saturating_add(u(self.tape).saturating_mul(2))
+            .saturating_add(u(self.scratch))
+            .saturating_add(u(outputs))
+            .saturating_add(u(self.output))
+            .saturating_mul(u(batch));
+        let ops = u128::from(plan.forward_steps()).saturating_add(u128::from(plan.len()) * 3);
+        let need = Need::new()
+            .floats(
+                "parameters and gradients",
+                self.params_with_readout(outputs).saturating_mul(2),
+            )
+            .floats("arena", checkpoints.saturating_add(working))
+            .bytes("schedule", ops.saturating_mul(BYTES_PER_OP));
+        match backend {
+            BackendKind::Jit => need.bytes("schedule", ops.saturating_mul(CODE_BYTES_PER_CALL)),
+            BackendKind::Interpreter => need,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_decimal_and_binary_units() {
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1.5g"), Ok(1_500_000_000));
+        assert_eq!(parse_size("64 KiB"), Ok(65536));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("-1GB").is_err());
+        assert!(parse_size("1e999").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn a_need_above_the_limit_names_both_figures() {
+        let need = Need::new()
+            .floats("parameters", 1_000_000_000)
+            .bytes("corpus", 10);
+        assert_eq!(need.total(), 4_000_000_010);
+        let err = need
+            .check("train", Some(1_000_000_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4.0 GB") && err.contains("1.0 GB --max-memory"),
+            "{err}"
+        );
+        assert!(err.contains("parameters 4.0 GB"), "{err}");
+        assert!(need.check("train", Some(5_000_000_000)).is_ok());
+    }
+
+    #[test]
+    fn counts_saturate() {
+        let need = Need::new().floats("a", u128::MAX).bytes("b", u128::MAX);
+        assert_eq!(need.total(), u128::MAX);
+        assert!(need.check("x", Some(u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn the_lstm_shape_matches_the_runtime_cell() {
+        use bptt_runtime::{Cell, Lstm, Rng};
+        let cell = Lstm::new(5, 7, &mut Rng::new(1));
+        let shape = CellShape::lstm(5, 7);
+        assert_eq!(shape.params, cell.params().len() as u128);
+        assert_eq!(
+            (shape.state, shape.tape, shape.scratch, shape.output),
+            (
+                cell.state_size(),
+                cell.tape_size(),
+                cell.scratch_size(),
+                cell.output_size()
+            )
+        );
+    }
+}

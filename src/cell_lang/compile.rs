@@ -59,7 +59,13 @@ impl CellDef {
                 );
             }
         }
-        needed.retain(|&v| !matches!(g.node(v).op, Op::Input | Op::Param(_) | Op::Const(_)));
+        // The backward step reads `x` itself, so neither `x` nor an input's
+        // block of it is kept on the tape.
+        needed.retain(|&v| match g.node(v).op {
+            Op::Input | Op::Param(_) | Op::Const(_) => false,
+            Op::Slice(a, _) => g.node(a).op != Op::Input,
+            _ => true,
+        });
         let stored = tape::choose(&g, &forward_order, &needed);
 
         let mut tape = Vec::new();

@@ -12,8 +12,9 @@ pub const CELLS: [&str; 3] = ["rnn", "lstm", "gru"];
 
 /// Cells derived from their equations: the examples in `cells/`, and one
 /// that uses every operation of the language.
-pub const DERIVED: [&str; 6] = [
+pub const DERIVED: [&str; 7] = [
     "tests/cells/exotic.cell",
+    "tests/cells/functions.cell",
     "cells/rnn.cell",
     "cells/lstm.cell",
     "cells/gru.cell",

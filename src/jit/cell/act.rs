@@ -111,6 +111,8 @@ impl Vectors<'_, '_> {
                 let zero = self.splat(0.0);
                 self.select_if(FloatCC::GreaterThan, (a, &zero), a, &zero)
             }
+            Unary::Sqrt => self.map(a, |b, a| b.ins().sqrt(a)),
+            Unary::Abs => self.map(a, |b, a| b.ins().fabs(a)),
         }
     }
 
@@ -124,6 +126,13 @@ impl Vectors<'_, '_> {
             Binary::ReluGrad => {
                 let zero = self.splat(0.0);
                 self.select_if(FloatCC::GreaterThan, (y, &zero), x, &zero)
+            }
+            Binary::Div => self.fdiv(x, y),
+            Binary::Max => self.select_if(FloatCC::GreaterThan, (x, y), x, y),
+            Binary::Min => self.select_if(FloatCC::LessThan, (x, y), x, y),
+            Binary::Greater => {
+                let (one, zero) = (self.splat(1.0), self.splat(0.0));
+                self.select_if(FloatCC::GreaterThan, (x, y), &one, &zero)
             }
         }
     }

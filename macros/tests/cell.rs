@@ -296,6 +296,55 @@ cell_and_text! {
     }
 }
 
+cell_and_text! {
+    LAYERNORM_LSTM,
+    /// The layer-normalised LSTM of `cells/layernorm_lstm.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    cell LayerNormLstm {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state c: [hidden];
+        param w_x: [input, 4 * hidden];
+        param w_h: [hidden, 4 * hidden];
+        param gain_x: [4 * hidden] = 1.0;
+        param gain_h: [4 * hidden] = 1.0;
+        param b: [4 * hidden] = [0, 1, 0, 0];
+        param gain_c: [hidden] = 1.0;
+        param bias_c: [hidden] = 0.0;
+
+        let px = matmul(x, w_x);
+        let dx = px - mean(px);
+        let nx = dx * rsqrt(mean(square(dx)) + 0.00001) * gain_x;
+        let ph = matmul(h, w_h);
+        let dh = ph - mean(ph);
+        let nh = dh * rsqrt(mean(square(dh)) + 0.00001) * gain_h;
+        let (i, f, g, o) = split(nx + nh + b);
+        let c_next = sigmoid(f) * c + sigmoid(i) * tanh(g);
+        let dc = c_next - mean(c_next);
+        let nc = dc * rsqrt(mean(square(dc)) + 0.00001) * gain_c + bias_c;
+        h = sigmoid(o) * tanh(nc);
+        c = c_next;
+    }
+}
+
+#[test]
+fn the_layernorm_lstm_matches_its_file_and_the_derived_cell_bitwise() {
+    let file = include_str!("../../cells/layernorm_lstm.cell");
+    let from_file = CellDef::parse_str(file)
+        .unwrap()
+        .compile(&[("input", 3), ("hidden", 5)])
+        .unwrap();
+    let mut written = program(LAYERNORM_LSTM);
+    written.name = from_file.name.clone();
+    assert_eq!(written, from_file, "the test repeats the file's equations");
+    let derived = DerivedCell::new(from_file, &mut Rng::new(9));
+    let generated = LayerNormLstm::new(&mut Rng::new(9));
+    for (batch, seed) in [(4, 1), (1, 2)] {
+        check_methods(&generated, &derived, batch, seed);
+    }
+}
+
 #[test]
 fn the_new_operations_match_the_derived_cell_bitwise() {
     let derived = DerivedCell::new(program(FUNCTIONS), &mut Rng::new(7));

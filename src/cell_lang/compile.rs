@@ -225,6 +225,13 @@ fn describe(g: &Graph, id: Id, labels: &HashMap<Id, String>) -> String {
             describe(g, *a, labels)
         ),
         Op::Linear { .. } => format!("product#{}", id.0),
+        Op::RowSum(a) => format!("sum({})", describe(g, *a, labels)),
+        Op::Binary(f, a, b) => format!(
+            "{}({}, {})",
+            format!("{f:?}").to_lowercase(),
+            describe(g, *a, labels),
+            describe(g, *b, labels)
+        ),
         op => format!(
             "{}#{}",
             format!("{op:?}")

@@ -234,8 +234,8 @@ fn mistakes_are_errors_at_the_offending_token() {
             (7, 25),
         ),
         (
-            "    h = softplus(h);\n",
-            "unsupported function `softplus`",
+            "    h = logsumexp(h);\n",
+            "unsupported function `logsumexp`",
             (7, 9),
         ),
         (

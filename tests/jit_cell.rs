@@ -124,12 +124,14 @@ type Activation = fn(f32) -> f32;
 #[test]
 fn inline_activations_are_bitwise_the_runtimes() {
     let xs = activation_inputs();
-    let cases: [(Unary, Activation); 5] = [
+    let cases: [(Unary, Activation); 7] = [
         (Unary::Exp, kernels::exp),
         (Unary::Sigmoid, kernels::sigmoid),
         (Unary::Tanh, kernels::tanh),
         (Unary::Sqrt, f32::sqrt),
         (Unary::Abs, f32::abs),
+        (Unary::Log, kernels::log),
+        (Unary::Softplus, kernels::softplus),
     ];
     for (f, reference) in cases {
         // Widths below, at and above a vector, so that every column of the

@@ -275,8 +275,9 @@ cell_and_text! {
         let p = abs(y + 2.0) - abs(y - 2.0);
         let m = max(p, -3.0) + min(p, 3.0) + max(tanh(a), sigmoid(c) + 1.5) + min(sigmoid(c) + 1.5, y);
         let q = sqrt(1.0 + square(n)) / (1.0 + sigmoid(c));
+        let l = log(1.5 + y) + softplus(a * 3.0) - softplus(-20.0 - y);
         let s_next = tanh(mean(n * h) + t * s);
-        h = tanh(n * t + m * 0.1 + q * s - sum(y) / 8.0);
+        h = tanh(n * t + m * 0.1 + q * s - sum(y) / 8.0 + l * 0.2);
         s = s_next;
     }
 }

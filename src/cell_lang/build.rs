@@ -257,6 +257,8 @@ impl Elaborator<'_> {
             "exp" => Some(Unary::Exp),
             "sqrt" | "rsqrt" => Some(Unary::Sqrt),
             "abs" => Some(Unary::Abs),
+            "log" => Some(Unary::Log),
+            "softplus" => Some(Unary::Softplus),
             _ => None,
         };
         if let Some(u) = unary {

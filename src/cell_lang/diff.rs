@@ -86,6 +86,14 @@ pub(crate) fn differentiate(g: &mut Graph, outputs: &[Id], widths: &[usize]) -> 
                         add(a, 0, d);
                         continue;
                     }
+                    // d log(a) = g / a.
+                    Unary::Log => {
+                        let d = g.binary(Binary::Div, grad, a);
+                        add(a, 0, d);
+                        continue;
+                    }
+                    // d softplus(a) = g · sigmoid(a).
+                    Unary::Softplus => Some(g.unary(Unary::Sigmoid, a)),
                     // d |a| = g · sign(a), with sign(0) = 0.
                     Unary::Abs => {
                         let zero = g.constant_node(0.0, g.width(v));

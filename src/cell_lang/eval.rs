@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use bptt_runtime::kernels::{exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, sigmoid, tanh};
+use bptt_runtime::kernels::{
+    exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, log, sigmoid, softplus, tanh,
+};
 use bptt_runtime::{Rng, ShapeError};
 
 use super::cell::{Engine, Frame, ProgramCell};
@@ -246,6 +248,8 @@ fn unary(f: Unary, a: &[f32], out: &mut [f32]) {
         Unary::Relu => map(a, out, |x| apply_unary(Unary::Relu, x)),
         Unary::Sqrt => map(a, out, f32::sqrt),
         Unary::Abs => map(a, out, f32::abs),
+        Unary::Log => map(a, out, log),
+        Unary::Softplus => map(a, out, softplus),
     }
 }
 

@@ -391,7 +391,7 @@ impl Graph {
 
 /// `f(a)` on one float, exactly as every backend computes it.
 pub(crate) fn apply_unary(f: Unary, a: f32) -> f32 {
-    use bptt_runtime::kernels::{exp, sigmoid, tanh};
+    use bptt_runtime::kernels::{exp, log, sigmoid, softplus, tanh};
     match f {
         Unary::Neg => -a,
         Unary::Sigmoid => sigmoid(a),
@@ -406,6 +406,8 @@ pub(crate) fn apply_unary(f: Unary, a: f32) -> f32 {
         }
         Unary::Sqrt => a.sqrt(),
         Unary::Abs => a.abs(),
+        Unary::Log => log(a),
+        Unary::Softplus => softplus(a),
     }
 }
 

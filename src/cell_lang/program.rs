@@ -21,7 +21,8 @@
 //!   evaluates the loop's [`LoopOp`]s in order, every op one IEEE-754 f32
 //!   operation (no fused multiply-add), with `sigmoid`, `tanh` and `exp`
 //!   exactly `bptt_runtime::kernels::{sigmoid, tanh, exp}` (plain f32
-//!   operations, replicable op by op), then performs its [`Sink`]s.
+//!   operations, replicable op by op; `log` and `softplus` likewise
+//!   `bptt_runtime::kernels::{log, softplus}`), then performs its [`Sink`]s.
 //!   `sqrt` and `/` are IEEE-754's correctly rounded operations; `abs`
 //!   clears the sign bit; `max`, `min`, `relu` and their gradients are the
 //!   compare-and-select forms their docs give (one `>` or `<`, so NaN
@@ -215,6 +216,11 @@ pub enum Unary {
     Sqrt,
     /// `f32::abs(a)`: the sign bit cleared.
     Abs,
+    /// `bptt_runtime::kernels::log(a)`.
+    Log,
+    /// `bptt_runtime::kernels::softplus(a)`: `log(1 + e^a)` in its
+    /// overflow-free form.
+    Softplus,
 }
 
 /// A two-operand elementwise function.

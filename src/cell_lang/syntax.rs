@@ -301,8 +301,8 @@ fn number(e: &syn::Expr) -> Option<f32> {
 }
 
 /// Every function of the language, as messages list them.
-pub(crate) const FUNCTIONS: &str = "matmul, concat, split, sigmoid, tanh, relu, exp, sqrt, rsqrt, \
-     abs, square, max, min, sum, mean";
+pub(crate) const FUNCTIONS: &str = "matmul, concat, split, sigmoid, tanh, relu, exp, log, softplus, \
+     sqrt, rsqrt, abs, square, max, min, sum, mean";
 
 fn unsupported(e: &impl Spanned, what: &str) -> syn::Error {
     syn::Error::new(

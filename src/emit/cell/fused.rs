@@ -280,6 +280,8 @@ fn unary(f: Unary, a: Ident) -> TokenStream {
         Unary::Relu => quote!(if #a > 0.0 { #a } else { 0.0 }),
         Unary::Sqrt => quote!(f32::sqrt(#a)),
         Unary::Abs => quote!(f32::abs(#a)),
+        Unary::Log => quote!(__bptt::log(#a)),
+        Unary::Softplus => quote!(__bptt::softplus(#a)),
     }
 }
 

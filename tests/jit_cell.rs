@@ -178,6 +178,9 @@ fn binary_program(f: Binary, width: usize) -> CellProgram {
     p
 }
 
+/// A two-operand function as Rust computes it.
+type Operation = fn(f32, f32) -> f32;
+
 /// The compare-and-select and correctly rounded binary operations are the
 /// Rust expressions the program documents, on every pair of special values
 /// (NaN, infinities, signed zeros, subnormals) and on random pairs.
@@ -203,7 +206,7 @@ fn binary_operations_are_bitwise_their_definitions() {
         .collect();
     let mut rng = Rng::new(3);
     pairs.extend((0..500).map(|_| (rng.uniform(-4.0, 4.0), rng.uniform(-4.0, 4.0))));
-    let cases: [(Binary, fn(f32, f32) -> f32); 4] = [
+    let cases: [(Binary, Operation); 4] = [
         (Binary::Div, |a, b| a / b),
         (Binary::Max, |a, b| if a > b { a } else { b }),
         (Binary::Min, |a, b| if a < b { a } else { b }),

@@ -498,7 +498,7 @@ impl Elaborator<'_> {
             let w: Vec<String> = widths.iter().map(|w| w.to_string()).collect();
             format!(": with these sizes its parts are {} wide", w.join(", "))
         };
-        if total % n != 0 {
+        if !total.is_multiple_of(n) {
             return Err(fail(text()));
         }
         let (block, mut out) = (total / n, Vec::new());
@@ -704,7 +704,7 @@ pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward,
         };
         el.names.insert(d.name.to_string(), value);
         let cols = shape[shape.len() - 1];
-        if p.init.len() > 1 && cols % p.init.len() != 0 {
+        if p.init.len() > 1 && !cols.is_multiple_of(p.init.len()) {
             return Err(err(
                 p.init_span,
                 format!(

@@ -20,7 +20,7 @@ pub const LOG_POLY: [f32; 9] = [
     -1.666_805_8e-1,
     2.000_071_5e-1,
     -2.499_999_4e-1,
-    3.333_333_1e-1,
+    3.333_333e-1,
 ];
 
 /// `√½`: mantissas below it are doubled so that `f` stays near zero.

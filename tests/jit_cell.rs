@@ -118,6 +118,20 @@ fn activation_program(f: Unary, width: usize) -> CellProgram {
     p
 }
 
+/// `h_next` of a one-loop cell's forward step on `x`, from a zero state of
+/// `width` features and no scratch.
+fn forward(cell: &JitCell, x: &Array2<f32>, width: usize) -> Array2<f32> {
+    let n = x.nrows();
+    let mut h = Array2::zeros((n, width));
+    cell.forward(
+        x.view(),
+        Array2::zeros((n, width)).view(),
+        h.view_mut(),
+        Array2::zeros((n, 0)).view_mut(),
+    );
+    h
+}
+
 /// A runtime activation.
 type Activation = fn(f32) -> f32;
 
@@ -142,13 +156,7 @@ fn inline_activations_are_bitwise_the_runtimes() {
             let mut padded = xs.clone();
             padded.resize(n * width, 0.0);
             let x = Array2::from_shape_vec((n, width), padded).unwrap();
-            let mut h = Array2::zeros((n, width));
-            cell.forward(
-                x.view(),
-                Array2::zeros((n, width)).view(),
-                h.view_mut(),
-                Array2::zeros((n, 0)).view_mut(),
-            );
+            let h = forward(&cell, &x, width);
             for (&x, &y) in x.iter().zip(h.iter()) {
                 assert_eq!(
                     y.to_bits(),
@@ -221,13 +229,7 @@ fn binary_operations_are_bitwise_their_definitions() {
                 x[(k / width, k % width)] = a;
                 x[(k / width, width + k % width)] = b;
             }
-            let mut h = Array2::zeros((n, width));
-            cell.forward(
-                x.view(),
-                Array2::zeros((n, width)).view(),
-                h.view_mut(),
-                Array2::zeros((n, 0)).view_mut(),
-            );
+            let h = forward(&cell, &x, width);
             for ((r, j), &y) in h.indexed_iter() {
                 let (a, b) = (x[(r, j)], x[(r, width + j)]);
                 let want = reference(a, b);

@@ -224,6 +224,40 @@ fn a_cell_from_a_file_trains_under_a_budget() {
     assert_eq!(losses(&mut interp, 5), losses(&mut jit, 5));
 }
 
+/// The normalised example cells (a sum over features, rsqrt, per-block
+/// initial values) train from their files under the same budget, with the
+/// alpha their tapes give, and the JIT gives the interpreter's losses.
+#[test]
+fn the_normalised_cells_train_from_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_text(&dir);
+    for (file, alpha) in [
+        ("layernorm_lstm.cell", 5.125),
+        ("rmsnorm_gru.cell", 5.0 + 1.0 / 24.0),
+    ] {
+        let mut cfg = config(TaskSpec::Text { path: text.clone() });
+        cfg.cell = Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("cells")
+                .join(file),
+        );
+        let mut trainer = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+        assert_eq!(trainer.alpha(), alpha, "{file}");
+        let before = trainer.evaluate();
+        for _ in 0..60 {
+            trainer.step().unwrap();
+        }
+        let after = trainer.evaluate();
+        assert!(
+            after < 0.7 * before,
+            "{file}: held-out bits/char {before} -> {after}"
+        );
+        let mut interp = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+        let mut jit = Trainer::new(cfg, BackendKind::Jit).unwrap();
+        assert_eq!(losses(&mut interp, 3), losses(&mut jit, 3), "{file}");
+    }
+}
+
 /// A cell file with a mistake is an error naming the file, line and column.
 #[test]
 fn a_bad_cell_file_is_a_clear_error() {

@@ -159,6 +159,23 @@ fn the_tapes_are_the_hand_written_cells_tapes() {
             3.0,
             vec!["h_prev", "c_prev", "f", "i", "tanh(pg)", "o"],
         ),
+        // The GRU's tape and one float per row: the sum of h² (a sum over
+        // the features is, like a product, stored rather than recomputed).
+        (
+            "cells/rmsnorm_gru.cell",
+            5.0 + 1.0 / 8.0,
+            vec!["h_prev", "sum(mul(h_prev, h_prev))", "z", "r", "hn_c", "n"],
+        ),
+        // Both products (the backward step needs their deviations from the
+        // mean), the states, and the two sums of each normalisation.
+        (
+            "cells/layernorm_lstm.cell",
+            5.0 + 3.0 / 8.0,
+            vec![
+                "px", "sum(px)", "sum(", "h_prev", "ph", "sum(ph)", "sum(", "c_prev", "sum(",
+                "sum(",
+            ],
+        ),
     ];
     for (file, alpha, names) in cases {
         let p = common::program(file, 3, 8);
@@ -179,7 +196,7 @@ fn the_tapes_are_the_hand_written_cells_tapes() {
 #[test]
 fn mistakes_are_errors_at_the_offending_token() {
     let header = "cell bad {\n    size input, hidden;\n    input x: [input];\n    state h: [hidden];\n    param w: [input, hidden];\n    param u: [hidden, hidden];\n";
-    let cases: [(&str, &str, (usize, usize)); 9] = [
+    let cases: [(&str, &str, (usize, usize)); 13] = [
         (
             "    h = tanh(matmul(x, w) + hh);\n",
             "unknown name `hh`",
@@ -195,10 +212,30 @@ fn mistakes_are_errors_at_the_offending_token() {
             "the rows have [hidden] features but the matrix is [input, hidden]",
             (7, 14),
         ),
-        ("    h = h / 2.0;\n", "unsupported operator", (7, 11)),
+        ("    h = h % 2.0;\n", "unsupported operator", (7, 11)),
         (
-            "    h = softplus(h);\n",
-            "unsupported function `softplus`",
+            "    h = max(h, x);\n",
+            "shape mismatch: the left operand is [hidden] but the right is [input] (only `[1]` broadcasts)",
+            (7, 9),
+        ),
+        (
+            "    h = h * sum(h, h);\n",
+            "`sum` takes 1 argument, got 2",
+            (7, 13),
+        ),
+        (
+            "    let (a, b) = split(concat(x, h));\n    h = a;\n",
+            "cannot split [hidden + input] into 2 equal parts: with these sizes its parts are 3, 4 wide",
+            (7, 18),
+        ),
+        (
+            "    param b: [hidden] = [0, 1, 0];\n    h = h * b;\n",
+            "parameter `b` is [hidden]: its last dimension (4) does not split into 3 equal blocks",
+            (7, 25),
+        ),
+        (
+            "    h = logsumexp(h);\n",
+            "unsupported function `logsumexp`",
             (7, 9),
         ),
         (
@@ -316,4 +353,110 @@ proptest::proptest! {
             let _ = def.compile(&[("input", 3), ("hidden", 4)]);
         }
     }
+}
+
+/// Compiles a cell written in a test for these sizes.
+fn compiled(src: &str, sizes: &[(&str, usize)]) -> bptt::cell_lang::CellProgram {
+    CellDef::parse_str(src)
+        .and_then(|def| def.compile(sizes))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Several inputs are consecutive column blocks of `x`: a cell with inputs
+/// `a: [input]` and `b: [hidden]` computes bitwise what the same cell with
+/// one input `x: [input + hidden]` split into `a` and `b` computes, in all
+/// four methods.
+#[test]
+fn several_inputs_are_column_blocks_of_x() {
+    let body = "state h: [hidden];\n param w: [input, hidden];\n param u: [hidden, hidden];\n \
+                h = tanh(matmul(a, w) + b * h + matmul(h, u)) + sigmoid(b);\n}";
+    let two =
+        format!("cell two {{ size input, hidden; input a: [input]; input b: [hidden];\n{body}");
+    let one = format!(
+        "cell one {{ size input, hidden; input x: [input + hidden];\n \
+         let (a, b) = split(x, [input, hidden]);\n{body}"
+    );
+    let sizes = [("input", 3), ("hidden", 5)];
+    let (two, one) = (compiled(&two, &sizes), compiled(&one, &sizes));
+    assert_eq!((two.input_size, one.input_size), (8, 8));
+    assert_eq!(two.tape_size, one.tape_size);
+    let mut rng = Rng::new(4);
+    let a = DerivedCell::new(two, &mut rng);
+    let b = DerivedCell::from_params(one, a.params().to_vec()).unwrap();
+    let x = random(4, 8, &mut rng);
+    let h = random(4, 5, &mut rng);
+    let dh = random(4, 5, &mut rng);
+    let (ra, rb) = (run(&a, &x, &h, &dh), run(&b, &x, &h, &dh));
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for (what, p, q) in [
+        ("h_next", &ra.next, &rb.next),
+        ("tape", &ra.tape, &rb.tape),
+        ("dh_prev", &ra.dh_prev, &rb.dh_prev),
+    ] {
+        assert_eq!(
+            bits(p.as_slice().unwrap()),
+            bits(q.as_slice().unwrap()),
+            "{what}"
+        );
+    }
+    assert_eq!(bits(&ra.grads), bits(&rb.grads), "gradients");
+
+    // A task gives one input, so a file cell with two cannot be bound to it.
+    let def = CellDef::parse_str(&format!(
+        "cell two {{ size input, hidden; input a: [input]; input b: [hidden];\n{body}"
+    ))
+    .unwrap();
+    let err = def.compile_for(3, 5, &[]).unwrap_err().to_string();
+    assert!(err.contains("it has 2 inputs"), "{err}");
+}
+
+/// `= [c0, c1, ..]` fills equal blocks of a parameter's last dimension: a
+/// fused LSTM bias with its forget gate at 1, and the column blocks of a
+/// matrix.
+#[test]
+fn per_block_initial_values_fill_equal_blocks() {
+    let program = compiled(
+        "cell init { size input, hidden; input x: [input]; state h: [hidden];\n \
+         param b: [4 * hidden] = [0, 1, 0, 0];\n param m: [hidden, 2 * hidden] = [0.5, -2];\n \
+         param c: [hidden] = 3;\n param r: [hidden];\n \
+         let (i, f, g, o) = split(b);\n \
+         let (p, q) = split(matmul(h, m));\n \
+         h = h * sigmoid(f) + i + g + o + p * q + c + r; }",
+        &[("input", 1), ("hidden", 3)],
+    );
+    let params = program.init_params(&mut Rng::new(1));
+    let (b, m, c) = (&params[..12], &params[12..30], &params[30..33]);
+    assert_eq!(b, [0., 0., 0., 1., 1., 1., 0., 0., 0., 0., 0., 0.]);
+    let row = [0.5, 0.5, 0.5, -2., -2., -2.];
+    assert_eq!(m, [row, row, row].concat());
+    assert_eq!(c, [3.0; 3]);
+    // The random parameter is drawn as before, after the constants.
+    let k = 1.0 / 3f32.sqrt();
+    assert!(params[33..].iter().all(|v| v.abs() <= k && *v != 0.0));
+}
+
+/// `split(concat(x, h))` into two is proved equal by the bound sizes when
+/// `input = hidden`, and each part keeps its own shape.
+#[test]
+fn equal_splits_are_proved_by_the_sizes() {
+    let cell = |use_a_as: &str| {
+        format!(
+            "cell sq {{ size input, hidden; input x: [input]; state h: [hidden];\n \
+             param w: [input, hidden];\n let (a, b) = split(concat(x, h));\n h = {use_a_as}; }}"
+        )
+    };
+    let program = compiled(
+        &cell("tanh(b) * sigmoid(matmul(a, w))"),
+        &[("input", 4), ("hidden", 4)],
+    );
+    assert_eq!((program.input_size, program.state_size), (4, 4));
+    // `a` is the input's part, so it is `[input]`, not `[hidden]`.
+    let err = CellDef::parse_str(&cell("tanh(b) + a"))
+        .and_then(|def| def.compile(&[("input", 4), ("hidden", 4)]))
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("the left operand is [hidden] but the right is [input]"),
+        "{err}"
+    );
 }

@@ -63,16 +63,18 @@ fn every_policy_and_budget_gives_plain_bptt_bitwise() {
 
 /// Central finite differences of the interpreter's loss (f32 cells, loss
 /// accumulated in f64). Gradients here are of order 1e-2 (the loss is a mean);
-/// with eps = 1e-2 the measured disagreement is below 1e-5, so a tolerance of
-/// 5e-5 absolute plus 1% relative accepts right gradients and rejects
-/// gradients off by 5% (checked below).
+/// eps = 3e-3: the layer norms of `cells/layernorm_lstm.cell` curve enough
+/// that at 1e-2 the truncation error (which scales as eps², measured) reached
+/// 4.4 tolerances; at 3e-3 every cell stays below 0.41 of the tolerance, 5e-5
+/// absolute plus 1% relative, which still rejects gradients off by 5%
+/// (checked below).
 ///
 /// Returns the worst `|fd - analytic| / tolerance` over every `dh0` entry and
 /// about 40 cell parameters, with the analytic gradient scaled by `skew`.
 fn worst_violation(name: &str, policy: Policy, budget: Budget, skew: f64) -> f64 {
     let mut problem = Problem::new(name, 9, 2, 11);
     let (_, grads) = problem.run(policy, budget);
-    let eps = 1e-2f32;
+    let eps = 3e-3f32;
     let central = |problem: &mut Problem, set: &dyn Fn(&mut Problem, f32)| {
         set(problem, eps);
         let (up, _) = problem.run(policy, budget);

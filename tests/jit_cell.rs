@@ -118,16 +118,34 @@ fn activation_program(f: Unary, width: usize) -> CellProgram {
     p
 }
 
+/// `h_next` of a one-loop cell's forward step on `x`, from a zero state of
+/// `width` features and no scratch.
+fn forward(cell: &JitCell, x: &Array2<f32>, width: usize) -> Array2<f32> {
+    let n = x.nrows();
+    let mut h = Array2::zeros((n, width));
+    cell.forward(
+        x.view(),
+        Array2::zeros((n, width)).view(),
+        h.view_mut(),
+        Array2::zeros((n, 0)).view_mut(),
+    );
+    h
+}
+
 /// A runtime activation.
 type Activation = fn(f32) -> f32;
 
 #[test]
 fn inline_activations_are_bitwise_the_runtimes() {
     let xs = activation_inputs();
-    let cases: [(Unary, Activation); 3] = [
+    let cases: [(Unary, Activation); 7] = [
         (Unary::Exp, kernels::exp),
         (Unary::Sigmoid, kernels::sigmoid),
         (Unary::Tanh, kernels::tanh),
+        (Unary::Sqrt, f32::sqrt),
+        (Unary::Abs, f32::abs),
+        (Unary::Log, kernels::log),
+        (Unary::Softplus, kernels::softplus),
     ];
     for (f, reference) in cases {
         // Widths below, at and above a vector, so that every column of the
@@ -138,13 +156,7 @@ fn inline_activations_are_bitwise_the_runtimes() {
             let mut padded = xs.clone();
             padded.resize(n * width, 0.0);
             let x = Array2::from_shape_vec((n, width), padded).unwrap();
-            let mut h = Array2::zeros((n, width));
-            cell.forward(
-                x.view(),
-                Array2::zeros((n, width)).view(),
-                h.view_mut(),
-                Array2::zeros((n, 0)).view_mut(),
-            );
+            let h = forward(&cell, &x, width);
             for (&x, &y) in x.iter().zip(h.iter()) {
                 assert_eq!(
                     y.to_bits(),
@@ -152,6 +164,79 @@ fn inline_activations_are_bitwise_the_runtimes() {
                     "{f:?}({x:e} = {:#010x}) at width {width}: {y:e}, want {:e}",
                     x.to_bits(),
                     reference(x)
+                );
+            }
+        }
+    }
+}
+
+/// One loop: `h_next = f(a, b)` elementwise, `a` and `b` the two halves
+/// of the rows of `x`.
+fn binary_program(f: Binary, width: usize) -> CellProgram {
+    let mut p = bare(2 * width, width, width, 0);
+    p.forward.instrs = vec![fused(
+        width,
+        vec![
+            LoopOp::Load(rows(Buffer::Input, 2 * width, 0)),
+            LoopOp::Load(rows(Buffer::Input, 2 * width, width)),
+            LoopOp::Binary(f, Reg(0), Reg(1)),
+        ],
+        vec![Sink::Store(rows(Buffer::StateNext, width, 0), Reg(2))],
+    )];
+    p
+}
+
+/// A two-operand function as Rust computes it.
+type Operation = fn(f32, f32) -> f32;
+
+/// The compare-and-select and correctly rounded binary operations are the
+/// Rust expressions the program documents, on every pair of special values
+/// (NaN, infinities, signed zeros, subnormals) and on random pairs.
+#[test]
+fn binary_operations_are_bitwise_their_definitions() {
+    let specials = [
+        0.0f32,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        f32::MIN_POSITIVE,
+        1e-45,
+        f32::MAX,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        3.0,
+    ];
+    let mut pairs: Vec<(f32, f32)> = specials
+        .iter()
+        .flat_map(|&a| specials.iter().map(move |&b| (a, b)))
+        .collect();
+    let mut rng = Rng::new(3);
+    pairs.extend((0..500).map(|_| (rng.uniform(-4.0, 4.0), rng.uniform(-4.0, 4.0))));
+    let cases: [(Binary, Operation); 4] = [
+        (Binary::Div, |a, b| a / b),
+        (Binary::Max, |a, b| if a > b { a } else { b }),
+        (Binary::Min, |a, b| if a < b { a } else { b }),
+        (Binary::Greater, |a, b| if a > b { 1.0 } else { 0.0 }),
+    ];
+    for (f, reference) in cases {
+        for width in [1, 5, 16, 21] {
+            let cell = JitCell::compile(&binary_program(f, width), vec![]).unwrap();
+            let n = pairs.len().div_ceil(width);
+            let mut x = Array2::zeros((n, 2 * width));
+            for (k, &(a, b)) in pairs.iter().enumerate() {
+                x[(k / width, k % width)] = a;
+                x[(k / width, width + k % width)] = b;
+            }
+            let h = forward(&cell, &x, width);
+            for ((r, j), &y) in h.indexed_iter() {
+                let (a, b) = (x[(r, j)], x[(r, width + j)]);
+                let want = reference(a, b);
+                assert_eq!(
+                    y.to_bits(),
+                    want.to_bits(),
+                    "{f:?}({a:e}, {b:e}) at width {width}"
                 );
             }
         }
@@ -229,19 +314,19 @@ fn hand_program() -> CellProgram {
             name: "w_x".to_owned(),
             offset: WX.offset,
             shape: vec![I, H],
-            init: None,
+            init: Vec::new(),
         },
         ParamSlot {
             name: "w_h".to_owned(),
             offset: WH.offset,
             shape: vec![H, H],
-            init: None,
+            init: Vec::new(),
         },
         ParamSlot {
             name: "b".to_owned(),
             offset: B,
             shape: vec![H],
-            init: None,
+            init: Vec::new(),
         },
     ];
     let state_next = rows(Buffer::StateNext, H, 0);

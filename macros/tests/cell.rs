@@ -252,6 +252,112 @@ fn gru_and_peephole_lstm_match_their_derived_cells_bitwise() {
     check_methods(&PeepholeLstm::new(&mut Rng::new(6)), &derived, 4, 1);
 }
 
+cell_and_text! {
+    FUNCTIONS,
+    /// The cell of `tests/cells/functions.cell`: division, sqrt, rsqrt, abs,
+    /// square, max, min, sum, mean, `[1]` values broadcast, block initial
+    /// values.
+    #[sizes(input = 3, hidden = 5)]
+    cell Functions {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state s: [1];
+        param w: [input + hidden, 2 * hidden];
+        param b: [2 * hidden] = [0.1, -0.2];
+        param g: [hidden] = 1.0;
+        param t: [1] = 0.5;
+
+        let (a, c) = split(matmul(concat(x, h), w) + b);
+        let d = a - mean(a);
+        let n = d * rsqrt(mean(square(d)) + 0.001) * g;
+        let y = tanh(c);
+        let p = abs(y + 2.0) - abs(y - 2.0);
+        let m = max(p, -3.0) + min(p, 3.0) + max(tanh(a), sigmoid(c) + 1.5) + min(sigmoid(c) + 1.5, y);
+        let q = sqrt(1.0 + square(n)) / (1.0 + sigmoid(c));
+        let l = log(1.5 + y) + softplus(a * 3.0) - softplus(-20.0 - y);
+        let s_next = tanh(mean(n * h) + t * s);
+        h = tanh(n * t + m * 0.1 + q * s - sum(y) / 8.0 + l * 0.2);
+        s = s_next;
+    }
+}
+
+cell_and_text! {
+    TWO_INPUTS,
+    /// Two inputs, consecutive column blocks of `x`.
+    #[sizes(input = 3, hidden = 5)]
+    cell TwoInputs {
+        size input, hidden;
+        input a: [input];
+        input b: [hidden];
+        state h: [hidden];
+        param w: [input, hidden];
+        param u: [hidden, hidden];
+        h = tanh(matmul(a, w) + b * h + matmul(h, u)) + sigmoid(b);
+    }
+}
+
+cell_and_text! {
+    LAYERNORM_LSTM,
+    /// The layer-normalised LSTM of `cells/layernorm_lstm.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    cell LayerNormLstm {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state c: [hidden];
+        param w_x: [input, 4 * hidden];
+        param w_h: [hidden, 4 * hidden];
+        param gain_x: [4 * hidden] = 1.0;
+        param gain_h: [4 * hidden] = 1.0;
+        param b: [4 * hidden] = [0, 1, 0, 0];
+        param gain_c: [hidden] = 1.0;
+        param bias_c: [hidden] = 0.0;
+
+        let px = matmul(x, w_x);
+        let dx = px - mean(px);
+        let nx = dx * rsqrt(mean(square(dx)) + 0.00001) * gain_x;
+        let ph = matmul(h, w_h);
+        let dh = ph - mean(ph);
+        let nh = dh * rsqrt(mean(square(dh)) + 0.00001) * gain_h;
+        let (i, f, g, o) = split(nx + nh + b);
+        let c_next = sigmoid(f) * c + sigmoid(i) * tanh(g);
+        let dc = c_next - mean(c_next);
+        let nc = dc * rsqrt(mean(square(dc)) + 0.00001) * gain_c + bias_c;
+        h = sigmoid(o) * tanh(nc);
+        c = c_next;
+    }
+}
+
+#[test]
+fn the_layernorm_lstm_matches_its_file_and_the_derived_cell_bitwise() {
+    let file = include_str!("../../cells/layernorm_lstm.cell");
+    let from_file = CellDef::parse_str(file)
+        .unwrap()
+        .compile(&[("input", 3), ("hidden", 5)])
+        .unwrap();
+    let mut written = program(LAYERNORM_LSTM);
+    written.name = from_file.name.clone();
+    assert_eq!(written, from_file, "the test repeats the file's equations");
+    let derived = DerivedCell::new(from_file, &mut Rng::new(9));
+    let generated = LayerNormLstm::new(&mut Rng::new(9));
+    for (batch, seed) in [(4, 1), (1, 2)] {
+        check_methods(&generated, &derived, batch, seed);
+    }
+}
+
+#[test]
+fn the_new_operations_match_the_derived_cell_bitwise() {
+    let derived = DerivedCell::new(program(FUNCTIONS), &mut Rng::new(7));
+    let generated = Functions::new(&mut Rng::new(7));
+    assert_eq!(generated.params(), derived.params());
+    for (batch, seed) in [(4, 1), (1, 2), (9, 3)] {
+        check_methods(&generated, &derived, batch, seed);
+    }
+    let derived = DerivedCell::new(program(TWO_INPUTS), &mut Rng::new(8));
+    check_methods(&TwoInputs::new(&mut Rng::new(8)), &derived, 4, 1);
+}
+
 #[test]
 fn from_params_checks_the_count() {
     let cell = Mgu::from_params(vec![0.5; Mgu::PARAM_COUNT]).unwrap();

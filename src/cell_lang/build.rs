@@ -46,6 +46,9 @@ struct Elaborator<'a> {
     states: &'a [Decl],
     assigned: Vec<Option<Id>>,
     labels: HashMap<Id, String>,
+    /// The symbolic shapes of the parts of each `concat(..)` written, for
+    /// splits whose equal parts only the bound sizes prove.
+    concats: HashMap<Id, Vec<SizeExpr>>,
 }
 
 /// The largest width a value may have, in floats per row (2^24).
@@ -164,21 +167,37 @@ impl Elaborator<'_> {
             BinaryOp::Add => Binary::Add,
             BinaryOp::Sub => Binary::Sub,
             BinaryOp::Mul => Binary::Mul,
+            BinaryOp::Div => Binary::Div,
         };
         let (va, vb) = (self.expr(a)?, self.expr(b)?);
-        if let (Value::Number(x), Value::Number(y)) = (&va, &vb) {
+        self.combine(f, (&va, a.span()), (&vb, b.span()), span)
+    }
+
+    /// `f(a, b)` elementwise: equal shapes, or a `[1]` operand or a number
+    /// broadcast over the other.
+    fn combine(
+        &mut self,
+        f: Binary,
+        (va, sa): (&Value, Span),
+        (vb, sb): (&Value, Span),
+        span: Span,
+    ) -> Result<Value, CellError> {
+        if let (Value::Number(x), Value::Number(y)) = (va, vb) {
             return Ok(Value::Number(super::graph::apply_binary(f, *x, *y)));
         }
         let sym = |v: &Value| match v {
             Value::Rows(_, s) | Value::Vector(_, s) => Some(s.clone()),
             _ => None,
         };
-        let shape = match (sym(&va), sym(&vb)) {
-            (Some(x), Some(y)) if x != y => {
+        let one = SizeExpr::constant(1);
+        let shape = match (sym(va), sym(vb)) {
+            (Some(x), Some(y)) if x == one => y,
+            (Some(x), Some(y)) if x == y || y == one => x,
+            (Some(x), Some(y)) => {
                 return Err(err(
                     span,
                     format!(
-                        "shape mismatch: the left operand is {} but the right is {}",
+                        "shape mismatch: the left operand is {} but the right is {} (only `[1]` broadcasts)",
                         shape_text(&[x]),
                         shape_text(&[y])
                     ),
@@ -193,13 +212,19 @@ impl Elaborator<'_> {
             }
         };
         let width = self.eval(&shape, span, "this expression")?;
-        let mut operand = |v: &Value, e: &Expr| -> Result<Id, CellError> {
+        let mut operand = |v: &Value, at: Span| -> Result<Id, CellError> {
             match v {
                 Value::Number(c) => Ok(self.graph.constant_node(*c, width)),
-                other => Ok(self.rows_of(other, e.span(), "this operand")?.0),
+                other => {
+                    let id = self.rows_of(other, at, "this operand")?.0;
+                    Ok(match self.graph.width(id) == width {
+                        true => id,
+                        false => self.graph.broadcast(id, width),
+                    })
+                }
             }
         };
-        let (x, y) = (operand(&va, a)?, operand(&vb, b)?);
+        let (x, y) = (operand(va, sa)?, operand(vb, sb)?);
         Ok(Value::Rows(self.graph.binary(f, x, y), shape))
     }
 
@@ -230,25 +255,72 @@ impl Elaborator<'_> {
             "tanh" => Some(Unary::Tanh),
             "relu" => Some(Unary::Relu),
             "exp" => Some(Unary::Exp),
+            "sqrt" | "rsqrt" => Some(Unary::Sqrt),
+            "abs" => Some(Unary::Abs),
+            "log" => Some(Unary::Log),
+            "softplus" => Some(Unary::Softplus),
             _ => None,
         };
         if let Some(u) = unary {
             let v = self.args(f, args, 1, span)?.remove(0);
-            if let Value::Number(c) = v {
-                return Ok(Value::Number(super::graph::apply_unary(u, c)));
+            let value = match v {
+                Value::Number(c) => Value::Number(super::graph::apply_unary(u, c)),
+                v => {
+                    let what = format!("the argument of `{name}`");
+                    let (id, s) = self.rows_of(&v, args[0].span(), &what)?;
+                    Value::Rows(self.graph.unary(u, id), s)
+                }
+            };
+            if name == "rsqrt" {
+                // `1 / sqrt(a)`: two correctly rounded operations.
+                return self.combine(
+                    Binary::Div,
+                    (&Value::Number(1.0), span),
+                    (&value, span),
+                    span,
+                );
             }
-            let (id, s) = self.rows_of(&v, args[0].span(), &format!("the argument of `{name}`"))?;
-            return Ok(Value::Rows(self.graph.unary(u, id), s));
+            return Ok(value);
         }
         match name.as_str() {
             "matmul" => self.matmul(f, args, span),
+            "square" => {
+                let v = self.args(f, args, 1, span)?.remove(0);
+                let at = (&v, args[0].span());
+                self.combine(Binary::Mul, at, at, span)
+            }
+            "max" | "min" => {
+                let v = self.args(f, args, 2, span)?;
+                let f = if name == "max" {
+                    Binary::Max
+                } else {
+                    Binary::Min
+                };
+                self.combine(f, (&v[0], args[0].span()), (&v[1], args[1].span()), span)
+            }
+            "sum" | "mean" => {
+                let v = self.args(f, args, 1, span)?.remove(0);
+                let what = format!("the argument of `{name}`");
+                let (id, _) = self.rows_of(&v, args[0].span(), &what)?;
+                let width = self.graph.width(id);
+                let mut total = self.graph.row_sum(id);
+                if name == "mean" {
+                    let n = self.graph.constant_node(width as f32, 1);
+                    total = self.graph.binary(Binary::Div, total, n);
+                }
+                Ok(Value::Rows(total, SizeExpr::constant(1)))
+            }
             "concat" => {
                 let parts = self.concat_parts(args)?;
                 let sym = parts
                     .iter()
                     .fold(SizeExpr::default(), |acc, p| acc.plus(&p.1, 1));
-                let ids = parts.into_iter().map(|p| p.0).collect();
-                Ok(Value::Rows(self.graph.concat(ids), sym))
+                let ids: Vec<Id> = parts.iter().map(|p| p.0).collect();
+                let id = self.graph.concat(ids);
+                self.concats
+                    .entry(id)
+                    .or_insert_with(|| parts.into_iter().map(|p| p.1).collect());
+                Ok(Value::Rows(id, sym))
             }
             "split" => Err(err(
                 span,
@@ -257,7 +329,8 @@ impl Elaborator<'_> {
             _ => Err(err(
                 f.span(),
                 format!(
-                    "unsupported function `{name}`: the functions are matmul, concat, split, sigmoid, tanh, relu and exp"
+                    "unsupported function `{name}`: the functions are {}",
+                    super::syntax::FUNCTIONS
                 ),
             )),
         }
@@ -344,19 +417,10 @@ impl Elaborator<'_> {
         let v = self.expr(arg)?;
         let (id, sym) = self.rows_of(&v, arg.span(), "the argument of `split`")?;
         let parts: Vec<SizeExpr> = match widths {
-            None => {
-                let part = sym.divided(names.len() as i64).ok_or_else(|| {
-                    err(
-                        span,
-                        format!(
-                            "cannot split {} into {} equal parts",
-                            shape_text(std::slice::from_ref(&sym)),
-                            names.len()
-                        ),
-                    )
-                })?;
-                vec![part; names.len()]
-            }
+            None => match sym.divided(names.len() as i64) {
+                Some(part) => vec![part; names.len()],
+                None => self.equal_blocks(id, &sym, names.len(), span)?,
+            },
             Some(w) => match self.expr(w)? {
                 Value::Sizes(s) => s,
                 _ => {
@@ -398,6 +462,56 @@ impl Elaborator<'_> {
             // (`fuse_products`), whose rebuild then pushes the slice down.
             out.push(Value::Rows(self.graph.raw(Op::Slice(id, col), w), p));
             col += w;
+        }
+        Ok(out)
+    }
+
+    /// The shapes of `n` equal parts of the concatenation `id` (of shape
+    /// `sym`) when the bound sizes make whole runs of its parts equally
+    /// wide: `split(concat(x, h))` with `input` = `hidden` gives `[input]`
+    /// and `[hidden]`.
+    fn equal_blocks(
+        &mut self,
+        id: Id,
+        sym: &SizeExpr,
+        n: usize,
+        span: Span,
+    ) -> Result<Vec<SizeExpr>, CellError> {
+        let total = self.graph.width(id);
+        let fail = |why: String| {
+            err(
+                span,
+                format!(
+                    "cannot split {} into {n} equal parts{why}",
+                    shape_text(std::slice::from_ref(sym))
+                ),
+            )
+        };
+        let Some(parts) = self.concats.get(&id).cloned() else {
+            return Err(fail(String::new()));
+        };
+        let mut widths = Vec::new();
+        for p in &parts {
+            widths.push(self.eval(p, span, "a part of `concat`")?);
+        }
+        let text = || {
+            let w: Vec<String> = widths.iter().map(|w| w.to_string()).collect();
+            format!(": with these sizes its parts are {} wide", w.join(", "))
+        };
+        if !total.is_multiple_of(n) {
+            return Err(fail(text()));
+        }
+        let (block, mut out) = (total / n, Vec::new());
+        let (mut run, mut width) = (SizeExpr::default(), 0);
+        for (p, w) in parts.iter().zip(&widths) {
+            run = run.plus(p, 1);
+            width += w;
+            if width == block {
+                out.push(std::mem::take(&mut run));
+                width = 0;
+            } else if width > block {
+                return Err(fail(text()));
+            }
         }
         Ok(out)
     }
@@ -505,7 +619,6 @@ pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward,
         };
         bound.insert(s.to_string(), v);
     }
-    check_rank(&def.input, "the input", &[1])?;
     let mut el = Elaborator {
         sizes: bound,
         graph: Graph::default(),
@@ -513,14 +626,33 @@ pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward,
         states: &def.states,
         assigned: vec![None; def.states.len()],
         labels: HashMap::new(),
+        concats: HashMap::new(),
     };
-    let input_size = el.eval(&def.input.shape[0], def.input.shape_span, "the input")?;
+    // The inputs are consecutive column blocks of the one `x`.
+    let mut blocks = Vec::new();
+    for d in &def.inputs {
+        check_rank(d, "the input", &[1])?;
+        let width = el.eval(&d.shape[0], d.shape_span, &format!("input `{}`", d.name))?;
+        blocks.push(width);
+    }
+    let input_size = blocks.iter().try_fold(0usize, |acc, &w| {
+        acc.checked_add(w).filter(|&s| s <= MAX_WIDTH as usize)
+    });
+    let Some(input_size) = input_size else {
+        return Err(err(
+            def.inputs[0].shape_span,
+            format!("with these sizes the inputs pass {MAX_WIDTH} floats per row"),
+        ));
+    };
     let x = el.graph.raw(Op::Input, input_size);
-    el.names.insert(
-        def.input.name.to_string(),
-        Value::Rows(x, def.input.shape[0].clone()),
-    );
-    el.labels.insert(x, def.input.name.to_string());
+    let mut col = 0;
+    for (d, width) in def.inputs.iter().zip(blocks) {
+        let id = el.graph.slice(x, col, width);
+        el.names
+            .insert(d.name.to_string(), Value::Rows(id, d.shape[0].clone()));
+        el.labels.insert(id, d.name.to_string());
+        col += width;
+    }
     let mut states = Vec::new();
     let mut offset = 0;
     for (i, d) in def.states.iter().enumerate() {
@@ -571,11 +703,22 @@ pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward,
             ),
         };
         el.names.insert(d.name.to_string(), value);
+        let cols = shape[shape.len() - 1];
+        if p.init.len() > 1 && !cols.is_multiple_of(p.init.len()) {
+            return Err(err(
+                p.init_span,
+                format!(
+                    "{what} is {}: its last dimension ({cols}) does not split into {} equal blocks, one per initial value",
+                    shape_text(&d.shape),
+                    p.init.len()
+                ),
+            ));
+        }
         let slot = ParamSlot {
             name: d.name.to_string(),
             offset,
             shape,
-            init: p.init,
+            init: p.init.clone(),
         };
         offset = end;
         params.push(slot);

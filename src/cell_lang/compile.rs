@@ -59,7 +59,13 @@ impl CellDef {
                 );
             }
         }
-        needed.retain(|&v| !matches!(g.node(v).op, Op::Input | Op::Param(_) | Op::Const(_)));
+        // The backward step reads `x` itself, so neither `x` nor an input's
+        // block of it is kept on the tape.
+        needed.retain(|&v| match g.node(v).op {
+            Op::Input | Op::Param(_) | Op::Const(_) => false,
+            Op::Slice(a, _) => g.node(a).op != Op::Input,
+            _ => true,
+        });
         let stored = tape::choose(&g, &forward_order, &needed);
 
         let mut tape = Vec::new();
@@ -219,6 +225,13 @@ fn describe(g: &Graph, id: Id, labels: &HashMap<Id, String>) -> String {
             describe(g, *a, labels)
         ),
         Op::Linear { .. } => format!("product#{}", id.0),
+        Op::RowSum(a) => format!("sum({})", describe(g, *a, labels)),
+        Op::Binary(f, a, b) => format!(
+            "{}({}, {})",
+            format!("{f:?}").to_lowercase(),
+            describe(g, *a, labels),
+            describe(g, *b, labels)
+        ),
         op => format!(
             "{}#{}",
             format!("{op:?}")

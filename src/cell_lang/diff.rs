@@ -78,6 +78,29 @@ pub(crate) fn differentiate(g: &mut Graph, outputs: &[Id], widths: &[usize]) -> 
                         add(a, 0, r);
                         continue;
                     }
+                    // d sqrt(a) = g · 0.5 / sqrt(a).
+                    Unary::Sqrt => {
+                        let half = g.constant_node(0.5, g.width(v));
+                        let h = g.binary(Binary::Mul, grad, half);
+                        let d = g.binary(Binary::Div, h, v);
+                        add(a, 0, d);
+                        continue;
+                    }
+                    // d log(a) = g / a.
+                    Unary::Log => {
+                        let d = g.binary(Binary::Div, grad, a);
+                        add(a, 0, d);
+                        continue;
+                    }
+                    // d softplus(a) = g · sigmoid(a).
+                    Unary::Softplus => Some(g.unary(Unary::Sigmoid, a)),
+                    // d |a| = g · sign(a), with sign(0) = 0.
+                    Unary::Abs => {
+                        let zero = g.constant_node(0.0, g.width(v));
+                        let pos = g.binary(Binary::Greater, a, zero);
+                        let neg = g.binary(Binary::Greater, zero, a);
+                        Some(g.binary(Binary::Sub, pos, neg))
+                    }
                 };
                 let d = match local {
                     None => g.unary(Unary::Neg, grad),
@@ -103,9 +126,44 @@ pub(crate) fn differentiate(g: &mut Graph, outputs: &[Id], widths: &[usize]) -> 
                     add(a, 0, da);
                     add(b, 0, db);
                 }
-                Binary::ReluGrad => unreachable!("ReluGrad appears only in backward graphs"),
+                // y = a / b: da = g / b, db = -(g · y) / b.
+                Binary::Div => {
+                    let da = g.binary(Binary::Div, grad, b);
+                    let gy = g.binary(Binary::Mul, grad, v);
+                    let q = g.binary(Binary::Div, gy, b);
+                    let db = g.unary(Unary::Neg, q);
+                    add(a, 0, da);
+                    add(b, 0, db);
+                }
+                // The gradient goes to the operand taken: `a` where the mask
+                // is 1 (`a > b` for max, `b > a` for min), else `b`.
+                Binary::Max | Binary::Min => {
+                    let mask = match f {
+                        Binary::Max => g.binary(Binary::Greater, a, b),
+                        _ => g.binary(Binary::Greater, b, a),
+                    };
+                    let one = g.constant_node(1.0, g.width(v));
+                    let other = g.binary(Binary::Sub, one, mask);
+                    let (da, db) = (
+                        g.binary(Binary::Mul, grad, mask),
+                        g.binary(Binary::Mul, grad, other),
+                    );
+                    add(a, 0, da);
+                    add(b, 0, db);
+                }
+                Binary::ReluGrad | Binary::Greater => {
+                    unreachable!("{f:?} appears only in backward graphs")
+                }
             },
             Op::Slice(a, col) => add(a, col, grad),
+            Op::Broadcast(a) => {
+                let s = g.row_sum(grad);
+                add(a, 0, s);
+            }
+            Op::RowSum(a) => {
+                let b = g.broadcast(grad, g.width(a));
+                add(a, 0, b);
+            }
             Op::Concat(parts) => {
                 let mut col = 0;
                 for p in parts {

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use bptt_runtime::kernels::{exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, sigmoid, tanh};
+use bptt_runtime::kernels::{
+    exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, log, sigmoid, softplus, tanh,
+};
 use bptt_runtime::{Rng, ShapeError};
 
 use super::cell::{Engine, Frame, ProgramCell};
@@ -136,6 +138,14 @@ impl Frame<'_> {
                     let g = &mut grads[w.floats()];
                     gemm_tn_acc(w.rows, rows, w.cols, a, dy, g);
                 }
+                Instr::RowSum { a, out } => {
+                    let (a, out) = disjoint(
+                        self.buffers[Frame::index(Buffer::Scratch)].write(),
+                        a.floats(rows),
+                        out.floats(rows),
+                    );
+                    row_sums(a, out);
+                }
                 Instr::Loop(l) => self.fused(l),
             }
         }
@@ -168,6 +178,11 @@ impl Frame<'_> {
                             out.copy_from_slice(&self.params[offset + j..offset + j + n])
                         }
                         LoopOp::Const(c) => out.fill(c),
+                        LoopOp::LoadScalar(view) => {
+                            let (buffer, at) = self.locate(view, b);
+                            out.fill(self.buffers[Frame::index(buffer)].read()[at]);
+                        }
+                        LoopOp::ParamScalar(offset) => out.fill(self.params[offset]),
                         LoopOp::Unary(f, a) => unary(f, reg(a), out),
                         LoopOp::Binary(f, a, c) => binary(f, reg(a), reg(c), out),
                     }
@@ -208,6 +223,21 @@ fn disjoint(
     }
 }
 
+/// `out[b] = Σ_j a[b, j]` for every row, added left to right from `0.0`
+/// ([`Instr::RowSum`]); `a` holds `out.len()` rows.
+pub(crate) fn row_sums(a: &[f32], out: &mut [f32]) {
+    if out.is_empty() {
+        return;
+    }
+    for (row, o) in a.chunks_exact(a.len() / out.len()).zip(out.iter_mut()) {
+        let mut s = 0.0f32;
+        for &v in row {
+            s += v;
+        }
+        *o = s;
+    }
+}
+
 /// `out[k] = f(a[k])`.
 fn unary(f: Unary, a: &[f32], out: &mut [f32]) {
     match f {
@@ -216,6 +246,10 @@ fn unary(f: Unary, a: &[f32], out: &mut [f32]) {
         Unary::Tanh => map(a, out, tanh),
         Unary::Exp => map(a, out, exp),
         Unary::Relu => map(a, out, |x| apply_unary(Unary::Relu, x)),
+        Unary::Sqrt => map(a, out, f32::sqrt),
+        Unary::Abs => map(a, out, f32::abs),
+        Unary::Log => map(a, out, log),
+        Unary::Softplus => map(a, out, softplus),
     }
 }
 
@@ -235,6 +269,10 @@ fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
         Binary::Sub => zip(a, b, out, |x, y| x - y),
         Binary::Mul => zip(a, b, out, |x, y| x * y),
         Binary::ReluGrad => zip(a, b, out, |g, y| apply_binary(Binary::ReluGrad, g, y)),
+        Binary::Div => zip(a, b, out, |x, y| x / y),
+        Binary::Max => zip(a, b, out, |x, y| apply_binary(Binary::Max, x, y)),
+        Binary::Min => zip(a, b, out, |x, y| apply_binary(Binary::Min, x, y)),
+        Binary::Greater => zip(a, b, out, |x, y| apply_binary(Binary::Greater, x, y)),
     }
 }
 

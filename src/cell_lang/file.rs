@@ -40,14 +40,20 @@ impl CellDef {
         given: &[(String, usize)],
     ) -> Result<CellProgram, Error> {
         let fail = |msg: String| Error::Cell(format!("cell `{}`: {msg}", self.name));
-        let input_name = match &self.input.shape[..] {
+        let [input_decl] = &self.inputs[..] else {
+            return Err(fail(format!(
+                "it has {} inputs; a task gives one, so bind its sizes with `CellDef::compile`",
+                self.inputs.len()
+            )));
+        };
+        let input_name = match &input_decl.shape[..] {
             [SizeExpr { terms, constant: 0 }] if terms.len() == 1 && terms[0].1 == 1 => {
                 terms[0].0.clone()
             }
             _ => {
                 return Err(fail(format!(
                     "the input `{}` must have the shape of one size name, e.g. `[input]`, to be bound to the task",
-                    self.input.name
+                    input_decl.name
                 )));
             }
         };

@@ -44,6 +44,10 @@ pub(crate) enum Op {
     Slice(Id, usize),
     /// Nodes side by side.
     Concat(Vec<Id>),
+    /// A one-column node repeated in every column.
+    Broadcast(Id),
+    /// A node's columns summed, left to right: one column.
+    RowSum(Id),
     /// `init + Σ a·W`: matrix products accumulated onto an optional
     /// elementwise value.
     Linear { init: Option<Id>, terms: Vec<Term> },
@@ -66,7 +70,7 @@ impl Op {
             | Op::GradState(_)
             | Op::Const(_)
             | Op::Param(_) => Vec::new(),
-            Op::Unary(_, a) | Op::Slice(a, _) => vec![*a],
+            Op::Unary(_, a) | Op::Slice(a, _) | Op::Broadcast(a) | Op::RowSum(a) => vec![*a],
             Op::Binary(_, a, b) => vec![*a, *b],
             Op::Concat(parts) => parts.clone(),
             Op::Linear { init, terms } => init
@@ -168,6 +172,8 @@ impl Graph {
             (Binary::Mul, Some(-1.0), _) => return self.unary(Unary::Neg, b),
             (Binary::Mul, _, Some(-1.0)) => return self.unary(Unary::Neg, a),
             (Binary::ReluGrad, Some(0.0), _) => return a,
+            (Binary::Div, _, Some(1.0)) => return a,
+            (Binary::Div, Some(0.0), _) => return a,
             _ => {}
         }
         if let Some(parts) = self.distribute(&[a, b]) {
@@ -224,6 +230,7 @@ impl Graph {
             Op::Const(bits) => self.raw(Op::Const(bits), width),
             Op::Param(offset) => self.raw(Op::Param(offset + col), width),
             Op::Slice(inner, c) => self.slice(inner, c + col, width),
+            Op::Broadcast(x) => self.broadcast(x, width),
             Op::Unary(f, x) => {
                 let x = self.slice(x, col, width);
                 self.unary(f, x)
@@ -272,6 +279,45 @@ impl Graph {
         }
         let width = merged.iter().map(|&p| self.width(p)).sum();
         self.raw(Op::Concat(merged), width)
+    }
+
+    /// The one-column node `a` repeated over `width` columns, pushed down
+    /// through elementwise operations to the leaves (`f(a, b)` broadcast is
+    /// `f` of the broadcasts): a fused loop then computes a per-row value in
+    /// every column rather than reading it from a narrower loop, so a
+    /// broadcast never needs a temporary (`state_from_tape` has no scratch)
+    /// and a loop never waits for another of its depth.
+    pub fn broadcast(&mut self, a: Id, width: usize) -> Id {
+        debug_assert_eq!(
+            self.width(a),
+            1,
+            "broadcast of a node of width {}",
+            self.width(a)
+        );
+        if width == 1 {
+            return a;
+        }
+        match self.node(a).op {
+            Op::Const(bits) => self.raw(Op::Const(bits), width),
+            Op::Unary(f, x) => {
+                let x = self.broadcast(x, width);
+                self.unary(f, x)
+            }
+            Op::Binary(f, x, y) => {
+                let (x, y) = (self.broadcast(x, width), self.broadcast(y, width));
+                self.binary(f, x, y)
+            }
+            _ => self.raw(Op::Broadcast(a), width),
+        }
+    }
+
+    /// The sum of `a`'s columns in each row (a one-column node); a
+    /// one-column node is its own sum.
+    pub fn row_sum(&mut self, a: Id) -> Id {
+        if self.width(a) == 1 {
+            return a;
+        }
+        self.raw(Op::RowSum(a), 1)
     }
 
     /// `init + Σ terms`, the width given by the terms' weights.
@@ -332,6 +378,8 @@ impl Graph {
             Op::Binary(f, a, b) => self.binary(*f, m(a), m(b)),
             Op::Slice(a, col) => self.slice(m(a), *col, node.width),
             Op::Concat(parts) => self.concat(parts.iter().map(m).collect()),
+            Op::Broadcast(a) => self.broadcast(m(a), node.width),
+            Op::RowSum(a) => self.row_sum(m(a)),
             Op::Linear { init, terms } => {
                 let terms = terms.iter().map(|t| Term { a: m(&t.a), ..*t }).collect();
                 self.linear(init.as_ref().map(m), terms, node.width)
@@ -343,7 +391,7 @@ impl Graph {
 
 /// `f(a)` on one float, exactly as every backend computes it.
 pub(crate) fn apply_unary(f: Unary, a: f32) -> f32 {
-    use bptt_runtime::kernels::{exp, sigmoid, tanh};
+    use bptt_runtime::kernels::{exp, log, sigmoid, softplus, tanh};
     match f {
         Unary::Neg => -a,
         Unary::Sigmoid => sigmoid(a),
@@ -356,6 +404,10 @@ pub(crate) fn apply_unary(f: Unary, a: f32) -> f32 {
                 0.0
             }
         }
+        Unary::Sqrt => a.sqrt(),
+        Unary::Abs => a.abs(),
+        Unary::Log => log(a),
+        Unary::Softplus => softplus(a),
     }
 }
 
@@ -368,6 +420,28 @@ pub(crate) fn apply_binary(f: Binary, a: f32, b: f32) -> f32 {
         Binary::ReluGrad => {
             if b > 0.0 {
                 a
+            } else {
+                0.0
+            }
+        }
+        Binary::Div => a / b,
+        Binary::Max => {
+            if a > b {
+                a
+            } else {
+                b
+            }
+        }
+        Binary::Min => {
+            if a < b {
+                a
+            } else {
+                b
+            }
+        }
+        Binary::Greater => {
+            if a > b {
+                1.0
             } else {
                 0.0
             }

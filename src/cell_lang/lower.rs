@@ -5,9 +5,10 @@
 //! A node's *depth* counts the products on its longest path from the
 //! leaves (concatenations never reach a loop: elementwise operations are
 //! distributed over their parts, and a concatenation is stored part by
-//! part). The kernel runs, for each depth in turn, the products of that
-//! depth and then one fused loop per width holding every elementwise node of
-//! that depth and width. Within a loop a value is a register; a value read by
+//! part); a sum over the features counts as a product. The kernel runs, for
+//! each depth in turn, the products and sums of that depth and then one
+//! fused loop per width holding every elementwise node of that depth and
+//! width (a broadcast reads a one-column leaf in every column). Within a loop a value is a register; a value read by
 //! a later loop, a product or a weight gradient is also stored in a scratch
 //! temporary. Weight gradients run last.
 
@@ -146,7 +147,7 @@ impl Lowering<'_> {
     fn materialise(&mut self, id: Id) -> Temp {
         let fresh = !self.temps.contains_key(&id);
         let t = self.temp(id);
-        if fresh && !matches!(self.g.node(id).op, Op::Linear { .. }) {
+        if fresh && !matches!(self.g.node(id).op, Op::Linear { .. } | Op::RowSum(_)) {
             self.sink(id, Target::View(View::Temp { temp: t, col: 0 }));
         }
         t
@@ -181,6 +182,14 @@ impl Lowering<'_> {
             Op::Slice(a, col) => match self.load(a) {
                 LoopOp::Load(view) => LoopOp::Load(view.shifted(col)),
                 other => unreachable!("a slice of {other:?} is pushed down"),
+            },
+            // The one column, in every column: the graph pushes broadcasts
+            // down to leaves, so this is a parameter read in place or a
+            // leaf's or product's view.
+            Op::Broadcast(a) => match self.load(a) {
+                LoopOp::Load(view) => LoopOp::LoadScalar(view),
+                LoopOp::Param(offset) => LoopOp::ParamScalar(offset),
+                other => other,
             },
             ref op => match self.leaves.view(op) {
                 Some(v) => LoopOp::Load(v),
@@ -233,7 +242,7 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
         let op = &g.node(v).op;
         let below = op.operands().iter().map(|o| depth[o]).max().unwrap_or(0);
         let d = match op {
-            Op::Linear { .. } => below + 1,
+            Op::Linear { .. } | Op::RowSum(_) => below + 1,
             _ => below,
         };
         depth.insert(v, d);
@@ -249,6 +258,10 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
     // Products, with what fills their temporaries first.
     let mut products: Vec<(usize, Instr)> = Vec::new();
     for &v in &order {
+        if let Op::RowSum(a) = g.node(v).op {
+            let (a, out) = (l.materialise(a), l.temp(v));
+            products.push((l.depth[&v], Instr::RowSum { a, out }));
+        }
         if let Op::Linear { init, terms } = g.node(v).op.clone() {
             {
                 let out = l.temp(v);

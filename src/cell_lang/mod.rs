@@ -27,17 +27,38 @@
 //!
 //! * Every value is a batch of rows of features; shapes are sums of
 //!   multiples of size names (`input + hidden`, `4 * hidden`).
+//! * Several inputs (`input a: [input]; input b: [hidden];`) are
+//!   consecutive column blocks of the step's one `x`, in declaration order
+//!   (`x` is `[input + hidden]` here). A cell trained by `bptt train --cell`
+//!   has one input, bound to the task's.
 //! * `matmul(a, w)`: rows of `a` (`[k]`) times a parameter matrix `[k, n]`;
 //!   `a` may be a `concat(..)`, which becomes one product per part.
-//! * `a + b`, `a - b`, `a * b`, `-a` elementwise on equal shapes; a
-//!   parameter vector is broadcast over the batch, a number (`1.0`) over
-//!   everything.
-//! * `sigmoid`, `tanh`, `relu`, `exp`.
+//! * `a + b`, `a - b`, `a * b`, `a / b`, `-a`, `max(a, b)`, `min(a, b)`
+//!   elementwise on equal shapes; a parameter vector is broadcast over the
+//!   batch, a `[1]` value (a parameter, a state, a sum) over the features of
+//!   the other operand, a number (`1.0`) over everything.
+//! * `sigmoid`, `tanh`, `relu`, `exp`, `log`, `softplus`, `sqrt`, `rsqrt`
+//!   (`1 / sqrt(a)`), `abs`, `square` (`a * a`).
+//! * `sum(a)` and `mean(a)` over the features: `[1]`, added left to right
+//!   (`mean` divides the sum by the width).
 //! * `concat(a, b, ..)` along features; `split(a)` into as many equal parts
 //!   as the `let (..)` names, or `split(a, [n1, n2, ..])` into given widths.
+//!   An equal split that the symbols do not prove (`split(concat(x, h))`)
+//!   is accepted when the bound sizes cut it at the concatenation's part
+//!   boundaries, each part keeping its parts' shapes (`[input]`, `[hidden]`).
+//! * `param b: [4 * hidden] = 1.0;` starts every float at a constant;
+//!   `= [0, 1, 0, 0]` cuts the last dimension into as many equal blocks and
+//!   starts each at its value (a fused LSTM bias with its forget gate at 1).
 //! * A state's name always means its value at the start of the step; an
 //!   assignment `h = ..` gives the new value, once per state. Reading a
 //!   state after assigning it is an error: bind the new value with `let`.
+//!
+//! Numerically careful forms, chosen once: a normalisation takes the
+//! variance as `mean(square(a - mean(a)))`, two passes, never
+//! `mean(square(a)) - square(mean(a))`, which cancels; `softplus(a)` is
+//! `max(a, 0) + log1p(exp(-|a|))` (no overflow, and `e^a` kept for very
+//! negative `a`), its derivative `sigmoid(a)`; `rsqrt` and `/` are IEEE
+//! operations, so every backend rounds them alike.
 //!
 //! # What is derived
 //!

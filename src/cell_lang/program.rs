@@ -21,7 +21,16 @@
 //!   evaluates the loop's [`LoopOp`]s in order, every op one IEEE-754 f32
 //!   operation (no fused multiply-add), with `sigmoid`, `tanh` and `exp`
 //!   exactly `bptt_runtime::kernels::{sigmoid, tanh, exp}` (plain f32
-//!   operations, replicable op by op), then performs its [`Sink`]s.
+//!   operations, replicable op by op; `log` and `softplus` likewise
+//!   `bptt_runtime::kernels::{log, softplus}`), then performs its [`Sink`]s.
+//!   `sqrt` and `/` are IEEE-754's correctly rounded operations; `abs`
+//!   clears the sign bit; `max`, `min`, `relu` and their gradients are the
+//!   compare-and-select forms their docs give (one `>` or `<`, so NaN
+//!   handling is fixed too). [`LoopOp::LoadScalar`] and
+//!   [`LoopOp::ParamScalar`] read one float per row (or one in all) and use
+//!   it in every column.
+//! * [`Instr::RowSum`] adds a row's columns left to right, one f32 addition
+//!   each, starting from `0.0`.
 //!   [`Sink::AccumulateGrad`] adds row by row (`g[j] = g[j] + v[b, j]` for
 //!   `b = 0, 1, ...`), so its sum has a fixed order too.
 //! * Within one loop no sink writes an element that a load of the same loop
@@ -172,6 +181,15 @@ pub enum Instr {
         /// Whose gradient.
         w: ParamMatrix,
     },
+    /// `out[b] = ((0.0 + a[b, 0]) + a[b, 1]) + … + a[b, width - 1]` for every
+    /// row `b`, added left to right in this order on every backend: a sum
+    /// over the feature axis (`out` is one column wide).
+    RowSum {
+        /// The rows summed, `[rows, a.width]`.
+        a: Temp,
+        /// Written; `[rows, 1]`.
+        out: Temp,
+    },
     /// One fused elementwise loop.
     Loop(FusedLoop),
 }
@@ -194,6 +212,15 @@ pub enum Unary {
     Exp,
     /// `if a > 0.0 { a } else { 0.0 }` (so `relu(NaN) = 0`, `relu(-0) = 0`).
     Relu,
+    /// `f32::sqrt(a)`, IEEE-754 correctly rounded (`sqrt(-1) = NaN`).
+    Sqrt,
+    /// `f32::abs(a)`: the sign bit cleared.
+    Abs,
+    /// `bptt_runtime::kernels::log(a)`.
+    Log,
+    /// `bptt_runtime::kernels::softplus(a)`: `log(1 + e^a)` in its
+    /// overflow-free form.
+    Softplus,
 }
 
 /// A two-operand elementwise function.
@@ -208,6 +235,15 @@ pub enum Binary {
     /// `if b > 0.0 { a } else { 0.0 }`: the gradient `a` through a relu whose
     /// output is `b`.
     ReluGrad,
+    /// `a / b`, IEEE-754 correctly rounded.
+    Div,
+    /// `if a > b { a } else { b }` (so `max(NaN, b) = b`, `max(a, NaN) = NaN`).
+    Max,
+    /// `if a < b { a } else { b }` (so `min(NaN, b) = b`, `min(a, NaN) = NaN`).
+    Min,
+    /// `if a > b { 1.0 } else { 0.0 }`: which operand `max` took, for its
+    /// gradient.
+    Greater,
 }
 
 /// One operation of a fused loop; the `n`-th op defines [`Reg`]`(n)`.
@@ -217,6 +253,12 @@ pub enum LoopOp {
     Load(View),
     /// Reads `params[offset + j]` (a parameter vector broadcast over rows).
     Param(usize),
+    /// Reads the view at the current row and its first column, whatever the
+    /// column: a `[1]` value broadcast over the loop's width.
+    LoadScalar(View),
+    /// Reads `params[offset]` in every row and column: a `[1]` parameter
+    /// broadcast over the loop's width and the batch.
+    ParamScalar(usize),
     /// A constant.
     Const(f32),
     /// `f(a)`.
@@ -276,11 +318,14 @@ pub struct ParamSlot {
     pub offset: usize,
     /// `[cols]` for a vector, `[rows, cols]` for a row-major matrix.
     pub shape: Vec<usize>,
-    /// How it is initialised: `Some(c)` fills it with the constant `c`;
-    /// `None` draws `rng.uniform(-k, k)` for each float in order, with
-    /// `k = 1/√(output_size)` as the runtime's cells do. Parameters are
+    /// How it is initialised: empty draws `rng.uniform(-k, k)` for each
+    /// float in order, with `k = 1/√(output_size)` as the runtime's cells
+    /// do; `[c]` fills it with the constant `c`; `[c0, c1, ..]` (`n`
+    /// values) cuts its last dimension into `n` equal blocks and fills
+    /// block `i` with `ci` (the gates of a fused bias, `[4 * hidden] = [0,
+    /// 1, 0, 0]`, or of a fused matrix's columns). Parameters are
     /// initialised in declaration order from one `Rng`.
-    pub init: Option<f32>,
+    pub init: Vec<f32>,
 }
 
 impl ParamSlot {
@@ -292,6 +337,17 @@ impl ParamSlot {
     /// Whether it holds no floats.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The constant float `index` starts at, or `None` if it is drawn at
+    /// random (see [`ParamSlot::init`]).
+    pub fn constant(&self, index: usize) -> Option<f32> {
+        let cols = self.shape.last().copied().unwrap_or(1).max(1);
+        let block = (cols / self.init.len().max(1)).max(1);
+        let k = (index % cols) / block;
+        self.init
+            .get(k.min(self.init.len().saturating_sub(1)))
+            .copied()
     }
 }
 
@@ -353,9 +409,9 @@ impl CellProgram {
         let k = 1.0 / (self.output_size.max(1) as f32).sqrt();
         let mut params = Vec::with_capacity(self.param_count);
         for p in &self.params {
-            match p.init {
-                Some(c) => params.extend(std::iter::repeat_n(c, p.len())),
-                None => params.extend((0..p.len()).map(|_| rng.uniform(-k, k))),
+            match p.init.is_empty() {
+                true => params.extend((0..p.len()).map(|_| rng.uniform(-k, k))),
+                false => params.extend((0..p.len()).filter_map(|f| p.constant(f))),
             }
         }
         params

@@ -32,8 +32,10 @@ pub struct CellDef {
     pub name: Ident,
     /// The size names, in declaration order.
     pub sizes: Vec<Ident>,
-    /// The input, `input x: [..];` (exactly one).
-    pub input: Decl,
+    /// The inputs, `input x: [..];`, in order (at least one): their
+    /// features are consecutive column blocks of the step's one `x`, the
+    /// first input's first.
+    pub inputs: Vec<Decl>,
     /// The states, in order; the first is the output a loss reads.
     pub states: Vec<Decl>,
     /// The parameters, in order.
@@ -58,8 +60,12 @@ pub struct Decl {
 pub struct ParamDecl {
     /// Name and shape.
     pub decl: Decl,
-    /// `= 1.0`: every float starts at this constant.
-    pub init: Option<f32>,
+    /// `= 1.0`: every float starts at this constant; `= [0, 1, 0, 0]`: the
+    /// last dimension in as many equal blocks, each starting at its value
+    /// (see [`ParamSlot::init`](super::ParamSlot::init)); empty: random.
+    pub init: Vec<f32>,
+    /// The span of the initial value.
+    pub init_span: Span,
 }
 
 /// A size: a sum of integer multiples of size names and an integer.
@@ -118,6 +124,8 @@ pub enum BinaryOp {
     Sub,
     /// `*`.
     Mul,
+    /// `/`.
+    Div,
 }
 
 impl Expr {
@@ -157,16 +165,11 @@ impl Parse for CellDef {
             vis,
             name,
             sizes: Vec::new(),
-            input: Decl {
-                name: Ident::new("x", Span::call_site()),
-                shape: Vec::new(),
-                shape_span: Span::call_site(),
-            },
+            inputs: Vec::new(),
             states: Vec::new(),
             params: Vec::new(),
             body: Vec::new(),
         };
-        let mut input_seen = false;
         while !body.is_empty() {
             if body.peek(kw::size) {
                 body.parse::<kw::size>()?;
@@ -177,12 +180,8 @@ impl Parse for CellDef {
                 def.sizes.extend(names);
                 body.parse::<Token![;]>()?;
             } else if body.peek(kw::input) && body.peek2(Ident) {
-                let kw = body.parse::<kw::input>()?;
-                if input_seen {
-                    return Err(syn::Error::new(kw.span, "a cell has exactly one `input`"));
-                }
-                input_seen = true;
-                def.input = parse_decl(&body)?;
+                body.parse::<kw::input>()?;
+                def.inputs.push(parse_decl(&body)?);
                 body.parse::<Token![;]>()?;
             } else if body.peek(kw::state) && body.peek2(Ident) {
                 body.parse::<kw::state>()?;
@@ -191,19 +190,18 @@ impl Parse for CellDef {
             } else if body.peek(kw::param) && body.peek2(Ident) {
                 body.parse::<kw::param>()?;
                 let decl = parse_decl(&body)?;
-                let init = if body.peek(Token![=]) {
+                let (init, init_span) = if body.peek(Token![=]) {
                     body.parse::<Token![=]>()?;
                     let e: syn::Expr = body.parse()?;
-                    Some(number(&e).ok_or_else(|| {
-                        syn::Error::new(
-                            e.span(),
-                            "a parameter's initial value is a number, e.g. `= 1.0`",
-                        )
-                    })?)
+                    (initial_value(&e)?, e.span())
                 } else {
-                    None
+                    (Vec::new(), decl.shape_span)
                 };
-                def.params.push(ParamDecl { decl, init });
+                def.params.push(ParamDecl {
+                    decl,
+                    init,
+                    init_span,
+                });
                 body.parse::<Token![;]>()?;
             } else if body.peek(Token![let]) {
                 def.body.push(parse_let(&body)?);
@@ -218,7 +216,7 @@ impl Parse for CellDef {
                     .error("expected `size`, `input`, `state`, `param`, `let` or `STATE = ..;`"));
             }
         }
-        if !input_seen {
+        if def.inputs.is_empty() {
             return Err(syn::Error::new(
                 def.name.span(),
                 format!("cell `{}` declares no `input x: [..];`", def.name),
@@ -272,6 +270,23 @@ fn parse_let(input: ParseStream) -> syn::Result<Stmt> {
     })
 }
 
+/// A parameter's initial value: a number, or a list of numbers (one per
+/// block).
+fn initial_value(e: &syn::Expr) -> syn::Result<Vec<f32>> {
+    let bad = || {
+        syn::Error::new(
+            e.span(),
+            "a parameter's initial value is a number, e.g. `= 1.0`, or one number per block, e.g. `= [0, 1, 0, 0]`",
+        )
+    };
+    match e {
+        syn::Expr::Array(a) if !a.elems.is_empty() => {
+            a.elems.iter().map(|x| number(x).ok_or_else(bad)).collect()
+        }
+        e => Ok(vec![number(e).ok_or_else(bad)?]),
+    }
+}
+
 /// A float or integer literal, possibly negated.
 fn number(e: &syn::Expr) -> Option<f32> {
     match e {
@@ -286,12 +301,16 @@ fn number(e: &syn::Expr) -> Option<f32> {
     }
 }
 
+/// Every function of the language, as messages list them.
+pub(crate) const FUNCTIONS: &str = "matmul, concat, split, sigmoid, tanh, relu, exp, log, softplus, \
+     sqrt, rsqrt, abs, square, max, min, sum, mean";
+
 fn unsupported(e: &impl Spanned, what: &str) -> syn::Error {
     syn::Error::new(
         e.span(),
         format!(
-            "unsupported {what}: a cell's equations use names, numbers, `+ - *`, unary `-`, \
-             and the functions matmul, concat, split, sigmoid, tanh, relu, exp"
+            "unsupported {what}: a cell's equations use names, numbers, `+ - * /`, unary `-`, \
+             and the functions {FUNCTIONS}"
         ),
     )
 }
@@ -318,6 +337,7 @@ fn expr(e: &syn::Expr) -> syn::Result<Expr> {
                 BinOp::Add(_) => BinaryOp::Add,
                 BinOp::Sub(_) => BinaryOp::Sub,
                 BinOp::Mul(_) => BinaryOp::Mul,
+                BinOp::Div(_) => BinaryOp::Div,
                 _ => return Err(unsupported(&b.op, "operator")),
             };
             // At the operator: a span cannot cover the whole expression in

@@ -12,13 +12,16 @@ pub const CELLS: [&str; 3] = ["rnn", "lstm", "gru"];
 
 /// Cells derived from their equations: the examples in `cells/`, and one
 /// that uses every operation of the language.
-pub const DERIVED: [&str; 6] = [
+pub const DERIVED: [&str; 9] = [
     "tests/cells/exotic.cell",
+    "tests/cells/functions.cell",
     "cells/rnn.cell",
     "cells/lstm.cell",
     "cells/gru.cell",
     "cells/mgu.cell",
     "cells/peephole_lstm.cell",
+    "cells/layernorm_lstm.cell",
+    "cells/rmsnorm_gru.cell",
 ];
 
 /// A cell file compiled for these sizes.

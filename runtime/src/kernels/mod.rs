@@ -18,12 +18,14 @@
 //! None of them allocates after the pool has started.
 
 pub mod act;
+pub mod batched;
 mod dispatch;
 mod gemm;
 mod pool;
 mod simd;
 
 pub use act::{exp, sigmoid, tanh};
+pub use batched::{log, softplus};
 pub use dispatch::Level;
 pub(crate) use dispatch::simd_fn;
 pub use gemm::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};

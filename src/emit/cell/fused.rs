@@ -46,8 +46,8 @@ struct Block {
     start: usize,
     end: usize,
     stored: bool,
-    /// `(first column, view index)`.
-    views: Vec<(usize, usize)>,
+    /// `(first column, end column, view index)`.
+    views: Vec<(usize, usize, usize)>,
 }
 
 /// The loop `l` as one block statement.
@@ -57,53 +57,59 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
     if width == 0 {
         return Ok(TokenStream::new());
     }
-    // Each view once, loaded by a live op or stored by a sink.
-    let mut views: Vec<(View, bool)> = Vec::new();
+    // Each view once, loaded by a live op or stored by a sink, with the
+    // columns it spans: the loop's width, or one for a broadcast column.
+    let mut views: Vec<(View, bool, usize)> = Vec::new();
     let loaded = l.ops.iter().zip(&live).filter_map(|(op, &live)| match op {
-        LoopOp::Load(view) if live => Some((*view, false)),
+        LoopOp::Load(view) if live => Some((*view, false, width)),
+        LoopOp::LoadScalar(view) if live => Some((*view, false, 1)),
         _ => None,
     });
     let stored = l.sinks.iter().filter_map(|s| match s {
-        Sink::Store(view, _) => Some((*view, true)),
+        Sink::Store(view, _) => Some((*view, true, width)),
         Sink::AccumulateGrad(..) => None,
     });
-    for (view, store) in loaded.chain(stored) {
-        match views.iter().find(|(v, _)| *v == view) {
-            Some(&(_, s)) if s != store => {
+    for (view, store, span) in loaded.chain(stored) {
+        match views.iter().find(|(v, _, w)| *v == view && *w == span) {
+            Some(&(_, s, _)) if s != store => {
                 return Err("a loop loads and stores the same elements".into());
             }
             Some(_) => {}
-            None => views.push((view, store)),
+            None => views.push((view, store, span)),
         }
     }
-    let arrays = arrays(frame, &views, width)?;
+    let arrays = arrays(frame, &views)?;
     // Views are named `v0`, `v1`, ... in the order rows slice them.
     let mut names = vec![format_ident!("v"); views.len()];
     let order: Vec<usize> = (arrays.values())
-        .flat_map(|rows| rows.blocks.iter().map(|b| b.views[0].1))
+        .flat_map(|rows| rows.blocks.iter().map(|b| b.views[0].2))
         .collect();
     for (k, &index) in order.iter().enumerate() {
         names[index] = format_ident!("v{}", k);
     }
-    let name = |view: View| &names[views.iter().position(|(v, _)| *v == view).unwrap_or(0)];
+    let name = |view: View, span: usize| {
+        let at = views.iter().position(|(v, _, w)| *v == view && *w == span);
+        &names[at.unwrap_or(0)]
+    };
 
     // Before the rows: temporaries, parameter vectors and gradients.
     let mut prelude = temps(frame, &arrays)?;
     let params = slices(
         'p',
         l.ops.iter().zip(&live).filter_map(|(op, &live)| match op {
-            LoopOp::Param(offset) if live => Some(*offset),
+            LoopOp::Param(offset) if live => Some((*offset, width)),
+            LoopOp::ParamScalar(offset) if live => Some((*offset, 1)),
             _ => None,
         }),
     );
-    for (offset, p) in &params {
-        let range = frame.params(*offset, width, false)?;
+    for (&(offset, span), p) in &params {
+        let range = frame.params(offset, span, false)?;
         prelude.extend(quote!(let #p = &params[#range];));
     }
     let grads = slices(
         'g',
         l.sinks.iter().filter_map(|s| match s {
-            Sink::AccumulateGrad(offset, _) => Some(*offset),
+            Sink::AccumulateGrad(offset, _) => Some((*offset, width)),
             Sink::Store(..) => None,
         }),
     );
@@ -124,7 +130,7 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
             None => (quote!(#row), iter),
             Some((pattern, iters)) => (quote!((#pattern, #row)), quote!(#iters.zip(#iter))),
         });
-        row_views.extend(slice_row(&row, rows, &names, width)?);
+        row_views.extend(slice_row(&row, rows, &names)?);
     }
     let (pattern, iter) = walk.unwrap_or((quote!(_), quote!(0..batch)));
 
@@ -134,12 +140,20 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
         let r = format_ident!("r{}", i);
         let value = match *op {
             LoopOp::Load(view) => {
-                let v = name(view);
+                let v = name(view, width);
                 quote!(#v[j])
             }
+            LoopOp::LoadScalar(view) => {
+                let v = name(view, 1);
+                quote!(#v[0])
+            }
             LoopOp::Param(offset) => {
-                let p = &params[&offset];
+                let p = &params[&(offset, width)];
                 quote!(#p[j])
+            }
+            LoopOp::ParamScalar(offset) => {
+                let p = &params[&(offset, 1)];
+                quote!(#p[0])
             }
             LoopOp::Const(c) => f32_tokens(c),
             LoopOp::Unary(f, a) => unary(f, reg(a)),
@@ -150,11 +164,11 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
     for sink in &l.sinks {
         body.extend(match *sink {
             Sink::Store(view, r) => {
-                let (v, r) = (name(view), reg(r));
+                let (v, r) = (name(view, width), reg(r));
                 quote!(#v[j] = #r;)
             }
             Sink::AccumulateGrad(offset, r) => {
-                let (g, r) = (&grads[&offset], reg(r));
+                let (g, r) = (&grads[&(offset, width)], reg(r));
                 quote!(#g[j] += #r;)
             }
         });
@@ -219,10 +233,13 @@ fn live(l: &FusedLoop) -> Result<Vec<bool>, String> {
     Ok(live)
 }
 
-/// Distinct offsets, sorted, each with the name of its slice: `p0`, `p1`,
-/// ... for `prefix` `p`.
-fn slices(prefix: char, offsets: impl Iterator<Item = usize>) -> BTreeMap<usize, Ident> {
-    let mut offsets: Vec<usize> = offsets.collect();
+/// Distinct `(offset, length)` slices, sorted, each with its name: `p0`,
+/// `p1`, ... for `prefix` `p`.
+fn slices(
+    prefix: char,
+    offsets: impl Iterator<Item = (usize, usize)>,
+) -> BTreeMap<(usize, usize), Ident> {
+    let mut offsets: Vec<(usize, usize)> = offsets.collect();
     offsets.sort_unstable();
     offsets.dedup();
     let name = |k| format_ident!("{}{}", prefix, k);
@@ -261,6 +278,10 @@ fn unary(f: Unary, a: Ident) -> TokenStream {
         Unary::Tanh => quote!(__bptt::tanh(#a)),
         Unary::Exp => quote!(__bptt::exp(#a)),
         Unary::Relu => quote!(if #a > 0.0 { #a } else { 0.0 }),
+        Unary::Sqrt => quote!(f32::sqrt(#a)),
+        Unary::Abs => quote!(f32::abs(#a)),
+        Unary::Log => quote!(__bptt::log(#a)),
+        Unary::Softplus => quote!(__bptt::softplus(#a)),
     }
 }
 
@@ -271,6 +292,10 @@ fn binary(f: Binary, a: Ident, b: Ident) -> TokenStream {
         Binary::Sub => quote!(#a - #b),
         Binary::Mul => quote!(#a * #b),
         Binary::ReluGrad => quote!(if #b > 0.0 { #a } else { 0.0 }),
+        Binary::Div => quote!(#a / #b),
+        Binary::Max => quote!(if #a > #b { #a } else { #b }),
+        Binary::Min => quote!(if #a < #b { #a } else { #b }),
+        Binary::Greater => quote!(if #a > #b { 1.0f32 } else { 0.0f32 }),
     }
 }
 
@@ -279,11 +304,10 @@ fn binary(f: Binary, a: Ident, b: Ident) -> TokenStream {
 /// method only reads.
 fn arrays(
     frame: &mut Frame,
-    views: &[(View, bool)],
-    width: usize,
+    views: &[(View, bool, usize)],
 ) -> Result<BTreeMap<Array, Rows>, String> {
     let mut arrays: BTreeMap<Array, Rows> = BTreeMap::new();
-    for (index, &(view, stored)) in views.iter().enumerate() {
+    for (index, &(view, stored, width)) in views.iter().enumerate() {
         let (array, slice, stride, col) = match view {
             View::Rows {
                 buffer: Buffer::Scratch,
@@ -337,7 +361,7 @@ fn arrays(
             start: col,
             end: col + width,
             stored,
-            views: vec![(col, index)],
+            views: vec![(col, col + width, index)],
         });
     }
     let temps = arrays
@@ -389,10 +413,10 @@ fn temps(frame: &mut Frame, arrays: &BTreeMap<Array, Rows>) -> Result<TokenStrea
 /// floats at each offset; an error if two overlap.
 fn grad_slices(
     frame: &mut Frame,
-    grads: &BTreeMap<usize, Ident>,
+    grads: &BTreeMap<(usize, usize), Ident>,
     width: usize,
 ) -> Result<TokenStream, String> {
-    let offsets: Vec<usize> = grads.keys().copied().collect();
+    let offsets: Vec<usize> = grads.keys().map(|k| k.0).collect();
     if offsets.windows(2).any(|w| w[1] < w[0] + width) {
         return Err("a loop accumulates into overlapping gradients".into());
     }
@@ -408,20 +432,15 @@ fn grad_slices(
     })
 }
 
-/// The views of the row `row` of `rows`, each `width` floats and named as
-/// `names` says: `let v0 = &row[..];`, or, in a row the loop writes, blocks
-/// split apart with `split_at_mut`.
-fn slice_row(
-    row: &Ident,
-    rows: &Rows,
-    names: &[Ident],
-    width: usize,
-) -> Result<TokenStream, String> {
+/// The views of the row `row` of `rows`, named as `names` says: `let v0 =
+/// &row[..];`, or, in a row the loop writes, blocks split apart with
+/// `split_at_mut`.
+fn slice_row(row: &Ident, rows: &Rows, names: &[Ident]) -> Result<TokenStream, String> {
     let mut out = TokenStream::new();
     if !rows.writable {
         for block in &rows.blocks {
-            let (col, index) = block.views[0];
-            let (v, start, end) = (&names[index], lit(col), lit(col + width));
+            let (col, end, index) = block.views[0];
+            let (v, start, end) = (&names[index], lit(col), lit(end));
             out.extend(quote!(let #v = &#row[#start..#end];));
         }
         return Ok(out);
@@ -450,7 +469,7 @@ fn slice_row(
         }
         let whole = block.views.len() == 1;
         let name = match whole {
-            true => names[block.views[0].1].clone(),
+            true => names[block.views[0].2].clone(),
             false => format_ident!("{}_{}", row, k),
         };
         let len = lit(block.end - block.start);
@@ -460,9 +479,9 @@ fn slice_row(
             quote!(let (#name, #row) = #row.split_at_mut(#len);)
         });
         if !whole {
-            for &(col, index) in &block.views {
+            for &(col, end, index) in &block.views {
                 let v = &names[index];
-                let (start, end) = (lit(col - block.start), lit(col - block.start + width));
+                let (start, end) = (lit(col - block.start), lit(end - block.start));
                 out.extend(quote!(let #v = &#name[#start..#end];));
             }
         }

@@ -34,9 +34,12 @@ fn docs(program: &CellProgram) -> Vec<String> {
     ];
     for p in &program.params {
         let shape: Vec<String> = p.shape.iter().map(ToString::to_string).collect();
-        let init = (p.init)
-            .map(|c| format!(", initialised to {c}"))
-            .unwrap_or_default();
+        let values: Vec<String> = p.init.iter().map(ToString::to_string).collect();
+        let init = match values.len() {
+            0 => String::new(),
+            1 => format!(", initialised to {}", values[0]),
+            n => format!(", {n} blocks initialised to [{}]", values.join(", ")),
+        };
         docs.push(format!(
             " * `{}`: `[{}]`, floats {}..{}{init}",
             p.name,
@@ -52,19 +55,25 @@ fn docs(program: &CellProgram) -> Vec<String> {
 /// [`CellProgram::init_params`] does, from one `Rng`.
 fn new_fn(program: &CellProgram) -> TokenStream {
     let count = lit(program.param_count);
-    let random = program.params.iter().any(|p| p.init.is_none());
+    let random = program.params.iter().any(|p| p.init.is_empty());
     let k = random.then(|| {
         let out = Literal::f32_suffixed(program.output_size.max(1) as f32);
         quote!(let k = 1.0 / f32::sqrt(#out);)
     });
     let fills = program.params.iter().map(|p| {
         let len = lit(p.len());
-        match p.init {
-            Some(c) => {
+        match p.init[..] {
+            [] => quote!(params.extend((0..#len).map(|_| rng.uniform(-k, k)));),
+            [c] => {
                 let c = super::fused::f32_tokens(c);
                 quote!(params.extend(::core::iter::repeat_n(#c, #len));)
             }
-            None => quote!(params.extend((0..#len).map(|_| rng.uniform(-k, k)));),
+            ref blocks => {
+                let values = blocks.iter().map(|&c| super::fused::f32_tokens(c));
+                let cols = lit(p.shape[p.shape.len() - 1]);
+                let block = lit(p.shape[p.shape.len() - 1] / blocks.len());
+                quote!(params.extend((0..#len).map(|f: usize| [#(#values),*][f % #cols / #block]));)
+            }
         }
     });
     let unused = (!random).then(|| quote!(let _ = rng;));

@@ -247,6 +247,20 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
             let (m, n) = (lit(w.rows), lit(w.cols));
             Ok(quote!(__bptt::gemm_tn_acc(#m, batch, #n, #a, &scratch[#dy], #grads);))
         }
+        Instr::RowSum { a, out } => {
+            let width = lit(a.width);
+            frame.product(Matrix::Temp(*a), a.width, *out, 1, |a, out| {
+                quote! {
+                    for (row, o) in #a.chunks_exact(#width).zip(#out.iter_mut()) {
+                        let mut s = 0.0f32;
+                        for &v in row {
+                            s += v;
+                        }
+                        *o = s;
+                    }
+                }
+            })
+        }
         Instr::Loop(l) => fused::fused(frame, l),
     }
 }

@@ -21,6 +21,7 @@ use cranelift_frontend::FunctionBuilder;
 use bptt_runtime::kernels::act::{
     EXP_HI, EXP_LO, EXP_POLY, LN2_HI, LN2_LO, LOG2E, ROUND, TANH_POLY, TANH_SMALL,
 };
+use bptt_runtime::kernels::batched::{LOG_POLY, SQRT_HALF, SUBNORMAL_SCALE};
 
 use crate::cell_lang::{Binary, Unary};
 
@@ -111,6 +112,10 @@ impl Vectors<'_, '_> {
                 let zero = self.splat(0.0);
                 self.select_if(FloatCC::GreaterThan, (a, &zero), a, &zero)
             }
+            Unary::Sqrt => self.map(a, |b, a| b.ins().sqrt(a)),
+            Unary::Abs => self.map(a, |b, a| b.ins().fabs(a)),
+            Unary::Log => self.log(a),
+            Unary::Softplus => self.softplus(a),
         }
     }
 
@@ -124,6 +129,13 @@ impl Vectors<'_, '_> {
             Binary::ReluGrad => {
                 let zero = self.splat(0.0);
                 self.select_if(FloatCC::GreaterThan, (y, &zero), x, &zero)
+            }
+            Binary::Div => self.fdiv(x, y),
+            Binary::Max => self.select_if(FloatCC::GreaterThan, (x, y), x, y),
+            Binary::Min => self.select_if(FloatCC::LessThan, (x, y), x, y),
+            Binary::Greater => {
+                let (one, zero) = (self.splat(1.0), self.splat(0.0));
+                self.select_if(FloatCC::GreaterThan, (x, y), &one, &zero)
             }
         }
     }
@@ -186,6 +198,81 @@ impl Vectors<'_, '_> {
         let e = self.iadd(n, &bias);
         let e = self.map(&e, |b, e| b.ins().ishl_imm_u(e, 23));
         self.cast(types::F32X4, &e)
+    }
+
+    /// `bptt_runtime::kernels::log`.
+    fn log(&mut self, x: &[Value]) -> Bundle {
+        // xs = if x < MIN_POSITIVE { x * 2^23 } else { x }.
+        let min = self.splat(f32::MIN_POSITIVE);
+        let scale = self.splat(SUBNORMAL_SCALE);
+        let scaled = self.fmul(x, &scale);
+        let xs = self.select_if(FloatCC::LessThan, (x, &min), &scaled, x);
+        // e = (((bits >> 23) & 0xff) - 126) as f32; m = (bits & 0x7fffff) | 0x3f000000.
+        let bits = self.cast(types::I32X4, &xs);
+        let shifted = self.map(&bits, |b, v| b.ins().ushr_imm_u(v, 23));
+        let byte = self.splat_int(0xff);
+        let biased = self.band(&shifted, &byte);
+        let bias = self.splat_int(126);
+        let e_int = self.isub(&biased, &bias);
+        let e = self.map(&e_int, |b, v| b.ins().fcvt_from_sint(types::F32X4, v));
+        let mantissa = self.splat_int(0x007f_ffff);
+        let half = self.splat_int(0x3f00_0000);
+        let m_bits = self.band(&bits, &mantissa);
+        let m_bits = self.bor(&m_bits, &half);
+        let m = self.cast(types::F32X4, &m_bits);
+        // small = m < SQRT_HALF: e - 1 and 2m - 1, else e and m - 1.
+        let sqrt_half = self.splat(SQRT_HALF);
+        let one = self.splat(1.0);
+        let e_less = self.fsub(&e, &one);
+        let e = self.select_if(FloatCC::LessThan, (&m, &sqrt_half), &e_less, &e);
+        let sub = self.splat(23.0);
+        let e_tiny = self.fsub(&e, &sub);
+        let e = self.select_if(FloatCC::LessThan, (x, &min), &e_tiny, &e);
+        let twice = self.fadd(&m, &m);
+        let twice = self.fsub(&twice, &one);
+        let once = self.fsub(&m, &one);
+        let f = self.select_if(FloatCC::LessThan, (&m, &sqrt_half), &twice, &once);
+        // y = p(f) · f · z + e · LN2_LO - 0.5 · z; r = f + y + e · LN2_HI.
+        let z = self.fmul(&f, &f);
+        let p = self.horner(&LOG_POLY, &f);
+        let y = self.fmul(&p, &f);
+        let y = self.fmul(&y, &z);
+        let lo = self.splat(LN2_LO);
+        let elo = self.fmul(&e, &lo);
+        let y = self.fadd(&y, &elo);
+        let point5 = self.splat(0.5);
+        let hz = self.fmul(&point5, &z);
+        let y = self.fsub(&y, &hz);
+        let r = self.fadd(&f, &y);
+        let hi = self.splat(LN2_HI);
+        let ehi = self.fmul(&e, &hi);
+        let r = self.fadd(&r, &ehi);
+        // NaN for negatives, -inf at zero, +inf at +inf, a NaN passed on.
+        let zero = self.splat(0.0);
+        let nan = self.splat(f32::NAN);
+        let r = self.select_if(FloatCC::LessThan, (x, &zero), &nan, &r);
+        let neg_inf = self.splat(f32::NEG_INFINITY);
+        let r = self.select_if(FloatCC::Equal, (x, &zero), &neg_inf, &r);
+        let inf = self.splat(f32::INFINITY);
+        let r = self.select_if(FloatCC::Equal, (x, &inf), &inf, &r);
+        self.select_if(FloatCC::NotEqual, (x, x), x, &r)
+    }
+
+    /// `bptt_runtime::kernels::softplus`: `max(x, 0) + log1p(exp(-|x|))`.
+    fn softplus(&mut self, x: &[Value]) -> Bundle {
+        let ax = self.map(x, |b, x| b.ins().fabs(x));
+        let neg = self.map(&ax, |b, x| b.ins().fneg(x));
+        let v = self.exp(&neg);
+        let one = self.splat(1.0);
+        let u = self.fadd(&one, &v);
+        let lu = self.log(&u);
+        let um1 = self.fsub(&u, &one);
+        let q = self.fdiv(&v, &um1);
+        let scaled = self.fmul(&lu, &q);
+        let log1p = self.select_if(FloatCC::Equal, (&u, &one), &v, &scaled);
+        let zero = self.splat(0.0);
+        let relu = self.select_if(FloatCC::GreaterThan, (x, &zero), x, &zero);
+        self.fadd(&relu, &log1p)
     }
 
     /// `bptt_runtime::kernels::sigmoid`: `1 / (1 + exp(-x))`.

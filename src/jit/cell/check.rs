@@ -77,6 +77,11 @@ impl Checker<'_> {
                 self.temp(dy, w.cols)?;
                 self.param_matrix(w)
             }
+            Instr::RowSum { a, out } => {
+                self.temp(a, a.width)?;
+                self.temp(out, 1)?;
+                self.disjoint(Matrix::Temp(a), out)
+            }
             Instr::Loop(ref fused) => self.fused(fused),
         }
     }
@@ -164,6 +169,8 @@ impl Checker<'_> {
             match *op {
                 LoopOp::Load(view) => self.view(view, width, false)?,
                 LoopOp::Param(offset) => self.param_vector(offset, width)?,
+                LoopOp::LoadScalar(view) => self.view(view, width.min(1), false)?,
+                LoopOp::ParamScalar(offset) => self.param_vector(offset, width.min(1))?,
                 LoopOp::Const(_) => {}
                 LoopOp::Unary(_, a) => defined(a, n)?,
                 LoopOp::Binary(_, a, b) => {

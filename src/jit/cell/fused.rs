@@ -75,8 +75,8 @@ impl Bases {
     /// The bases of every load and sink of `fused`.
     fn of(fused: &FusedLoop) -> Bases {
         let loads = fused.ops.iter().filter_map(|op| match *op {
-            LoopOp::Load(view) => Some(Base::of(view).0),
-            LoopOp::Param(_) => Some(Base::Params),
+            LoopOp::Load(view) | LoopOp::LoadScalar(view) => Some(Base::of(view).0),
+            LoopOp::Param(_) | LoopOp::ParamScalar(_) => Some(Base::Params),
             _ => None,
         });
         let sinks = fused.sinks.iter().map(|sink| match *sink {
@@ -217,6 +217,11 @@ fn emit_columns(
         let value = match *op {
             LoopOp::Load(view) => load(v.b, at(Base::of(view)), &columns.groups),
             LoopOp::Param(offset) => load(v.b, at((Base::Params, offset)), &columns.groups),
+            LoopOp::LoadScalar(view) => {
+                let (base, col) = Base::of(view);
+                scalar(&mut v, rows[bases.index(base)], col)
+            }
+            LoopOp::ParamScalar(offset) => scalar(&mut v, rows[bases.index(Base::Params)], offset),
             LoopOp::Const(c) => v.splat(c),
             LoopOp::Unary(f, a) => v.unary(f, &regs[a.0 as usize]),
             LoopOp::Binary(f, x, y) => v.binary(f, &regs[x.0 as usize], &regs[y.0 as usize]),
@@ -241,6 +246,14 @@ fn emit_columns(
             }
         }
     }
+}
+
+/// The float at column `col` of the row at `p` (whatever the pass's
+/// columns), in every lane of every vector.
+fn scalar(v: &mut Vectors<'_, '_>, p: Value, col: usize) -> Bundle {
+    // In range: `check` bounds every row by `i32::MAX / 4` floats.
+    let x = v.b.ins().load(types::F32, flags(), p, (col * 4) as i32);
+    vec![v.b.ins().splat(types::F32X4, x); v.n]
 }
 
 /// The byte offset of lane `lane` of `group` in a view from `col`.

@@ -10,6 +10,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::fused::emit_loop;
 use super::gemm::{Gemm, gemm_signature};
+use super::reduce::emit_row_sum;
 use crate::cell_lang::{Buffer, Instr, Kernel, Matrix, Temp};
 
 /// The kernel's parameters, in order: `rows`, then the pointers `x`,
@@ -144,6 +145,7 @@ pub(super) fn build_kernel(
                 ];
                 b.ins().call(gemms[Gemm::Tn as usize], &operands);
             }
+            Instr::RowSum { a, out } => emit_row_sum(&mut b, &args, a, out),
             Instr::Loop(ref fused) => emit_loop(&mut b, &args, fused),
         }
     }

@@ -39,6 +39,7 @@ mod fused;
 mod gemm;
 mod kernel;
 mod native;
+mod reduce;
 mod run;
 mod text;
 

@@ -55,6 +55,7 @@ fn describe(program: &CellProgram, instr: &Instr) -> Option<String> {
         Instr::MatMul { a, w, out } => {
             format!("{} += {} . {}", temp(out), matrix(a), param(program, w))
         }
+        Instr::RowSum { a, out } => format!("{} = sum of each row of {}", temp(out), temp(a)),
         Instr::MatMulT { a, w, out } => {
             format!("{} += {} . {}^T", temp(out), temp(a), param(program, w))
         }

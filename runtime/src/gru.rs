@@ -3,7 +3,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
-use crate::kernels::{sigmoid, tanh};
+use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Rng, ShapeError};
 
@@ -45,6 +45,7 @@ fn gru_out(z: f32, n: f32, h_prev: f32) -> f32 {
 
 /// One row of the forward step: activates `rz` (`2H`) in place, overwrites `xn`
 /// (`x·W_xn + b_xn`) with `n`, reads `hn` (`h·W_hn + b_hn`) and writes `h_next`.
+#[inline(always)]
 fn forward_row(rz: &mut [f32], xn: &mut [f32], hn: &[f32], h_prev: &[f32], h_next: &mut [f32]) {
     let len = h_prev.len();
     let (r, z) = rz.split_at_mut(len);
@@ -59,6 +60,71 @@ fn forward_row(rz: &mut [f32], xn: &mut [f32], hn: &[f32], h_prev: &[f32], h_nex
         let nj = tanh(xn[j] + rj * hn[j]);
         (r[j], z[j], xn[j]) = (rj, zj, nj);
         h_next[j] = gru_out(zj, nj, h_prev[j]);
+    }
+}
+
+simd_fn! {
+    /// [`forward_row`] for every row of a block.
+    fn forward_rows(
+        n: usize,
+        rz: &mut [f32],
+        xn: &mut [f32],
+        hn: &[f32],
+        hp: &[f32],
+        hnext: &mut [f32],
+    ) {
+        for ((((rz, xn), hn), hp), out) in rz
+            .chunks_exact_mut(2 * n)
+            .zip(xn.chunks_exact_mut(n))
+            .zip(hn.chunks_exact(n))
+            .zip(hp.chunks_exact(n))
+            .zip(hnext.chunks_exact_mut(n))
+        {
+            forward_row(rz, xn, hn, hp, out);
+        }
+    }
+}
+
+simd_fn! {
+    /// The elementwise part of `backward` for every row: the pre-activation
+    /// gradients of every block and `dh_prev`'s direct term `z⊙dh`, with
+    /// `h_prev` gathered contiguous.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_rows(
+        n: usize,
+        tape: &[f32],
+        dh: &[f32],
+        dh_prev: &mut [f32],
+        d_rz: &mut [f32],
+        d_xn: &mut [f32],
+        d_hn: &mut [f32],
+        h_prev: &mut [f32],
+    ) {
+        for (((t, (d, dhp)), (drz, dxn)), (dhn, hp)) in tape
+            .chunks_exact(5 * n)
+            .zip(dh.chunks_exact(n).zip(dh_prev.chunks_exact_mut(n)))
+            .zip(d_rz.chunks_exact_mut(2 * n).zip(d_xn.chunks_exact_mut(n)))
+            .zip(d_hn.chunks_exact_mut(n).zip(h_prev.chunks_exact_mut(n)))
+        {
+            hp.copy_from_slice(&t[..n]);
+            let (t_hp, r, z, nn, hn) = (
+                &t[..n],
+                &t[n..2 * n],
+                &t[2 * n..3 * n],
+                &t[3 * n..4 * n],
+                &t[4 * n..5 * n],
+            );
+            let (dr, dz) = drz.split_at_mut(n);
+            let dz = &mut dz[..n];
+            for j in 0..n {
+                let dpn = d[j] * (1.0 - z[j]) * (1.0 - nn[j] * nn[j]);
+                dxn[j] = dpn;
+                dhn[j] = dpn * r[j];
+                dr[j] = dpn * hn[j] * r[j] * (1.0 - r[j]);
+                dz[j] = d[j] * (t_hp[j] - nn[j]) * z[j] * (1.0 - z[j]);
+                dhp[j] = d[j] * z[j];
+            }
+        }
     }
 }
 
@@ -159,15 +225,7 @@ impl Gru {
             self.xn.pre(&self.params, m, x, &[], xn);
             self.hn.pre(&self.params, m, &[], hp, hn);
             let hnext = &mut h_next[row_span(&r, n)];
-            for ((((rz, xn), hn), hp), out) in rz
-                .chunks_exact_mut(2 * n)
-                .zip(xn.chunks_exact_mut(n))
-                .zip(hn.chunks_exact(n))
-                .zip(hp.chunks_exact(n))
-                .zip(hnext.chunks_exact_mut(n))
-            {
-                forward_row(rz, xn, hn, hp, out);
-            }
+            forward_rows(n, rz, xn, hn, hp, hnext);
             if let Some(tape) = tape.as_deref_mut() {
                 let tape = &mut tape[row_span(&r, 5 * n)];
                 for ((((t, hp), rz), nn), hn) in tape
@@ -226,31 +284,7 @@ impl Cell for Gru {
 
         // Pre-activation gradients of every block and dh_prev's direct term
         // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
-        for (((t, (d, dhp)), (drz, dxn)), (dhn, hp)) in tape
-            .chunks_exact(5 * n)
-            .zip(dh.chunks_exact(n).zip(dh_prev.chunks_exact_mut(n)))
-            .zip(d_rz.chunks_exact_mut(2 * n).zip(d_xn.chunks_exact_mut(n)))
-            .zip(d_hn.chunks_exact_mut(n).zip(h_prev.chunks_exact_mut(n)))
-        {
-            hp.copy_from_slice(&t[..n]);
-            let (t_hp, r, z, nn, hn) = (
-                &t[..n],
-                &t[n..2 * n],
-                &t[2 * n..3 * n],
-                &t[3 * n..4 * n],
-                &t[4 * n..5 * n],
-            );
-            let (dr, dz) = drz.split_at_mut(n);
-            let dz = &mut dz[..n];
-            for j in 0..n {
-                let dpn = d[j] * (1.0 - z[j]) * (1.0 - nn[j] * nn[j]);
-                dxn[j] = dpn;
-                dhn[j] = dpn * r[j];
-                dr[j] = dpn * hn[j] * r[j] * (1.0 - r[j]);
-                dz[j] = d[j] * (t_hp[j] - nn[j]) * z[j] * (1.0 - z[j]);
-                dhp[j] = d[j] * z[j];
-            }
-        }
+        backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, h_prev);
         self.rz.add_grads(batch, x, h_prev, d_rz, grads);
         self.xn.add_grads(batch, x, &[], d_xn, grads);
         self.hn.add_grads(batch, &[], h_prev, d_hn, grads);

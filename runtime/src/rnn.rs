@@ -3,22 +3,27 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params};
-use crate::kernels::tanh;
+use crate::kernels::{simd_fn, tanh};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
-use crate::{Cell, Rng, ShapeError};
+use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
 /// An Elman recurrent cell: `h' = tanh(x·W_x + h·W_h + b)`.
 ///
 /// * Parameters: `W_x [input × H]` row-major, `W_h [H × H]` row-major, `b [H]`.
 /// * State and output: `h` (`H` floats per row).
 /// * Tape row: `[h_prev (H) | h' (H)]`, so `alpha = 2`.
-/// * Scratch row: `2H` floats.
+/// * Scratch row: `input + 2H` floats.
+/// * `backward_deferred` leaves `[dW_x; dW_h] += [x | h_prev]ᵀ·dpre` and
+///   `db += Σ dpre` (one [`WeightGradient`]) to the executor.
 /// * `H` must be positive (constructors panic otherwise).
 #[derive(Clone, Debug)]
 pub struct Rnn {
     input: usize,
     hidden: usize,
     block: GateBlock,
+    /// `[dW_x; dW_h] += [x | h_prev]ᵀ·dpre`, `db += Σ dpre`: left to the
+    /// executor by `backward_deferred`.
+    deferred: [WeightGradient; 1],
     params: Vec<f32>,
 }
 
@@ -65,6 +70,7 @@ impl Rnn {
             input,
             hidden,
             block: Self::block(input, hidden),
+            deferred: [Self::block(input, hidden).weight_gradient()],
             params,
         }
     }
@@ -76,7 +82,41 @@ impl Rnn {
 
     /// Scratch floats per batch row that `backward` uses.
     fn scratch_per_row(&self) -> usize {
-        2 * self.hidden
+        self.input + 2 * self.hidden
+    }
+
+    /// The backward step up to the products: writes `dpre = dh ⊙ (1 - h'²)`
+    /// and the weight gradient's operand `xh = [x | h_prev]`, and returns
+    /// `dh_prev`'s rows.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_operands<'d>(
+        &self,
+        what: &str,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<'d, f32>,
+        xh: &mut [f32],
+        dpre: &mut [f32],
+    ) -> &'d mut [f32] {
+        let (batch, n) = (x.nrows(), self.hidden);
+        let x = rows(what, "x", x, batch, self.input);
+        let tape = rows(what, "tape", tape, batch, 2 * n);
+        let dh = rows(what, "dh", dh, batch, n);
+        let dh_prev = rows_mut(what, "dh_prev", dh_prev, batch, n);
+        assert!(
+            xh.len() == batch * (self.input + n) && dpre.len() == batch * n,
+            "{what}: operand rows of the wrong size"
+        );
+        backward_rows(n, self.input, x, tape, dh, xh, dpre);
+        dh_prev
+    }
+
+    /// Writes `dh_prev = dpre·W_hᵀ`.
+    fn write_dh_prev(&self, dpre: &[f32], dh_prev: &mut [f32]) {
+        let batch = dpre.len() / self.hidden;
+        dh_prev.fill(0.0);
+        self.block.add_dh(&self.params, batch, dpre, dh_prev);
     }
 
     /// The forward step shared by `forward` and `forward_tape`: the whole batch's
@@ -94,9 +134,7 @@ impl Rnn {
         let h_prev = rows(what, "h_prev", h_prev, batch, h);
         let h_next = rows_mut(what, "h_next", h_next, batch, h);
         self.block.pre(&self.params, batch, x, h_prev, h_next);
-        for v in h_next.iter_mut() {
-            *v = tanh(*v);
-        }
+        tanh_in_place(h_next);
         if let Some(tape) = tape {
             let tape = rows_mut(what, "tape", tape, batch, 2 * h);
             for ((t, hp), hn) in tape
@@ -131,29 +169,67 @@ impl Cell for Rnn {
         scratch: ArrayViewMut2<f32>,
     ) {
         const WHAT: &str = "Rnn::backward";
-        let (batch, n) = (x.nrows(), self.hidden);
-        let x = rows(WHAT, "x", x, batch, self.input);
-        let tape = rows(WHAT, "tape", tape, batch, 2 * n);
-        let dh = rows(WHAT, "dh", dh, batch, n);
-        let dh_prev = rows_mut(WHAT, "dh_prev", dh_prev, batch, n);
+        let batch = x.nrows();
         check_grads(WHAT, grads, self.params.len());
-        let (dpre, h_prev) = scratch_rows(WHAT, scratch, batch, 2 * n).split_at_mut(batch * n);
+        let scratch = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
+        let (xh, dpre) = scratch.split_at_mut(batch * (self.input + self.hidden));
+        let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
+        self.deferred[0].add(xh, dpre, grads);
+        self.write_dh_prev(dpre, dh_prev);
+    }
 
-        // dpre = dh ⊙ (1 - h'²); h_prev gathered contiguous for the weight gradient.
-        for (((t, d), dp), hp) in tape
-            .chunks_exact(2 * n)
-            .zip(dh.chunks_exact(n))
-            .zip(dpre.chunks_exact_mut(n))
-            .zip(h_prev.chunks_exact_mut(n))
-        {
-            let (t_hp, t_hn) = t.split_at(n);
-            hp.copy_from_slice(t_hp);
-            for ((dp, &d), &hn) in dp.iter_mut().zip(d).zip(t_hn) {
+    fn weight_gradients(&self) -> &[WeightGradient] {
+        &self.deferred
+    }
+
+    fn backward_deferred(
+        &self,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        grads: &mut [f32],
+        _scratch: ArrayViewMut2<f32>,
+        operands: Operands<'_>,
+    ) {
+        const WHAT: &str = "Rnn::backward_deferred";
+        check_grads(WHAT, grads, self.params.len());
+        let [(xh, dpre)] = operands.rows::<1>();
+        let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
+        self.write_dh_prev(dpre, dh_prev);
+    }
+}
+
+simd_fn! {
+    /// `v = tanh(v)` for every float.
+    fn tanh_in_place(v: &mut [f32]) {
+        for v in v.iter_mut() {
+            *v = tanh(*v);
+        }
+    }
+}
+
+simd_fn! {
+    /// `dpre = dh ⊙ (1 - h'²)` and `xh = [x | h_prev]` for every row (`x` of
+    /// `nx`, tape rows `[h_prev | h']` of `2n`).
+    fn backward_rows(
+        n: usize,
+        nx: usize,
+        x: &[f32],
+        tape: &[f32],
+        dh: &[f32],
+        xh: &mut [f32],
+        dpre: &mut [f32],
+    ) {
+        for r in 0..dh.len() / n {
+            let (t_hp, t_hn) = tape[r * 2 * n..(r + 1) * 2 * n].split_at(n);
+            let (ax, ah) = xh[r * (nx + n)..(r + 1) * (nx + n)].split_at_mut(nx);
+            ax.copy_from_slice(&x[r * nx..(r + 1) * nx]);
+            ah.copy_from_slice(t_hp);
+            let d = &dh[r * n..(r + 1) * n];
+            for ((dp, &d), &hn) in dpre[r * n..(r + 1) * n].iter_mut().zip(d).zip(t_hn) {
                 *dp = d * (1.0 - hn * hn);
             }
         }
-        self.block.add_grads(batch, x, h_prev, dpre, grads);
-        dh_prev.fill(0.0);
-        self.block.add_dh(&self.params, batch, dpre, dh_prev);
     }
 }

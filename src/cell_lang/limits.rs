@@ -200,7 +200,10 @@ fn check_literal(literal: &proc_macro2::Literal) -> syn::Result<()> {
 /// expression graph, following `let`s, at most [`MAX_DEPTH`].
 pub fn check_def(def: &CellDef) -> syn::Result<()> {
     once(def.sizes.iter(), "size")?;
-    let tensors = std::iter::once(&def.input.name)
+    let tensors = def
+        .inputs
+        .iter()
+        .map(|d| &d.name)
         .chain(def.states.iter().map(|d| &d.name))
         .chain(def.params.iter().map(|p| &p.decl.name));
     once(tensors, "name")?;

@@ -5,7 +5,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
-use crate::{Cell, Rng, ShapeError};
+use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
 /// Forward temporaries per row, in units of `H`: `r`, `z`, `n` and `h·W_hn + b_hn`.
 const FORWARD_PER_H: usize = 4;
@@ -23,7 +23,9 @@ const FORWARD_PER_H: usize = 4;
 ///   `uniform(-1/√H, 1/√H)`.
 /// * State and output: `h` (`H` floats per row).
 /// * Tape row: `[h_prev | r | z | n | h·W_hn + b_hn]`, `5H` floats, so `alpha = 5`.
-/// * Scratch row: `5H` floats.
+/// * Scratch row: `2·input + 6H` floats.
+/// * `backward_deferred` leaves the three blocks' weight gradients (three
+///   [`WeightGradient`]s) to the executor.
 /// * The forward steps compute the gates in row blocks in a stack buffer of at
 ///   most 512 KiB; `H` must be in `1..=32768` (constructors panic otherwise).
 #[derive(Clone, Debug)]
@@ -33,6 +35,9 @@ pub struct Gru {
     rz: GateBlock,
     xn: GateBlock,
     hn: GateBlock,
+    /// The three blocks' weight gradients (`rz`, `xn`, `hn`), left to the
+    /// executor by `backward_deferred`.
+    deferred: [WeightGradient; 3],
     params: Vec<f32>,
 }
 
@@ -187,6 +192,7 @@ impl Gru {
             rz,
             xn,
             hn,
+            deferred: [rz, xn, hn].map(|b| b.weight_gradient()),
             params,
         }
     }
@@ -196,9 +202,43 @@ impl Gru {
         self.hidden
     }
 
+    /// The backward step but for the weight-gradient products: writes the
+    /// operands of the three blocks' products (`[x | h_prev]` and `d_rz`, `x`
+    /// and `d_xn`, `h_prev` and `d_hn`) and all of `dh_prev`
+    /// (`z⊙dh + d_rz·W_h,rzᵀ + d_hn·W_hnᵀ`).
+    fn backward_operands(
+        &self,
+        what: &str,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        [(a_rz, d_rz), (a_xn, d_xn), (a_hn, d_hn)]: [(&mut [f32], &mut [f32]); 3],
+    ) {
+        let (batch, n, nx) = (x.nrows(), self.hidden, self.input);
+        let x = rows(what, "x", x, batch, nx);
+        let tape = rows(what, "tape", tape, batch, 5 * n);
+        let dh = rows(what, "dh", dh, batch, n);
+        let dh_prev = rows_mut(what, "dh_prev", dh_prev, batch, n);
+        // Pre-activation gradients of every block and dh_prev's direct term
+        // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
+        backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, a_hn);
+        a_xn.copy_from_slice(x);
+        for ((a, xr), hp) in a_rz
+            .chunks_exact_mut(nx + n)
+            .zip(x.chunks_exact(nx.max(1)).chain(std::iter::repeat(&[][..])))
+            .zip(a_hn.chunks_exact(n))
+        {
+            a[..nx].copy_from_slice(&xr[..nx]);
+            a[nx..].copy_from_slice(hp);
+        }
+        self.rz.add_dh(&self.params, batch, d_rz, dh_prev);
+        self.hn.add_dh(&self.params, batch, d_hn, dh_prev);
+    }
+
     /// Scratch floats per batch row that `backward` uses.
     fn scratch_per_row(&self) -> usize {
-        5 * self.hidden
+        2 * self.input + 6 * self.hidden
     }
 
     /// The forward step shared by `forward` and `forward_tape`, block by block of
@@ -271,24 +311,47 @@ impl Cell for Gru {
         scratch: ArrayViewMut2<f32>,
     ) {
         const WHAT: &str = "Gru::backward";
-        let (batch, n) = (x.nrows(), self.hidden);
-        let x = rows(WHAT, "x", x, batch, self.input);
-        let tape = rows(WHAT, "tape", tape, batch, 5 * n);
-        let dh = rows(WHAT, "dh", dh, batch, n);
-        let dh_prev = rows_mut(WHAT, "dh_prev", dh_prev, batch, n);
+        let batch = x.nrows();
         check_grads(WHAT, grads, self.params.len());
-        let scratch = scratch_rows(WHAT, scratch, batch, 5 * n);
-        let (d_rz, rest) = scratch.split_at_mut(2 * n * batch);
-        let (d_xn, rest) = rest.split_at_mut(n * batch);
-        let (d_hn, h_prev) = rest.split_at_mut(n * batch);
+        let mut scratch = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
+        let operands = self.deferred.map(|p| {
+            let (a, rest) = std::mem::take(&mut scratch).split_at_mut(batch * p.rows);
+            let (d, rest) = rest.split_at_mut(batch * p.cols);
+            scratch = rest;
+            (a, d)
+        });
+        let [(a_rz, d_rz), (a_xn, d_xn), (a_hn, d_hn)] = operands;
+        let rows = [
+            (&mut *a_rz, &mut *d_rz),
+            (&mut *a_xn, &mut *d_xn),
+            (&mut *a_hn, &mut *d_hn),
+        ];
+        self.backward_operands(WHAT, x, tape, dh, dh_prev, rows);
+        for (p, (a, d)) in self
+            .deferred
+            .iter()
+            .zip([(a_rz, d_rz), (a_xn, d_xn), (a_hn, d_hn)])
+        {
+            p.add(a, d, grads);
+        }
+    }
 
-        // Pre-activation gradients of every block and dh_prev's direct term
-        // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
-        backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, h_prev);
-        self.rz.add_grads(batch, x, h_prev, d_rz, grads);
-        self.xn.add_grads(batch, x, &[], d_xn, grads);
-        self.hn.add_grads(batch, &[], h_prev, d_hn, grads);
-        self.rz.add_dh(&self.params, batch, d_rz, dh_prev);
-        self.hn.add_dh(&self.params, batch, d_hn, dh_prev);
+    fn weight_gradients(&self) -> &[WeightGradient] {
+        &self.deferred
+    }
+
+    fn backward_deferred(
+        &self,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        grads: &mut [f32],
+        _scratch: ArrayViewMut2<f32>,
+        operands: Operands<'_>,
+    ) {
+        const WHAT: &str = "Gru::backward_deferred";
+        check_grads(WHAT, grads, self.params.len());
+        self.backward_operands(WHAT, x, tape, dh, dh_prev, operands.rows::<3>());
     }
 }

@@ -71,7 +71,8 @@ use proc_macro::TokenStream;
 
 /// Plans `seq_len` steps of backpropagation within `budget` at compile time
 /// and adds to the annotated cell type the training step that runs the
-/// schedule: `SEQ_LEN`, `HIDDEN_SLOTS`, `TAPE_SLOTS`, `FORWARD_STEPS`,
+/// schedule: `SEQ_LEN`, `TICKS_PER_STATE`, `TICKS_PER_TAPE`, `CAPACITY_TICKS`,
+/// `FORWARD_STEPS`,
 /// `arena_layout`, `new_arena` and `train_step` (or the method `name`d).
 ///
 /// Arguments: `seq_len = T` (integer), `budget = M` (hidden-state units, or

@@ -69,15 +69,58 @@ fn split4_mut(row: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32],
     (i, f, g, &mut o[..n])
 }
 
+/// Lanes of [`forward_lanes`]: one AVX-512 vector.
+const LANES: usize = 16;
+
+/// Features `j..j + LANES` of `s` as an array.
+#[inline(always)]
+fn arr(s: &mut [f32], j: usize) -> &mut [f32; LANES] {
+    <&mut [f32; LANES]>::try_from(&mut s[j..j + LANES]).expect("LANES floats")
+}
+
+/// [`forward_row`] on `LANES` features: fixed-size, distinct arrays, so the
+/// compiler vectorises it without run-time overlap checks.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_lanes(
+    pi: &mut [f32; LANES],
+    pf: &mut [f32; LANES],
+    pg: &mut [f32; LANES],
+    po: &mut [f32; LANES],
+    c_prev: &[f32; LANES],
+    h: &mut [f32; LANES],
+    c: &mut [f32; LANES],
+) {
+    for j in 0..LANES {
+        let (i, f, g, o) = (sigmoid(pi[j]), sigmoid(pf[j]), tanh(pg[j]), sigmoid(po[j]));
+        (pi[j], pf[j], pg[j], po[j]) = (i, f, g, o);
+        (h[j], c[j]) = lstm_out(i, f, g, o, c_prev[j]);
+    }
+}
+
 /// One row of the forward step: activates the gate pre-activations `pre` (`4H`)
-/// in place and writes `out = [h' | c']` from them and `c_prev`.
+/// in place and writes `out = [h' | c']` from them and `c_prev`, `LANES`
+/// features at a time, then the rest one by one (the same operations).
 #[inline(always)]
 fn forward_row(pre: &mut [f32], c_prev: &[f32], out: &mut [f32]) {
     let n = c_prev.len();
     let (pi, pf, pg, po) = split4_mut(pre, n);
     let (h, c) = out.split_at_mut(n);
     let c = &mut c[..n];
-    for j in 0..n {
+    let whole = n - n % LANES;
+    for j in (0..whole).step_by(LANES) {
+        let lanes = j..j + LANES;
+        forward_lanes(
+            arr(pi, j),
+            arr(pf, j),
+            arr(pg, j),
+            arr(po, j),
+            <&[f32; LANES]>::try_from(&c_prev[lanes]).expect("LANES floats"),
+            arr(h, j),
+            arr(c, j),
+        );
+    }
+    for j in whole..n {
         let (i, f, g, o) = (sigmoid(pi[j]), sigmoid(pf[j]), tanh(pg[j]), sigmoid(po[j]));
         (pi[j], pf[j], pg[j], po[j]) = (i, f, g, o);
         (h[j], c[j]) = lstm_out(i, f, g, o, c_prev[j]);

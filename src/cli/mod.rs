@@ -9,7 +9,7 @@ mod train;
 
 use clap::{Args, Parser, Subcommand};
 
-use bptt::{Alpha, Budget, Error, Plan, Policy};
+use bptt::{Budget, Error, Plan, Policy};
 
 /// bptt: backpropagation through time within a memory budget.
 #[derive(Debug, Parser)]
@@ -48,14 +48,42 @@ pub struct PlanSpec {
     len: u32,
     /// Checkpoint memory in hidden-state units (200) or percent of store-all
     /// (5%). Defaults to 5% for hsm/ism/msm and 100% for the baselines.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["memory", "max_slowdown"])]
     budget: Option<String>,
-    /// Tape size over hidden-state size (>= 1).
+    /// Tape size over hidden-state size (>= 1); taken from the sizes when
+    /// --state-bytes/--tape-bytes or --hidden/--batch are given.
     #[arg(long, default_value_t = 4.0, allow_hyphen_values = true)]
     alpha: f64,
     /// hsm, ism, msm, store-all, sqrt or interval:K.
     #[arg(long, default_value = "msm")]
     policy: String,
+    /// The whole memory of a step in bytes (256MiB, 1.5GB, 4096): the
+    /// working set and the checkpoints. Needs the sizes.
+    #[arg(long, value_name = "BYTES", conflicts_with = "max_slowdown")]
+    memory: Option<String>,
+    /// Bytes of one hidden state (for the whole batch).
+    #[arg(long, value_name = "BYTES", requires = "tape_bytes", conflicts_with_all = ["hidden", "batch"])]
+    state_bytes: Option<String>,
+    /// Bytes of one tape (for the whole batch).
+    #[arg(long, value_name = "BYTES", requires = "state_bytes")]
+    tape_bytes: Option<String>,
+    /// Bytes held outside the checkpoints (default: five states and a tape:
+    /// running states, rebuilt state, gradients, the working tape).
+    #[arg(long, value_name = "BYTES")]
+    working_bytes: Option<String>,
+    /// The sizes of bptt's LSTM with this hidden size (f32, state h and c).
+    #[arg(long, requires = "batch")]
+    hidden: Option<usize>,
+    /// The batch of --hidden.
+    #[arg(long, requires = "hidden")]
+    batch: Option<usize>,
+    /// The least memory whose slowdown over store-all is at most this
+    /// (an iteration's forward and backward steps, see --backward-cost).
+    #[arg(long, value_name = "X")]
+    max_slowdown: Option<f64>,
+    /// A backward step's cost in forward steps, for --max-slowdown.
+    #[arg(long, default_value_t = 2.0)]
+    backward_cost: f64,
 }
 
 impl PlanSpec {
@@ -69,10 +97,10 @@ impl PlanSpec {
         })
     }
 
-    /// Plans it, with every input checked.
+    /// Plans it, with every input checked: from --memory, from
+    /// --max-slowdown, or from --budget.
     fn plan(&self) -> Result<Plan, Error> {
-        let policy: Policy = self.policy.parse()?;
-        Plan::new(policy, Alpha::new(self.alpha)?, self.len, self.budget()?)
+        plan::resolve(self)
     }
 }
 

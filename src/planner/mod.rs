@@ -7,6 +7,8 @@
 mod choice;
 mod closed;
 mod closed_plan;
+mod inverse;
+pub mod memory;
 mod plan;
 mod reference;
 mod regime;
@@ -16,6 +18,7 @@ mod weighted;
 
 pub use choice::Choice;
 pub use closed_plan::ClosedPlanner;
+pub use inverse::least_budget;
 pub use plan::{Method, Plan, PlanSummary, Planner, Strategy, TABLE_CELLS};
 pub use reference::brute_force_costs;
 pub use table::{COST_CAP, MAX_CELLS, Table};

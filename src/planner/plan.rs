@@ -43,6 +43,18 @@ pub enum Method {
     WeightedTable,
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Table => "table",
+            Method::ClosedForm => "closed-form",
+            Method::Certified => "certified",
+            Method::Rule => "rule",
+            Method::WeightedTable => "weighted-table",
+        })
+    }
+}
+
 /// Which planner [`Plan::with_planner`] may use for a dynamic program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Planner {

@@ -11,7 +11,9 @@ pub use op::{HiddenSlot, Op, Source, Tape, TapeSlot};
 pub use stream::OpStream;
 pub use verify::{MemorySizes, Report, Simulation, simulate, verify, verify_plan, verify_stream};
 
+use crate::error::Error;
 use crate::planner::Plan;
+use crate::planner::memory::ensure_fits;
 use crate::policy::Policy;
 use crate::units::{Alpha, Ticks};
 
@@ -68,6 +70,28 @@ impl Schedule {
             header: *stream.header(),
             ops: stream.collect(),
         }
+    }
+
+    /// Expands a plan as [`Schedule::from_plan`] does, refusing up front
+    /// (naming both figures) a schedule larger than the memory available.
+    pub fn try_from_plan(plan: &Plan) -> Result<Self, Error> {
+        let what = || {
+            format!(
+                "the {} schedule of {} forward steps",
+                plan.policy(),
+                plan.forward_steps()
+            )
+        };
+        ensure_fits(what, Self::bytes_bound(plan))?;
+        Ok(Self::from_plan(plan))
+    }
+
+    /// An upper bound on the bytes of `plan`'s expanded operations: one op per
+    /// forward and backward step, and at most four more (restore, store,
+    /// free, backward of a tape) per segment, of which there are at most `2T`.
+    pub fn bytes_bound(plan: &Plan) -> u64 {
+        let ops = plan.forward_steps() + 9 * u64::from(plan.len());
+        ops.saturating_mul(std::mem::size_of::<Op>() as u64)
     }
 
     /// What the schedule promises.

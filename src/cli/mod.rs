@@ -9,7 +9,7 @@ mod train;
 
 use clap::{Args, Parser, Subcommand};
 
-use bptt::{Budget, Error, Plan, Policy};
+use bptt::{Alpha, Budget, Error, Plan, Policy};
 
 /// bptt: backpropagation through time within a memory budget.
 #[derive(Debug, Parser)]
@@ -48,18 +48,41 @@ pub struct PlanSpec {
     len: u32,
     /// Checkpoint memory in hidden-state units (200) or percent of store-all
     /// (5%). Defaults to 5% for hsm/ism/msm and 100% for the baselines.
-    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["memory", "max_slowdown"])]
+    #[arg(long, allow_hyphen_values = true)]
     budget: Option<String>,
-    /// Tape size over hidden-state size (>= 1); taken from the sizes when
-    /// --state-bytes/--tape-bytes or --hidden/--batch are given.
+    /// Tape size over hidden-state size (>= 1); `plan` takes it from the
+    /// sizes when --state-bytes/--tape-bytes or --hidden/--batch are given.
     #[arg(long, default_value_t = 4.0, allow_hyphen_values = true)]
     alpha: f64,
     /// hsm, ism, msm, store-all, sqrt or interval:K.
     #[arg(long, default_value = "msm")]
     policy: String,
+}
+
+impl PlanSpec {
+    /// The budget given, or the policy's default.
+    fn budget(&self) -> Result<Budget, Error> {
+        let policy: Policy = self.policy.parse()?;
+        Ok(match &self.budget {
+            Some(text) => text.parse()?,
+            None if policy.is_dynamic() => Budget::Percent(5.0),
+            None => Budget::Percent(100.0),
+        })
+    }
+
+    /// Plans it, with every input checked.
+    fn plan(&self) -> Result<Plan, Error> {
+        let policy: Policy = self.policy.parse()?;
+        Plan::new(policy, Alpha::new(self.alpha)?, self.len, self.budget()?)
+    }
+}
+
+/// A plan's budget in bytes, or the least memory for a slowdown (`bptt plan`).
+#[derive(Debug, Clone, Args)]
+pub struct MemorySpec {
     /// The whole memory of a step in bytes (256MiB, 1.5GB, 4096): the
     /// working set and the checkpoints. Needs the sizes.
-    #[arg(long, value_name = "BYTES", conflicts_with = "max_slowdown")]
+    #[arg(long, value_name = "BYTES", conflicts_with_all = ["budget", "max_slowdown"])]
     memory: Option<String>,
     /// Bytes of one hidden state (for the whole batch).
     #[arg(long, value_name = "BYTES", requires = "tape_bytes", conflicts_with_all = ["hidden", "batch"])]
@@ -79,29 +102,11 @@ pub struct PlanSpec {
     batch: Option<usize>,
     /// The least memory whose slowdown over store-all is at most this
     /// (an iteration's forward and backward steps, see --backward-cost).
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", conflicts_with = "budget")]
     max_slowdown: Option<f64>,
     /// A backward step's cost in forward steps, for --max-slowdown.
     #[arg(long, default_value_t = 2.0)]
     backward_cost: f64,
-}
-
-impl PlanSpec {
-    /// The budget given, or the policy's default.
-    fn budget(&self) -> Result<Budget, Error> {
-        let policy: Policy = self.policy.parse()?;
-        Ok(match &self.budget {
-            Some(text) => text.parse()?,
-            None if policy.is_dynamic() => Budget::Percent(5.0),
-            None => Budget::Percent(100.0),
-        })
-    }
-
-    /// Plans it, with every input checked: from --memory, from
-    /// --max-slowdown, or from --budget.
-    fn plan(&self) -> Result<Plan, Error> {
-        plan::resolve(self)
-    }
 }
 
 /// Runs a parsed command line.

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::PlanSpec;
+use super::{MemorySpec, PlanSpec};
 use bptt::planner::least_budget;
 use bptt::schedule::{OpStream, verify_stream};
 use bptt::units::{ByteSizes, parse_bytes};
@@ -15,6 +15,8 @@ use bptt_runtime::{Cell, Lstm, Rng};
 pub struct PlanArgs {
     #[command(flatten)]
     spec: PlanSpec,
+    #[command(flatten)]
+    memory: MemorySpec,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -24,7 +26,7 @@ pub struct PlanArgs {
 const FLOAT: u64 = 4;
 
 /// The byte sizes the spec gives, if any.
-fn sizes(spec: &PlanSpec) -> Result<Option<ByteSizes>, Error> {
+fn sizes(spec: &MemorySpec) -> Result<Option<ByteSizes>, Error> {
     let (state, tape) = match (&spec.state_bytes, &spec.tape_bytes, spec.hidden, spec.batch) {
         (Some(state), Some(tape), _, _) => (parse_bytes(state)?, parse_bytes(tape)?),
         (_, _, Some(hidden), Some(batch)) => {
@@ -56,23 +58,19 @@ fn alpha(spec: &PlanSpec, sizes: Option<ByteSizes>) -> Result<Alpha, Error> {
     }
 }
 
-/// The plan a spec asks for: from `--memory`, `--max-slowdown` or `--budget`.
-pub(super) fn resolve(spec: &PlanSpec) -> Result<Plan, Error> {
+/// The plan asked for: from `--memory`, `--max-slowdown` or `--budget`.
+fn resolve(spec: &PlanSpec, bytes: &MemorySpec) -> Result<Plan, Error> {
     let policy: Policy = spec.policy.parse()?;
-    let sizes = sizes(spec)?;
+    let sizes = sizes(bytes)?;
     let alpha = alpha(spec, sizes)?;
-    if let Some(memory) = &spec.memory {
+    if let Some(memory) = &bytes.memory {
         let sizes = sizes.ok_or(Error::MissingSizes)?;
         let ticks = sizes.budget(parse_bytes(memory)?, alpha)?;
-        return Plan::new(
-            policy,
-            alpha,
-            spec.len,
-            Budget::Units(alpha.to_units(ticks)),
-        );
+        let units = Budget::Units(alpha.to_units(ticks));
+        return Plan::new(policy, alpha, spec.len, units);
     }
-    if let Some(slowdown) = spec.max_slowdown {
-        return least_memory(policy, alpha, spec.len, slowdown, spec.backward_cost);
+    if let Some(slowdown) = bytes.max_slowdown {
+        return least_memory(policy, alpha, spec.len, slowdown, bytes.backward_cost);
     }
     Plan::new(policy, alpha, spec.len, spec.budget()?)
 }
@@ -147,8 +145,8 @@ struct Planned {
 }
 
 pub fn plan(args: &PlanArgs) -> Result<(), Error> {
-    let spec = &args.spec;
-    let plan = spec.plan()?;
+    let (spec, memory) = (&args.spec, &args.memory);
+    let plan = resolve(spec, memory)?;
     // The schedule streams through the verifier: it is never held whole.
     let stream = OpStream::new(&plan);
     let header = *stream.header();
@@ -156,17 +154,17 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
     let report = verify_stream(&header, stream.inspect(|_| operations += 1))?;
     let summary = plan.summary();
     debug_assert_eq!(report.forward_steps, summary.forward_steps);
-    let bytes = sizes(spec)?.map(|sizes| {
+    let bytes = sizes(memory)?.map(|sizes| {
         let checkpoints = sizes.memory(plan.peak(), plan.alpha()) - sizes.working_bytes;
         Ok::<_, Error>(Bytes {
             working_bytes: sizes.working_bytes,
             peak_checkpoint_bytes: checkpoints,
             total_bytes: checkpoints + sizes.working_bytes,
-            memory_bytes: spec.memory.as_deref().map(parse_bytes).transpose()?,
+            memory_bytes: memory.memory.as_deref().map(parse_bytes).transpose()?,
         })
     });
     let planned = Planned {
-        slowdown: slowdown(summary.forward_steps, summary.len, spec.backward_cost),
+        slowdown: slowdown(summary.forward_steps, summary.len, memory.backward_cost),
         summary,
         stack_units: plan.alpha().to_units(header.capacity),
         operations,

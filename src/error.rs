@@ -113,6 +113,51 @@ pub enum Error {
     /// Cranelift could not compile a schedule or a cell's kernels.
     #[error("the JIT could not compile: {0}")]
     Codegen(String),
+    /// A byte size that does not parse.
+    #[error(
+        "cannot read the size '{0}': give bytes (4096) or a number with a unit (256MiB, 1.5GB, 64k)"
+    )]
+    BadSize(String),
+    /// A memory budget in bytes below what one step holds outside the checkpoints.
+    #[error("a memory budget of {memory} bytes is smaller than the working set of {working} bytes")]
+    MemoryBelowWorkingSet {
+        /// The budget given, in bytes.
+        memory: u64,
+        /// The working set, in bytes.
+        working: u64,
+    },
+    /// A byte budget without the sizes it is spent on.
+    #[error(
+        "--memory needs the sizes it is spent on: --state-bytes and --tape-bytes, or --hidden and --batch"
+    )]
+    MissingSizes,
+    /// A size that must be positive was zero.
+    #[error("{0} must be at least 1 byte")]
+    ZeroSize(&'static str),
+    /// No budget reaches the asked slowdown.
+    #[error(
+        "no budget reaches a slowdown of {asked}: {policy} at length {len} is at best {best:.4} (store-all is 1)"
+    )]
+    SlowdownUnreachable {
+        /// The policy.
+        policy: Policy,
+        /// The sequence length.
+        len: u32,
+        /// The slowdown asked for.
+        asked: f64,
+        /// The least slowdown of the policy.
+        best: f64,
+    },
+    /// A planning structure larger than the memory this machine has free.
+    #[error("{what} would need {need} bytes, more than the {available} bytes available")]
+    OutOfMemory {
+        /// What would be built.
+        what: String,
+        /// Bytes it needs.
+        need: u64,
+        /// Bytes available.
+        available: u64,
+    },
     /// A kernel panicked inside JIT-compiled code; the run stopped there.
     #[error("a kernel panicked in JIT-compiled code: {0}")]
     KernelPanic(String),

@@ -164,6 +164,103 @@ impl fmt::Display for Budget {
     }
 }
 
+/// Parses a byte size: `4096`, `256MiB`, `1.5GB`, `64k`, `2 GiB`.
+///
+/// Prefixes `k`, `M`, `G`, `T` (any case) are powers of 1000, with `i`
+/// (`KiB`, `MiB`, ...) powers of 1024; the trailing `B` is optional.
+/// Fractions round down to a whole byte.
+///
+/// ```
+/// assert_eq!(bptt::units::parse_bytes("256MiB").unwrap(), 256 << 20);
+/// assert_eq!(bptt::units::parse_bytes("1.5GB").unwrap(), 1_500_000_000);
+/// ```
+pub fn parse_bytes(text: &str) -> Result<u64, Error> {
+    let bad = || Error::BadSize(text.to_string());
+    let s = text.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let (prefix, binary) = match unit.strip_suffix('i') {
+        Some(p) if !p.is_empty() => (p, true),
+        _ => (unit, false),
+    };
+    let power = match prefix {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        _ => return Err(bad()),
+    };
+    let base: f64 = if binary { 1024.0 } else { 1000.0 };
+    let bytes = (value * base.powi(power)).floor();
+    if !bytes.is_finite() || bytes >= 2f64.powi(63) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// The bytes one step of a cell holds: what a byte budget is spent on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSizes {
+    /// One stored hidden state (for the whole batch).
+    pub state_bytes: u64,
+    /// One stored tape (for the whole batch).
+    pub tape_bytes: u64,
+    /// Everything held outside the checkpoints: running states, gradients,
+    /// the working tape, scratch.
+    pub working_bytes: u64,
+}
+
+impl ByteSizes {
+    /// Checks that the state and tape sizes are positive.
+    pub fn new(state_bytes: u64, tape_bytes: u64, working_bytes: u64) -> Result<Self, Error> {
+        if state_bytes == 0 {
+            return Err(Error::ZeroSize("a hidden state"));
+        }
+        if tape_bytes == 0 {
+            return Err(Error::ZeroSize("a tape"));
+        }
+        Ok(ByteSizes {
+            state_bytes,
+            tape_bytes,
+            working_bytes,
+        })
+    }
+
+    /// The tape-to-state ratio these sizes give (at least one).
+    pub fn alpha(&self) -> Result<Alpha, Error> {
+        Alpha::new((self.tape_bytes as f64 / self.state_bytes as f64).max(1.0))
+    }
+
+    /// The checkpoint budget, in ticks of `alpha`, that `memory` bytes leave
+    /// beyond the working set; refused (naming both figures) when the memory
+    /// does not even hold the working set. Rounds down, so the ticks' bytes
+    /// never exceed what is left.
+    pub fn budget(&self, memory: u64, alpha: Alpha) -> Result<Ticks, Error> {
+        let left = memory
+            .checked_sub(self.working_bytes)
+            .ok_or(Error::MemoryBelowWorkingSet {
+                memory,
+                working: self.working_bytes,
+            })?;
+        let ticks =
+            u128::from(left) * u128::from(alpha.denominator()) / u128::from(self.state_bytes);
+        let ticks = ticks.min(u128::from(u32::MAX / 4));
+        Ok(Ticks(ticks as u32))
+    }
+
+    /// The bytes of `ticks` of checkpoints plus the working set.
+    pub fn memory(&self, ticks: Ticks, alpha: Alpha) -> u64 {
+        (u64::from(ticks.0) * self.state_bytes).div_ceil(u64::from(alpha.denominator()))
+            + self.working_bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +303,46 @@ mod tests {
         assert!("150%".parse::<Budget>().is_err());
         let a = Alpha::new(4.0).unwrap();
         assert!((Budget::Percent(5.0).units(a, 1000) - 199.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn byte_sizes_parse() {
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert_eq!(parse_bytes("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_bytes("1.5GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_bytes("64k").unwrap(), 64_000);
+        assert_eq!(parse_bytes(" 2 GiB ").unwrap(), 2 << 30);
+        assert_eq!(parse_bytes("1.5").unwrap(), 1);
+        for bad in [
+            "",
+            "MiB",
+            "12XB",
+            "-3",
+            "1e3",
+            "1..2k",
+            "99999999999TB",
+            "5ib",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_byte_budget_leaves_the_working_set() {
+        let sizes = ByteSizes::new(1000, 3500, 10_000).unwrap();
+        let alpha = sizes.alpha().unwrap();
+        assert_eq!((alpha.numerator(), alpha.denominator()), (7, 2));
+        let ticks = sizes.budget(10_000 + 5_499, alpha).unwrap();
+        assert_eq!(ticks, Ticks(10));
+        assert!(sizes.memory(ticks, alpha) <= 15_499);
+        assert!(sizes.memory(Ticks(11), alpha) > 15_499);
+        assert_eq!(
+            sizes.budget(9_999, alpha).unwrap_err(),
+            Error::MemoryBelowWorkingSet {
+                memory: 9_999,
+                working: 10_000
+            }
+        );
+        assert!(ByteSizes::new(0, 1, 0).is_err());
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use bptt::planner::{MAX_CELLS, memory};
 use bptt::{Alpha, Budget, Error, Plan, Policy, Table};
 
 /// Arguments of `bptt curve`.
@@ -42,6 +43,16 @@ pub fn curve(args: &CurveArgs) -> Result<(), Error> {
     let store_all = alpha.store_all_units(args.len);
     let full = alpha.to_ticks(store_all)?;
     let dynamic = [Policy::Hsm, Policy::Ism, Policy::Msm];
+    // Three whole tables at once: refuse up front what they would not fit in.
+    let cells = (u64::from(args.len) + 1) * (u64::from(full.0) + 1);
+    if cells > MAX_CELLS {
+        return Err(Error::TableTooLarge {
+            cells,
+            max: MAX_CELLS,
+        });
+    }
+    let what = || format!("the three tables of {cells} cells each");
+    memory::ensure_fits(what, 3 * memory::table_bytes(cells))?;
     let tables = dynamic
         .iter()
         .map(|&p| Table::build(p, alpha, args.len, full))

@@ -50,7 +50,8 @@ pub struct PlanSpec {
     /// (5%). Defaults to 5% for hsm/ism/msm and 100% for the baselines.
     #[arg(long, allow_hyphen_values = true)]
     budget: Option<String>,
-    /// Tape size over hidden-state size (>= 1).
+    /// Tape size over hidden-state size (>= 1); `plan` takes it from the
+    /// sizes when --state-bytes/--tape-bytes or --hidden/--batch are given.
     #[arg(long, default_value_t = 4.0, allow_hyphen_values = true)]
     alpha: f64,
     /// hsm, ism, msm, store-all, sqrt or interval:K.
@@ -74,6 +75,38 @@ impl PlanSpec {
         let policy: Policy = self.policy.parse()?;
         Plan::new(policy, Alpha::new(self.alpha)?, self.len, self.budget()?)
     }
+}
+
+/// A plan's budget in bytes, or the least memory for a slowdown (`bptt plan`).
+#[derive(Debug, Clone, Args)]
+pub struct MemorySpec {
+    /// The whole memory of a step in bytes (256MiB, 1.5GB, 4096): the
+    /// working set and the checkpoints. Needs the sizes.
+    #[arg(long, value_name = "BYTES", conflicts_with_all = ["budget", "max_slowdown"])]
+    memory: Option<String>,
+    /// Bytes of one hidden state (for the whole batch).
+    #[arg(long, value_name = "BYTES", requires = "tape_bytes", conflicts_with_all = ["hidden", "batch"])]
+    state_bytes: Option<String>,
+    /// Bytes of one tape (for the whole batch).
+    #[arg(long, value_name = "BYTES", requires = "state_bytes")]
+    tape_bytes: Option<String>,
+    /// Bytes held outside the checkpoints (default: five states and a tape:
+    /// running states, rebuilt state, gradients, the working tape).
+    #[arg(long, value_name = "BYTES")]
+    working_bytes: Option<String>,
+    /// The sizes of bptt's LSTM with this hidden size (f32, state h and c).
+    #[arg(long, requires = "batch")]
+    hidden: Option<usize>,
+    /// The batch of --hidden.
+    #[arg(long, requires = "hidden")]
+    batch: Option<usize>,
+    /// The least memory whose slowdown over store-all is at most this
+    /// (an iteration's forward and backward steps, see --backward-cost).
+    #[arg(long, value_name = "X", conflicts_with = "budget")]
+    max_slowdown: Option<f64>,
+    /// A backward step's cost in forward steps, for --max-slowdown.
+    #[arg(long, default_value_t = 2.0)]
+    backward_cost: f64,
 }
 
 /// Runs a parsed command line.

@@ -5,15 +5,24 @@
 //! baseline rule) for one `(T, m)` and answers the cost and peak memory.
 
 mod choice;
+mod closed;
+mod closed_plan;
+mod inverse;
+pub mod memory;
 mod plan;
 mod reference;
+mod regime;
 mod table;
+mod walk;
 mod weighted;
 
 pub use choice::Choice;
-pub use plan::{Plan, PlanSummary, Strategy};
+pub use closed_plan::ClosedPlanner;
+pub use inverse::least_budget;
+pub use plan::{Method, Plan, PlanSummary, Planner, Strategy, TABLE_CELLS};
 pub use reference::brute_force_costs;
 pub use table::{COST_CAP, MAX_CELLS, Table};
+pub use walk::{Event, Segment, Stored, Walk};
 pub use weighted::{Origin, WEIGHTED_MAX_CELLS, WeightedTable, Weights};
 
 /// The longest sequence bptt plans for.

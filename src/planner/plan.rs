@@ -1,11 +1,11 @@
 //! A plan: one policy's answer for one sequence length and budget.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::choice::Choice;
+use super::closed_plan::ClosedPlanner;
 use super::table::Table;
+use super::walk::measure;
 use super::weighted::{Origin, WeightedTable};
 use crate::error::Error;
 use crate::policy::Policy;
@@ -22,7 +22,54 @@ pub enum Strategy {
     /// The arg-min tables of the time-weighted dynamic program, whose first
     /// move also depends on where the segment's start is stored.
     Weighted(WeightedTable),
+    /// A dynamic program answered without a table (closed forms, the MSM
+    /// regime, a certified plan between), with the budget of the root.
+    Closed(ClosedPlanner, Ticks),
 }
+
+/// How a plan was answered, as `bptt plan --json` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The exact table of the dynamic program.
+    Table,
+    /// A closed form (HSM, ISM, or MSM where its lower bound is attained): exact.
+    ClosedForm,
+    /// A feasible plan and a lower bound on the optimum, with their gap.
+    Certified,
+    /// A baseline's rule (store-all, sqrt, interval).
+    Rule,
+    /// The time-weighted table.
+    WeightedTable,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Table => "table",
+            Method::ClosedForm => "closed-form",
+            Method::Certified => "certified",
+            Method::Rule => "rule",
+            Method::WeightedTable => "weighted-table",
+        })
+    }
+}
+
+/// Which planner [`Plan::with_planner`] may use for a dynamic program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planner {
+    /// The exact table where it is cheap ([`TABLE_CELLS`]), closed forms or a
+    /// certified plan beyond.
+    Auto,
+    /// Always the exact table (refused beyond [`super::MAX_CELLS`]).
+    Table,
+    /// Never a table.
+    Closed,
+}
+
+/// [`Planner::Auto`] builds the exact table up to this many `(t, m)` cells
+/// (a few tens of milliseconds).
+pub const TABLE_CELLS: u64 = 1 << 20;
 
 impl Strategy {
     /// The first move for a segment of `t` steps with `m` free ticks.
@@ -33,6 +80,7 @@ impl Strategy {
             Strategy::Interval(_) if t > 1 => Choice::Tape(1),
             Strategy::Interval(_) => Choice::End,
             Strategy::Weighted(table) => table.choice(t, m, Origin::Hidden),
+            Strategy::Closed(planner, _) => planner.choice(t, m),
         }
     }
 
@@ -50,8 +98,31 @@ impl Strategy {
     /// ticks. Interval strategies ignore budgets, so they keep zero.
     pub fn after_storing(&self, m: Ticks, cost: Ticks) -> Ticks {
         match self {
-            Strategy::Table(_) | Strategy::Weighted(_) => Ticks(m.0 - cost.0),
+            Strategy::Table(_) | Strategy::Weighted(_) | Strategy::Closed(..) => {
+                Ticks(m.0 - cost.0)
+            }
             Strategy::Interval(_) => Ticks(0),
+        }
+    }
+
+    /// The budget the root segment is planned with: a table's, zero for
+    /// interval baselines.
+    fn root_budget(&self) -> Ticks {
+        match self {
+            Strategy::Table(table) => table.budget(),
+            Strategy::Weighted(table) => table.budget(),
+            Strategy::Closed(_, budget) => *budget,
+            Strategy::Interval(_) => Ticks(0),
+        }
+    }
+
+    fn method(&self, exact: bool) -> Method {
+        match self {
+            Strategy::Table(_) => Method::Table,
+            Strategy::Weighted(_) => Method::WeightedTable,
+            Strategy::Interval(_) => Method::Rule,
+            Strategy::Closed(..) if exact => Method::ClosedForm,
+            Strategy::Closed(..) => Method::Certified,
         }
     }
 }
@@ -66,6 +137,8 @@ pub struct Plan {
     strategy: Strategy,
     forward_steps: u64,
     peak: Ticks,
+    method: Method,
+    lower_bound: u64,
 }
 
 /// What a plan costs, in the form `bptt plan --json` prints.
@@ -89,14 +162,34 @@ pub struct PlanSummary {
     pub cost_per_step: f64,
     /// Store-all's memory `alpha (T - 1)` for comparison.
     pub store_all_units: f64,
+    /// How the plan was answered.
+    pub method: Method,
+    /// A proven lower bound on the policy's least forward steps (equal to
+    /// `forward_steps` where the method is exact; the baselines' own cost).
+    pub lower_bound: u64,
+    /// `forward_steps - lower_bound`: zero where the plan is proven optimal.
+    pub gap: u64,
 }
 
 impl Plan {
-    /// Plans `policy` for `len` steps within `budget`.
+    /// Plans `policy` for `len` steps within `budget`, with the exact table
+    /// where it is cheap and without one beyond ([`Planner::Auto`]).
     ///
     /// Dynamic programs fit any budget; a baseline whose checkpoints do not fit
     /// returns [`Error::Infeasible`] naming the smallest budget that works.
     pub fn new(policy: Policy, alpha: Alpha, len: u32, budget: Budget) -> Result<Self, Error> {
+        Self::with_planner(policy, alpha, len, budget, Planner::Auto)
+    }
+
+    /// Plans as [`Plan::new`] with the given choice of planner for the
+    /// dynamic programs (baselines ignore it).
+    pub fn with_planner(
+        policy: Policy,
+        alpha: Alpha,
+        len: u32,
+        budget: Budget,
+        planner: Planner,
+    ) -> Result<Self, Error> {
         if len == 0 {
             return Err(Error::ZeroLength);
         }
@@ -107,9 +200,29 @@ impl Plan {
         let ticks = alpha.to_ticks(units)?;
         let strategy = match policy {
             Policy::Hsm | Policy::Ism | Policy::Msm => {
-                // More than store-all's memory never helps: cap the table there.
+                // More than store-all's memory never helps: cap the budget there.
                 let cap = Ticks(alpha.tape().0.saturating_mul(len - 1));
-                Strategy::Table(Table::build(policy, alpha, len, ticks.min(cap))?)
+                let root = ticks.min(cap);
+                let cells = (u64::from(len) + 1) * (u64::from(root.0) + 1);
+                let table = match planner {
+                    Planner::Auto => cells <= TABLE_CELLS,
+                    Planner::Table => true,
+                    Planner::Closed => false,
+                };
+                if table {
+                    Strategy::Table(Table::build(policy, alpha, len, root)?)
+                } else {
+                    let closed = ClosedPlanner::new(policy, alpha);
+                    if closed.bounds(len, root).1 >= u64::from(super::COST_CAP) {
+                        return Err(Error::TooExpensive {
+                            policy,
+                            len,
+                            budget: units,
+                            minimum: alpha.store_all_units(len),
+                        });
+                    }
+                    Strategy::Closed(closed, root)
+                }
             }
             Policy::StoreAll => Strategy::Interval(len),
             Policy::Sqrt => Strategy::Interval(sqrt_interval(alpha, len)),
@@ -139,20 +252,24 @@ impl Plan {
         units: f64,
         strategy: Strategy,
     ) -> Result<Self, Error> {
-        let table_budget = match &strategy {
-            Strategy::Table(table) => table.budget(),
-            Strategy::Weighted(table) => table.budget(),
-            Strategy::Interval(_) => Ticks(0),
+        let root = strategy.root_budget();
+        let (forward_steps, peak) = measure(&strategy, alpha, len, root);
+        let (lower_bound, exact) = match &strategy {
+            Strategy::Closed(planner, _) => {
+                (planner.bounds(len, root).0, planner.is_exact(len, root))
+            }
+            _ => (forward_steps, true),
         };
-        let (forward_steps, peak) = measure(&strategy, alpha, len, table_budget);
         let plan = Plan {
             policy,
             alpha,
             len,
             budget: ticks,
+            method: strategy.method(exact),
             strategy,
             forward_steps,
             peak,
+            lower_bound,
         };
         if peak > ticks {
             return Err(Error::Infeasible {
@@ -202,11 +319,23 @@ impl Plan {
     /// The budget the root segment is planned with: the given one, capped at
     /// store-all's memory for dynamic programs, zero for interval baselines.
     pub fn root_budget(&self) -> Ticks {
-        match &self.strategy {
-            Strategy::Table(table) => table.budget(),
-            Strategy::Weighted(table) => table.budget(),
-            Strategy::Interval(_) => Ticks(0),
-        }
+        self.strategy.root_budget()
+    }
+
+    /// How the plan was answered.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// A proven lower bound on the policy's least forward steps: the plan's
+    /// own where it is exact, below it for a certified plan.
+    pub fn lower_bound(&self) -> u64 {
+        self.lower_bound
+    }
+
+    /// `forward_steps - lower_bound`: zero where the plan is proven optimal.
+    pub fn gap(&self) -> u64 {
+        self.forward_steps - self.lower_bound
     }
 
     /// Whether the plan minimises measured time (a [`Strategy::Weighted`])
@@ -242,6 +371,9 @@ impl Plan {
             peak_units: self.alpha.to_units(self.peak),
             cost_per_step: self.forward_steps as f64 / f64::from(self.len),
             store_all_units: self.alpha.store_all_units(self.len),
+            method: self.method,
+            lower_bound: self.lower_bound,
+            gap: self.gap(),
         }
     }
 }
@@ -264,65 +396,6 @@ pub(crate) fn interval_peak(alpha: Alpha, len: u32, k: u32) -> Ticks {
     let last_peak = (n - 1) * h + a * (last - 1);
     let inner_peak = if n >= 2 { (n - 2) * h + a * (k - 1) } else { 0 };
     Ticks(last_peak.max(inner_peak).min(u64::from(u32::MAX)) as u32)
-}
-
-/// Forward steps and peak ticks of the schedule that `strategy` expands to,
-/// by a memoised walk of the segment tree (iterative: chains can be `T` deep).
-/// Segments are keyed by where their start is stored only for the strategies
-/// that tell origins apart.
-fn measure(strategy: &Strategy, alpha: Alpha, len: u32, budget: Ticks) -> (u64, Ticks) {
-    type Key = (u32, Ticks, Origin);
-    let by_origin = matches!(strategy, Strategy::Weighted(_));
-    let key = |t: u32, m: Ticks, origin: Origin| -> Key {
-        (t, m, if by_origin { origin } else { Origin::Hidden })
-    };
-    let mut memo: HashMap<Key, (u64, Ticks)> = HashMap::new();
-    let children = |(t, m, o): Key| -> [Key; 2] {
-        match strategy.choice_from(t, m, o) {
-            Choice::End => [key(t - 1, m, o), key(0, m, o)],
-            Choice::Hidden(y) => [
-                key(
-                    t - y,
-                    strategy.after_storing(m, alpha.hidden()),
-                    Origin::Hidden,
-                ),
-                key(y, m, o),
-            ],
-            Choice::Tape(y) => [
-                key(t - y, strategy.after_storing(m, alpha.tape()), Origin::Tape),
-                key(y - 1, m, o),
-            ],
-        }
-    };
-    let root = key(len, budget, Origin::Hidden);
-    let mut stack = vec![(root, false)];
-    while let Some((node, ready)) = stack.pop() {
-        if memo.contains_key(&node) {
-            continue;
-        }
-        let (t, m, o) = node;
-        if t == 0 {
-            memo.insert(node, (0, Ticks(0)));
-            continue;
-        }
-        let kids = children(node);
-        if !ready {
-            stack.push((node, true));
-            stack.extend(kids.iter().map(|&kid| (kid, false)));
-            continue;
-        }
-        let [(rs, rp), (ls, lp)] = kids.map(|kid| memo[&kid]);
-        let value = match strategy.choice_from(t, m, o) {
-            Choice::End => (u64::from(t) + rs, rp),
-            Choice::Hidden(y) => (
-                u64::from(y) + rs + ls,
-                Ticks(rp.0 + alpha.hidden().0).max(lp),
-            ),
-            Choice::Tape(y) => (u64::from(y) + rs + ls, Ticks(rp.0 + alpha.tape().0).max(lp)),
-        };
-        memo.insert(node, value);
-    }
-    memo[&root]
 }
 
 #[cfg(test)]

@@ -92,6 +92,10 @@ impl Table {
                 max: MAX_CELLS,
             });
         }
+        super::memory::ensure_fits(
+            || format!("the {policy} table of {rows} x {cols} cells"),
+            super::memory::table_bytes(cells),
+        )?;
         let mut choice = vec![0; rows * cols];
         let cost_plus_t = fill(policy, alpha, rows, cols, &mut choice);
         Ok(Table {

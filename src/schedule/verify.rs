@@ -12,9 +12,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::Schedule;
 use super::op::{Op, Source, Tape};
+use super::{Header, OpStream, Schedule};
 use crate::error::Error;
+use crate::planner::Plan;
 use crate::units::Ticks;
 
 /// What a verified schedule does, counted by the verifier.
@@ -71,7 +72,7 @@ struct Live {
 }
 
 struct Machine<'a> {
-    schedule: &'a Schedule,
+    schedule: &'a Header,
     /// Live checkpoints by start tick.
     slots: BTreeMap<u32, Live>,
     work_tape: Option<u32>,
@@ -86,13 +87,13 @@ struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
-    fn new(schedule: &'a Schedule, sizes: MemorySizes) -> Self {
+    fn new(schedule: &'a Header, sizes: MemorySizes) -> Self {
         Machine {
             schedule,
             slots: BTreeMap::new(),
             work_tape: None,
             running: None,
-            next_backward: schedule.len(),
+            next_backward: schedule.len,
             forward_steps: 0,
             live: Ticks(0),
             peak: Ticks(0),
@@ -111,13 +112,13 @@ impl<'a> Machine<'a> {
         state: u32,
         name: &dyn fmt::Display,
     ) -> Result<(), String> {
-        let alpha = self.schedule.alpha();
+        let alpha = self.schedule.alpha;
         let (ticks, bytes) = match kind {
             Kind::Hidden => (alpha.hidden().0, self.sizes.state_bytes),
             Kind::Tape => (alpha.tape().0, self.sizes.tape_bytes),
         };
         let end = start + ticks;
-        let capacity = self.schedule.capacity().0;
+        let capacity = self.schedule.capacity.0;
         if end > capacity {
             return Err(format!(
                 "{name} ends at tick {end}, beyond the stack's {capacity}"
@@ -144,11 +145,11 @@ impl<'a> Machine<'a> {
         self.live_bytes += bytes;
         self.peak = self.peak.max(self.live);
         self.peak_bytes = self.peak_bytes.max(self.live_bytes);
-        if self.live > self.schedule.budget() {
+        if self.live > self.schedule.budget {
             return Err(format!(
                 "live checkpoints reach {} units, over the budget of {}",
                 alpha.to_units(self.live),
-                alpha.to_units(self.schedule.budget())
+                alpha.to_units(self.schedule.budget)
             ));
         }
         Ok(())
@@ -172,11 +173,8 @@ impl<'a> Machine<'a> {
     }
 
     fn forward_from(&mut self, step: u32) -> Result<(), String> {
-        if step == 0 || step > self.schedule.len() {
-            return Err(format!(
-                "step {step} is outside 1..={}",
-                self.schedule.len()
-            ));
+        if step == 0 || step > self.schedule.len {
+            return Err(format!("step {step} is outside 1..={}", self.schedule.len));
         }
         if self.running != Some(step - 1) {
             return Err(format!(
@@ -244,17 +242,17 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn run(mut self) -> Result<(Report, u64), Error> {
-        if self.schedule.capacity() > self.schedule.budget() {
-            let alpha = self.schedule.alpha();
+    fn run(mut self, ops: impl IntoIterator<Item = Op>) -> Result<(Report, u64), Error> {
+        if self.schedule.capacity > self.schedule.budget {
+            let alpha = self.schedule.alpha;
             return Err(Error::Verify(format!(
                 "the checkpoint stack holds {} units, over the budget of {}",
-                alpha.to_units(self.schedule.capacity()),
-                alpha.to_units(self.schedule.budget())
+                alpha.to_units(self.schedule.capacity),
+                alpha.to_units(self.schedule.budget)
             )));
         }
-        for (index, op) in self.schedule.ops().iter().enumerate() {
-            self.step(op)
+        for (index, op) in ops.into_iter().enumerate() {
+            self.step(&op)
                 .map_err(|why| Error::Verify(format!("op {index} ({op}): {why}")))?;
         }
         let fail = |why: String| Err(Error::Verify(why));
@@ -267,25 +265,23 @@ impl<'a> Machine<'a> {
         if self.live != Ticks(0) {
             return fail("slots are still live at the end".to_string());
         }
-        if self.peak != self.schedule.capacity() {
+        if self.peak != self.schedule.capacity {
             return fail(format!(
                 "the stack's capacity is {} ticks but the peak is {}",
-                self.schedule.capacity().0,
-                self.peak.0
+                self.schedule.capacity.0, self.peak.0
             ));
         }
-        if self.forward_steps != self.schedule.forward_steps() {
+        if self.forward_steps != self.schedule.forward_steps {
             return fail(format!(
                 "{} forward steps where the plan promised {}",
-                self.forward_steps,
-                self.schedule.forward_steps()
+                self.forward_steps, self.schedule.forward_steps
             ));
         }
         let report = Report {
             forward_steps: self.forward_steps,
-            backward_steps: u64::from(self.schedule.len()),
+            backward_steps: u64::from(self.schedule.len),
             peak: self.peak,
-            peak_units: self.schedule.alpha().to_units(self.peak),
+            peak_units: self.schedule.alpha.to_units(self.peak),
         };
         Ok((report, self.peak_bytes))
     }
@@ -298,20 +294,35 @@ fn describe(running: Option<u32>) -> String {
     }
 }
 
+const NO_SIZES: MemorySizes = MemorySizes {
+    state_bytes: 0,
+    tape_bytes: 0,
+};
+
 /// Proves the schedule correct by executing it symbolically.
 pub fn verify(schedule: &Schedule) -> Result<Report, Error> {
-    let sizes = MemorySizes {
-        state_bytes: 0,
-        tape_bytes: 0,
-    };
-    Machine::new(schedule, sizes)
-        .run()
+    verify_stream(schedule.header(), schedule.ops().iter().copied())
+}
+
+/// Proves a stream of operations correct against what `header` promises, in
+/// one pass: its memory is the live checkpoints, never the whole schedule.
+pub fn verify_stream(header: &Header, ops: impl IntoIterator<Item = Op>) -> Result<Report, Error> {
+    Machine::new(header, NO_SIZES)
+        .run(ops)
         .map(|(report, _)| report)
+}
+
+/// Proves a plan's schedule correct from its [`OpStream`], never holding it whole.
+pub fn verify_plan(plan: &Plan) -> Result<Report, Error> {
+    let stream = OpStream::new(plan);
+    let header = *stream.header();
+    verify_stream(&header, stream)
 }
 
 /// Verifies the schedule and reports its memory in bytes for given sizes.
 pub fn simulate(schedule: &Schedule, sizes: MemorySizes) -> Result<Simulation, Error> {
-    let (report, peak_checkpoint_bytes) = Machine::new(schedule, sizes).run()?;
+    let (report, peak_checkpoint_bytes) =
+        Machine::new(schedule.header(), sizes).run(schedule.ops().iter().copied())?;
     Ok(Simulation {
         report,
         peak_checkpoint_bytes,
@@ -339,7 +350,7 @@ mod tests {
         .unwrap();
         let mut schedule = Schedule::from_plan(&plan);
         verify(&schedule).unwrap();
-        schedule.budget = Ticks(schedule.capacity().0 - 1);
+        schedule.header.budget = Ticks(schedule.capacity().0 - 1);
         let err = verify(&schedule).unwrap_err().to_string();
         assert!(err.contains("over the budget"), "{err}");
     }

@@ -161,10 +161,10 @@ pub enum Error {
     /// A kernel panicked inside JIT-compiled code; the run stopped there.
     #[error("a kernel panicked in JIT-compiled code: {0}")]
     KernelPanic(String),
-    /// A command would need more memory than it may use (both figures in
-    /// the message).
+    /// A command would need more memory than its limit, `--max-memory` or
+    /// what is available (both figures, and the largest item, in the message).
     #[error("{0}")]
-    OutOfMemory(String),
+    MemoryLimit(String),
     /// A flag out of range, or one that the other flags would ignore.
     #[error("{0}")]
     Flag(String),

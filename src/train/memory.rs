@@ -63,7 +63,7 @@ impl Need {
     pub fn check(&self, command: &str, limit: Option<u64>) -> Result<(), Error> {
         let (limit, source) = match limit {
             Some(l) => (l, "--max-memory"),
-            None => match available() {
+            None => match crate::planner::memory::available_bytes() {
                 Some(l) => (l, "available"),
                 None => return Ok(()),
             },
@@ -73,22 +73,13 @@ impl Need {
             return Ok(());
         }
         let (what, bytes) = self.largest().unwrap_or(("memory", total));
-        Err(Error::OutOfMemory(format!(
+        Err(Error::MemoryLimit(format!(
             "{command} would need {} ({what} {}), more than the {} {source}: lower the sizes, or raise --max-memory",
             human(total),
             human(bytes),
             human(u128::from(limit))
         )))
     }
-}
-
-/// The memory this machine can give without swapping (`MemAvailable` of
-/// `/proc/meminfo`), if known.
-pub fn available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
 }
 
 /// A size in bytes as people write it: `6.4 GB`, `512 kB`, `12 bytes`.

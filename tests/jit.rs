@@ -163,7 +163,7 @@ fn the_ir_of_a_tiny_schedule_is_stable() {
         ; 17 calls in 1 function, run in order; each call passes the frame pointer
         ; then the step and offsets in floats from the arena base (batch 2, state 3, tape 6):
         ;   run0 = 0, run1 = 16, state = 32, grad0 = 48, grad1 = 64, W = 80
-        ;   H<p>, T<p> (tick p of the checkpoint stack) = 128 + ceil(p * 6 / 1); the stack holds 1 ticks
+        ;   H<p>, T<p> (tick p of the checkpoint stack) = 1152 + ceil(p * 6 / 1); the stack holds 1 ticks
 
         function %bptt_chunk_0(i64) system_v {
             sig0 = (i64, i64) system_v
@@ -187,7 +187,7 @@ fn the_ir_of_a_tiny_schedule_is_stable() {
             v4 = iconst.i64 16
             call fn3(v0, v2, v3, v4)             ; forward 1: run0 -> run1
             v5 = iconst.i64 16
-            v6 = iconst.i64 128
+            v6 = iconst.i64 1152
             call fn1(v0, v5, v6)                 ; copy run1 -> H0
             v7 = iconst.i64 2
             v8 = iconst.i64 16
@@ -207,7 +207,7 @@ fn the_ir_of_a_tiny_schedule_is_stable() {
             v19 = iconst.i64 48
             v20 = iconst.i64 64
             call fn5(v0, v17, v18, v19, v20)     ; backward 4 with W: grad0 -> grad1
-            v21 = iconst.i64 128
+            v21 = iconst.i64 1152
             v22 = iconst.i64 0
             call fn1(v0, v21, v22)               ; copy H0 -> run0
             v23 = iconst.i64 2
@@ -224,7 +224,7 @@ fn the_ir_of_a_tiny_schedule_is_stable() {
             v32 = iconst.i64 64
             v33 = iconst.i64 48
             call fn5(v0, v30, v31, v32, v33)     ; backward 3 with W: grad1 -> grad0
-            v34 = iconst.i64 128
+            v34 = iconst.i64 1152
             v35 = iconst.i64 0
             call fn1(v0, v34, v35)               ; copy H0 -> run0
             v36 = iconst.i64 2

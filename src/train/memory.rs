@@ -149,11 +149,14 @@ pub struct CellShape {
     pub scratch: usize,
     /// Floats per row the read-out reads.
     pub output: usize,
+    /// Floats per row and step of the deferred weight-gradient operands
+    /// (`bptt_runtime::ArenaLayout::window_row`; 0 for a cell that defers none).
+    pub window_row: usize,
 }
 
 impl CellShape {
-    /// The runtime's LSTM (`state 2h`, `tape 6h`, `scratch 5h`, see
-    /// `bptt_runtime::Lstm`).
+    /// The runtime's LSTM (`state 2h`, `tape 6h`, `scratch input + 5h`, a
+    /// window row of `input + 5h`, see `bptt_runtime::Lstm`).
     pub fn lstm(input: usize, hidden: usize) -> Self {
         CellShape {
             // 4h (input + h + 1), as `bptt_runtime::Lstm::param_count`.
@@ -162,8 +165,9 @@ impl CellShape {
                 .saturating_mul((input as u128).saturating_add(hidden as u128 + 1)),
             state: hidden.saturating_mul(2),
             tape: hidden.saturating_mul(6),
-            scratch: hidden.saturating_mul(5),
+            scratch: input.saturating_add(hidden.saturating_mul(5)),
             output: hidden,
+            window_row: input.saturating_add(hidden.saturating_mul(5)),
         }
     }
 
@@ -175,6 +179,7 @@ impl CellShape {
             tape: program.tape_size,
             scratch: program.scratch_size,
             output: program.output_size,
+            window_row: 0,
         }
     }
 
@@ -207,7 +212,12 @@ impl CellShape {
             .saturating_add(u(self.scratch))
             .saturating_add(u(outputs))
             .saturating_add(u(self.output))
-            .saturating_mul(u(batch));
+            .saturating_mul(u(batch))
+            .saturating_add(
+                u(bptt_runtime::WINDOW_ROWS.div_ceil(batch.max(1)))
+                    .saturating_mul(u(batch))
+                    .saturating_mul(u(self.window_row)),
+            );
         let ops = u128::from(plan.forward_steps()).saturating_add(u128::from(plan.len()) * 3);
         let need = Need::new()
             .floats(
@@ -271,12 +281,22 @@ mod tests {
         let shape = CellShape::lstm(5, 7);
         assert_eq!(shape.params, cell.params().len() as u128);
         assert_eq!(
-            (shape.state, shape.tape, shape.scratch, shape.output),
+            (
+                shape.state,
+                shape.tape,
+                shape.scratch,
+                shape.output,
+                shape.window_row
+            ),
             (
                 cell.state_size(),
                 cell.tape_size(),
                 cell.scratch_size(),
-                cell.output_size()
+                cell.output_size(),
+                cell.weight_gradients()
+                    .iter()
+                    .map(|p| p.operand_floats())
+                    .sum()
             )
         );
     }

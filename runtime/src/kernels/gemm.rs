@@ -401,6 +401,11 @@ unsafe fn broadcast_region<S: Simd, const MR: usize, const NV: usize>(
 ) {
     let nr = const { NV * S::LANES };
     const { assert!(NC.is_multiple_of(NV * S::LANES)) };
+    if rows.len() <= DIRECT_ROWS && g.k <= DIRECT_K && cols.len().is_multiple_of(nr) {
+        // SAFETY: forwarded contract; every panel of `cols` is whole.
+        unsafe { broadcast_direct::<S, MR, NV>(g, rows, cols) };
+        return;
+    }
     let mut packed = Packed([MaybeUninit::uninit(); KC * NC]);
     let packed = packed.0.as_mut_ptr().cast::<f32>();
     for jc in cols.clone().step_by(NC) {
@@ -432,6 +437,53 @@ unsafe fn broadcast_region<S: Simd, const MR: usize, const NV: usize>(
                     unsafe { broadcast_rows::<S, MR, NV>(&t, MR.min(rows.end - i)) };
                 }
             }
+        }
+    }
+}
+
+/// Regions of at most this many rows read `B` where it lies instead of
+/// packing it: with one or two row tiles a packed block is used once or
+/// twice, so packing costs about as much as it saves.
+const DIRECT_ROWS: usize = 16;
+/// ... and at most this long a reduction: a tile walks `k` rows of `B` a row
+/// stride apart, and past about 512 of them (pages, with `B` out of cache)
+/// packing wins again (`examples/gemm_bench.rs`: 16×256·256×1024 went from
+/// 62 to 95 GFLOP/s, 16×1024·1024×4096 from 44 to 27 without this bound).
+const DIRECT_K: usize = 512;
+
+/// [`broadcast_region`] for a few rows and whole panels: every tile reads its
+/// `k` rows of `B` in place (row stride `n`) over the whole reduction. Each
+/// element is still `C[i,j]` plus the products in `p` order, one fused
+/// multiply-add each, so the result is bitwise the packed path's.
+///
+/// # Safety
+/// As for [`broadcast_region`], and `cols.len()` is a multiple of `NV·LANES`.
+#[inline(always)]
+unsafe fn broadcast_direct<S: Simd, const MR: usize, const NV: usize>(
+    g: &Broadcast,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    let nr = NV * S::LANES;
+    for j in cols.clone().step_by(nr) {
+        for i in rows.clone().step_by(MR) {
+            let t = Tile {
+                k: g.k,
+                a: Strided {
+                    // SAFETY: `(i, 0)` is inside `A`.
+                    p: unsafe { g.a.p.add(i * g.a.rs) },
+                    ..g.a
+                },
+                // SAFETY: `(0, j)` is inside `B`, and `j + nr <= cols.end`.
+                b: unsafe { g.b.add(j) },
+                ldb: g.n,
+                // SAFETY: `(i, j)` is inside `C`.
+                c: unsafe { g.c.add(i * g.n + j) },
+                ldc: g.n,
+                cols: nr,
+            };
+            // SAFETY: the tile's rows and whole columns lie in the region.
+            unsafe { broadcast_rows::<S, MR, NV>(&t, MR.min(rows.end - i)) };
         }
     }
 }

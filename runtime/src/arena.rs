@@ -2,8 +2,8 @@
 //!
 //! One contiguous `Vec<f32>` holds the working set (two running-state buffers,
 //! the state rebuilt from a tape, two gradient buffers, the working tape,
-//! scratch and the window of deferred weight-gradient operands), each region starting on a 16-float boundary, followed by the
-//! checkpoint stack. Checkpoints are measured in *ticks*, `1/den` of a hidden
+//! scratch and the window of deferred weight-gradient operands), each region
+//! starting on a 16-float boundary, followed by the checkpoint stack. Checkpoints are measured in *ticks*, `1/den` of a hidden
 //! state; a checkpoint at tick `p` starts `ceil(p · S / den)` floats into the
 //! stack, where `S` is a whole batch's state in floats, so the stack holds
 //! exactly the schedule's peak. Executors address regions by [`Region`];
@@ -76,6 +76,17 @@ pub struct ArenaLayout {
 /// `128 · (rows + cols)` floats (688 KB for the LSTM 64×256).
 pub const WINDOW_ROWS: usize = 128;
 
+/// Backward steps in a window of deferred weight gradients for `batch` rows
+/// and `window_row` operand floats per row: `ceil(WINDOW_ROWS / batch)`, or
+/// 0 when there is nothing to defer.
+pub fn window_steps(batch: usize, window_row: usize) -> usize {
+    if window_row == 0 {
+        0
+    } else {
+        WINDOW_ROWS.div_ceil(batch.max(1))
+    }
+}
+
 fn round_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
@@ -109,11 +120,7 @@ impl ArenaLayout {
             .iter()
             .map(|p| p.operand_floats())
             .sum();
-        let window_steps = if window_row == 0 {
-            0
-        } else {
-            WINDOW_ROWS.div_ceil(batch.max(1))
-        };
+        let window_steps = window_steps(batch, window_row);
         Ok(ArenaLayout {
             batch,
             state_size: state,

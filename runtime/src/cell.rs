@@ -235,18 +235,51 @@ impl<'a> Operands<'a> {
     pub fn rows<const N: usize>(self) -> [(&'a mut [f32], &'a mut [f32]); N] {
         assert_eq!(self.products.len(), N, "the cell defers {N} products");
         let (steps, batch, position) = (self.steps, self.batch, self.position);
-        let mut rest = self.window;
-        let mut i = 0;
+        let mut blocks = window_blocks(self.window, self.products, steps, batch);
         [(); N].map(|()| {
-            let p = self.products[i];
-            i += 1;
-            let (a, tail) = std::mem::take(&mut rest).split_at_mut(steps * batch * p.rows);
-            let (d, tail) = tail.split_at_mut(steps * batch * p.cols);
-            rest = tail;
+            let (p, a, d) = blocks.next().expect("one block per product");
             let a = &mut a[position * batch * p.rows..(position + 1) * batch * p.rows];
             let d = &mut d[position * batch * p.cols..(position + 1) * batch * p.cols];
             (a, d)
         })
+    }
+}
+
+/// The blocks of a window laid out as [`Operands::window_floats`] says:
+/// for each product, its `A` block (`[steps·batch × rows]`) and its `D`
+/// block (`[steps·batch × cols]`).
+fn window_blocks<'w, 'p>(
+    window: &'w mut [f32],
+    products: &'p [WeightGradient],
+    steps: usize,
+    batch: usize,
+) -> impl Iterator<Item = (&'p WeightGradient, &'w mut [f32], &'w mut [f32])> {
+    let mut rest = window;
+    products.iter().map(move |p| {
+        let (a, tail) = std::mem::take(&mut rest).split_at_mut(steps * batch * p.rows);
+        let (d, tail) = tail.split_at_mut(steps * batch * p.cols);
+        rest = tail;
+        (p, a, d)
+    })
+}
+
+/// Adds the deferred products of the first `filled` steps of a window of
+/// `steps` steps (laid out as [`Operands::window_floats`] says) into
+/// `grads`, the window's rows in order.
+pub(crate) fn add_window(
+    window: &mut [f32],
+    products: &[WeightGradient],
+    steps: usize,
+    batch: usize,
+    filled: usize,
+    grads: &mut [f32],
+) {
+    for (p, a, d) in window_blocks(window, products, steps, batch) {
+        p.add(
+            &a[..filled * batch * p.rows],
+            &d[..filled * batch * p.cols],
+            grads,
+        );
     }
 }
 

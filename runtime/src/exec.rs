@@ -13,7 +13,7 @@ use std::fmt;
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
 
 use crate::arena::{Arena, ArenaLayout, Region};
-use crate::cell::{Cell, Operands, WeightGradient};
+use crate::cell::{Cell, Operands, add_window};
 use crate::readout::{Readout, Targets};
 
 /// Gradients of one training step.
@@ -96,29 +96,6 @@ fn contiguous(what: &'static str, standard: bool, shape: &[usize]) -> Result<(),
             expected: shape.to_vec(),
             got: Vec::new(),
         })
-    }
-}
-
-/// Adds the deferred products of the first `filled` steps of a window of
-/// `steps` steps into `grads`, the window's rows in order (latest step first).
-fn add_window(
-    window: &[f32],
-    products: &[WeightGradient],
-    steps: usize,
-    batch: usize,
-    filled: usize,
-    grads: &mut [f32],
-) {
-    let mut rest = window;
-    for p in products {
-        let (a, tail) = rest.split_at(steps * batch * p.rows);
-        let (d, tail) = tail.split_at(steps * batch * p.cols);
-        rest = tail;
-        p.add(
-            &a[..filled * batch * p.rows],
-            &d[..filled * batch * p.cols],
-            grads,
-        );
     }
 }
 

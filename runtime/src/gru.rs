@@ -2,6 +2,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use crate::cell::add_window;
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
@@ -224,13 +225,10 @@ impl Gru {
         // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
         backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, a_hn);
         a_xn.copy_from_slice(x);
-        for ((a, xr), hp) in a_rz
-            .chunks_exact_mut(nx + n)
-            .zip(x.chunks_exact(nx.max(1)).chain(std::iter::repeat(&[][..])))
-            .zip(a_hn.chunks_exact(n))
-        {
-            a[..nx].copy_from_slice(&xr[..nx]);
-            a[nx..].copy_from_slice(hp);
+        for r in 0..batch {
+            let a = &mut a_rz[r * (nx + n)..(r + 1) * (nx + n)];
+            a[..nx].copy_from_slice(&x[r * nx..(r + 1) * nx]);
+            a[nx..].copy_from_slice(&a_hn[r * n..(r + 1) * n]);
         }
         self.rz.add_dh(&self.params, batch, d_rz, dh_prev);
         self.hn.add_dh(&self.params, batch, d_hn, dh_prev);
@@ -313,27 +311,11 @@ impl Cell for Gru {
         const WHAT: &str = "Gru::backward";
         let batch = x.nrows();
         check_grads(WHAT, grads, self.params.len());
-        let mut scratch = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
-        let operands = self.deferred.map(|p| {
-            let (a, rest) = std::mem::take(&mut scratch).split_at_mut(batch * p.rows);
-            let (d, rest) = rest.split_at_mut(batch * p.cols);
-            scratch = rest;
-            (a, d)
-        });
-        let [(a_rz, d_rz), (a_xn, d_xn), (a_hn, d_hn)] = operands;
-        let rows = [
-            (&mut *a_rz, &mut *d_rz),
-            (&mut *a_xn, &mut *d_xn),
-            (&mut *a_hn, &mut *d_hn),
-        ];
-        self.backward_operands(WHAT, x, tape, dh, dh_prev, rows);
-        for (p, (a, d)) in self
-            .deferred
-            .iter()
-            .zip([(a_rz, d_rz), (a_xn, d_xn), (a_hn, d_hn)])
-        {
-            p.add(a, d, grads);
-        }
+        // The scratch is a window of one step: the operands, then their sum.
+        let window = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
+        let operands = Operands::new(window, &self.deferred, 1, batch, 0);
+        self.backward_operands(WHAT, x, tape, dh, dh_prev, operands.rows::<3>());
+        add_window(window, &self.deferred, 1, batch, 1, grads);
     }
 
     fn weight_gradients(&self) -> &[WeightGradient] {

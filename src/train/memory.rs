@@ -214,7 +214,7 @@ impl CellShape {
             .saturating_add(u(self.output))
             .saturating_mul(u(batch))
             .saturating_add(
-                u(bptt_runtime::WINDOW_ROWS.div_ceil(batch.max(1)))
+                u(bptt_runtime::window_steps(batch, self.window_row))
                     .saturating_mul(u(batch))
                     .saturating_mul(u(self.window_row)),
             );

@@ -136,13 +136,13 @@ fn compile_times(quick: bool) {
 }
 
 /// Median time per training step of the interpreter and the JIT, timed in
-/// alternation so both see the same machine state.
+/// alternation so both see the same machine state, and the calls of a step.
 fn run_times(
     cell: &dyn Cell,
     schedule: Schedule,
     batch: usize,
     runs: usize,
-) -> (Duration, Duration) {
+) -> (Duration, Duration, usize) {
     let len = schedule.len() as usize;
     let mut rng = Rng::new(2);
     let (input, classes) = (cell.input_size(), 16);
@@ -179,7 +179,7 @@ fn run_times(
     assert!(grads.bitwise_eq(&jit_grads), "the backends disagree");
     t_interp.sort();
     t_jit.sort();
-    (t_interp[runs / 2], t_jit[runs / 2])
+    (t_interp[runs / 2], t_jit[runs / 2], interp.calls())
 }
 
 fn main() {
@@ -192,8 +192,7 @@ fn main() {
     let mut rng = Rng::new(3);
     let lstm = Lstm::new(32, 128, &mut rng);
     let (schedule, _) = plan(&lstm, Policy::Msm, 1000, Budget::Percent(5.0));
-    let calls = bptt::lower(&schedule).calls.len();
-    let (interp, jit) = run_times(&lstm, schedule, 8, 31);
+    let (interp, jit, calls) = run_times(&lstm, schedule, 8, 31);
     println!(
         "| LSTM input 32 hidden 128 batch 8, T 1000, MSM 5% | {calls} | {:.2} | {:.2} | {:.3} |",
         ms(interp),
@@ -204,8 +203,7 @@ fn main() {
     // what each backend spends per call.
     let tiny = Rnn::new(1, 1, &mut rng);
     let (schedule, _) = plan(&tiny, Policy::Sqrt, 100_000, Budget::Percent(100.0));
-    let calls = bptt::lower(&schedule).calls.len();
-    let (interp, jit) = run_times(&tiny, schedule, 1, 21);
+    let (interp, jit, calls) = run_times(&tiny, schedule, 1, 21);
     println!(
         "| RNN of one unit, batch 1, T 100000, sqrt (dispatch cost) | {calls} | {:.2} | {:.2} | {:.3} |",
         ms(interp),

@@ -1,98 +1,50 @@
-//! Backends behind one interface, chosen at run time.
+//! The engine of a schedule's runner, chosen at run time by name.
 
 use std::fmt;
 use std::str::FromStr;
 
-use bptt_runtime::{ArenaLayout, Cell, Gradients, Readout, Targets};
-use ndarray::{ArrayView2, ArrayView3};
+use bptt_runtime::{Cell, Readout};
 
 use crate::error::Error;
-use crate::interp::Interpreter;
-use crate::jit::CompiledSchedule;
-use crate::schedule::Schedule;
+use crate::interp::Interpret;
+use crate::jit::{JitEngine, JitOptions};
+use crate::runner::{Engine, Runner};
+use crate::schedule::IntoVerified;
 
-/// What runs a schedule: the interpreter or JIT-compiled code.
-pub trait Backend {
-    /// One training step; see [`Interpreter::run`].
-    fn run(
-        &mut self,
-        cell: &dyn Cell,
-        readout: &Readout,
-        inputs: ArrayView3<f32>,
-        h0: ArrayView2<f32>,
-        targets: Targets,
-        grads: &mut Gradients,
-    ) -> Result<f64, Error>;
-
-    /// The arena's layout: slot counts and sizes.
-    fn layout(&self) -> &ArenaLayout;
-}
-
-impl Backend for Interpreter {
-    fn run(
-        &mut self,
-        cell: &dyn Cell,
-        readout: &Readout,
-        inputs: ArrayView3<f32>,
-        h0: ArrayView2<f32>,
-        targets: Targets,
-        grads: &mut Gradients,
-    ) -> Result<f64, Error> {
-        Interpreter::run(self, cell, readout, inputs, h0, targets, grads)
-    }
-
-    fn layout(&self) -> &ArenaLayout {
-        Interpreter::layout(self)
-    }
-}
-
-impl Backend for CompiledSchedule {
-    fn run(
-        &mut self,
-        cell: &dyn Cell,
-        readout: &Readout,
-        inputs: ArrayView3<f32>,
-        h0: ArrayView2<f32>,
-        targets: Targets,
-        grads: &mut Gradients,
-    ) -> Result<f64, Error> {
-        CompiledSchedule::run(self, cell, readout, inputs, h0, targets, grads)
-    }
-
-    fn layout(&self) -> &ArenaLayout {
-        CompiledSchedule::layout(self)
-    }
-}
+/// A runner whose engine was chosen at run time ([`BackendKind::build`]).
+pub type Backend = Runner<Box<dyn Engine>>;
 
 /// The backends a user can pick by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
-    /// [`Interpreter`]: walks the lowered schedule.
+    /// [`Interpreter`](crate::Interpreter): walks the lowered schedule.
     Interpreter,
-    /// [`CompiledSchedule`]: the schedule compiled to native code by Cranelift.
+    /// [`CompiledSchedule`](crate::jit::CompiledSchedule): the schedule
+    /// compiled to native code by Cranelift.
     Jit,
 }
 
 impl BackendKind {
     /// Every backend that runs a schedule chosen at run time.
     pub const ALL: [BackendKind; 2] = [BackendKind::Interpreter, BackendKind::Jit];
-}
 
-impl BackendKind {
-    /// Verifies the schedule and builds the backend for a cell, a read-out and
-    /// a batch size.
+    /// Verifies the schedule (unless it is [`Verified`](crate::schedule::Verified)
+    /// already) and builds the runner on this backend's engine for a cell, a
+    /// read-out and a batch size.
     pub fn build(
         self,
-        schedule: Schedule,
+        schedule: impl IntoVerified,
         cell: &dyn Cell,
         readout: &Readout,
         batch: usize,
-    ) -> Result<Box<dyn Backend>, Error> {
-        Ok(match self {
-            BackendKind::Interpreter => Box::new(Interpreter::new(schedule, cell, readout, batch)?),
-            BackendKind::Jit => {
-                Box::new(CompiledSchedule::compile(schedule, cell, readout, batch)?)
-            }
+    ) -> Result<Backend, Error> {
+        Runner::with_engine(schedule, cell, readout, batch, |lowered, layout| {
+            Ok(match self {
+                BackendKind::Interpreter => Box::new(Interpret) as Box<dyn Engine>,
+                BackendKind::Jit => {
+                    Box::new(JitEngine::compile(lowered, layout, JitOptions::default())?)
+                }
+            })
         })
     }
 }

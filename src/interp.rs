@@ -1,31 +1,14 @@
-//! The interpreter: runs a verified schedule on a cell.
+//! The interpreter: a [`Runner`] whose engine walks the lowered calls.
 
-use bptt_runtime::{Arena, ArenaLayout, Cell, Execution, Gradients, Readout, Targets};
-use ndarray::{ArrayView2, ArrayView3};
+use bptt_runtime::{Cell, Execution, Readout};
 
 use crate::error::Error;
-use crate::lower::{Call, Lowered, lower};
-use crate::schedule::{Schedule, verify};
+use crate::lower::{Call, Lowered};
+use crate::runner::{Engine, Runner};
+use crate::schedule::IntoVerified;
 
-/// The arena layout of a schedule's checkpoint stack for a cell, a read-out
-/// and a batch size; fails if the cell's tape exceeds the planned `alpha`.
-pub fn arena_layout(
-    schedule: &Schedule,
-    cell: &dyn Cell,
-    readout: &Readout,
-    batch: usize,
-) -> Result<ArenaLayout, Error> {
-    let alpha = schedule.alpha();
-    Ok(ArenaLayout::new(
-        cell,
-        readout,
-        batch,
-        (alpha.denominator(), alpha.numerator()),
-        schedule.capacity().0,
-    )?)
-}
-
-/// Runs a verified [`Schedule`] on any [`Cell`], owning the arena.
+/// Runs a verified [`Schedule`](crate::Schedule) on any [`Cell`], owning
+/// the arena: the [`Runner`] over the [`Interpret`] engine.
 ///
 /// ```
 /// use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
@@ -47,74 +30,22 @@ pub fn arena_layout(
 ///     .unwrap();
 /// assert!(loss > 0.0);
 /// ```
-#[derive(Debug)]
-pub struct Interpreter {
-    schedule: Schedule,
-    lowered: Lowered,
-    arena: Arena,
-}
+pub type Interpreter = Runner<Interpret>;
 
-impl Interpreter {
-    /// Verifies the schedule and allocates the arena for a cell, a read-out and
-    /// a batch size.
-    pub fn new(
-        schedule: Schedule,
-        cell: &dyn Cell,
-        readout: &Readout,
-        batch: usize,
-    ) -> Result<Self, Error> {
-        verify(&schedule)?;
-        let layout = arena_layout(&schedule, cell, readout, batch)?;
-        Ok(Interpreter {
-            lowered: lower(&schedule),
-            schedule,
-            arena: Arena::new(layout),
-        })
-    }
+/// The interpreting engine: walks the lowered calls, one [`Execution`]
+/// primitive each.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Interpret;
 
-    /// The schedule being run.
-    pub fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-
-    /// The arena's layout (slot counts and sizes).
-    pub fn layout(&self) -> &ArenaLayout {
-        self.arena.layout()
-    }
-
-    /// Zeroed gradients of the right sizes.
-    pub fn gradients(&self, cell: &dyn Cell, readout: &Readout) -> Gradients {
-        Gradients::zeros(cell, readout, self.layout().batch)
-    }
-
-    /// One training step: the forward and backward passes of the schedule.
-    ///
-    /// `inputs` is `[T, batch, input]`, `h0` is `[batch, state]`. The loss is
-    /// the mean over batch rows and targeted steps; `grads` is overwritten with
-    /// its gradients. Allocates nothing.
-    pub fn run(
+impl Engine for Interpret {
+    fn run<'e>(
         &mut self,
-        cell: &dyn Cell,
-        readout: &Readout,
-        inputs: ArrayView3<f32>,
-        h0: ArrayView2<f32>,
-        targets: Targets,
-        grads: &mut Gradients,
-    ) -> Result<f64, Error> {
-        let len = self.schedule.len();
-        let mut exec = Execution::start(
-            cell,
-            readout,
-            &mut self.arena,
-            len,
-            inputs,
-            h0,
-            targets,
-            grads,
-        )?;
+        lowered: &Lowered,
+        mut exec: Execution<'e>,
+    ) -> Result<Execution<'e>, Error> {
         let layout = *exec.layout();
         let at = |region| layout.offset(region);
-        for call in &self.lowered.calls {
+        for call in lowered.calls() {
             match *call {
                 Call::RestoreInitial { dst } => exec.restore_initial(at(dst)),
                 Call::CopyState { src, dst } => exec.copy_state(at(src), at(dst)),
@@ -134,6 +65,20 @@ impl Interpreter {
                 } => exec.backward(step, at(tape), at(grad), at(grad_prev)),
             }
         }
-        Ok(exec.finish(at(self.lowered.final_grad)))
+        Ok(exec)
+    }
+}
+
+impl Interpreter {
+    /// Verifies the schedule (unless it is [`Verified`](crate::schedule::Verified)
+    /// already) and allocates the arena for a cell, a read-out and a batch
+    /// size.
+    pub fn new(
+        schedule: impl IntoVerified,
+        cell: &dyn Cell,
+        readout: &Readout,
+        batch: usize,
+    ) -> Result<Self, Error> {
+        Runner::with_engine(schedule, cell, readout, batch, |_, _| Ok(Interpret))
     }
 }

@@ -1,9 +1,10 @@
 //! bptt: memory-budgeted backpropagation through time, as a compiler.
 //!
 //! Plan a budget with [`Plan`], expand it to a [`Schedule`] of operations over
-//! checkpoint slots, [`verify`] it, [`lower()`] it to calls on arena regions, and
-//! run it on any [`bptt_runtime::Cell`]: with the [`Interpreter`], JIT-compiled
-//! by [`jit::CompiledSchedule`], or as Rust generated at compile time by the
+//! checkpoint slots, prove it ([`Verified`]), lower it to calls on arena
+//! regions ([`Lowered`]), and run it on any [`bptt_runtime::Cell`]: with a
+//! [`Runner`] over an [`Engine`], the [`Interpreter`] or JIT-compiled code
+//! ([`jit::CompiledSchedule`]), or as Rust generated at compile time by the
 //! `#[bptt]` attribute ([`emit`]). [`train`] trains a model with any of them;
 //! [`mod@bench`] measures them against the paper.
 
@@ -22,6 +23,7 @@ pub mod jit;
 pub mod lower;
 pub mod planner;
 pub mod policy;
+pub mod runner;
 pub mod schedule;
 #[cfg(feature = "jit")]
 pub mod train;
@@ -32,8 +34,9 @@ pub use backend::{Backend, BackendKind};
 pub use bptt_runtime::Gradients;
 pub use error::Error;
 pub use interp::Interpreter;
-pub use lower::{Call, Lowered, lower};
+pub use lower::{Call, Lowered};
 pub use planner::{Choice, Plan, PlanSummary, Strategy, Table, WeightedTable, Weights};
 pub use policy::Policy;
-pub use schedule::{Op, Report, Schedule, simulate, verify};
+pub use runner::{Engine, Runner};
+pub use schedule::{Op, Report, Schedule, Verified, simulate, verify};
 pub use units::{Alpha, Budget, Ticks};

@@ -10,7 +10,7 @@
 
 use bptt_runtime::Region;
 
-use crate::schedule::{Op, Schedule, Source, Tape};
+use crate::schedule::{Op, Source, Tape, Verified};
 
 /// One call on an [`Execution`](bptt_runtime::Execution), regions resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,13 +68,14 @@ pub enum Call {
     },
 }
 
-/// A lowered schedule: the calls, and where `dL/dh[0]` ends up.
+/// A verified schedule lowered: the calls, and where `dL/dh[0]` ends up.
+///
+/// Made only from a [`Verified`] schedule, so the calls an engine runs are
+/// those of a proved schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lowered {
-    /// The calls, in order.
-    pub calls: Vec<Call>,
-    /// The gradient buffer holding `dL/dh[0]` at the end.
-    pub final_grad: Region,
+    calls: Vec<Call>,
+    final_grad: Region,
 }
 
 fn tape_region(tape: Tape) -> Region {
@@ -84,14 +85,20 @@ fn tape_region(tape: Tape) -> Region {
     }
 }
 
-/// Lowers a schedule's operations to calls on regions.
-pub fn lower(schedule: &Schedule) -> Lowered {
-    let (mut run, mut grad) = (0u8, 0u8);
-    let mut calls = Vec::with_capacity(schedule.ops().len());
-    for op in schedule.ops() {
-        let now = Region::Run(run);
-        let next = Region::Run(1 - run);
-        let call = match *op {
+/// The lowering's state between operations: which running-state and
+/// gradient buffer is current.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lowering {
+    run: u8,
+    grad: u8,
+}
+
+impl Lowering {
+    /// The call of one operation (none for a `Free`), moving the ping-pong on.
+    fn call(&mut self, op: Op) -> Option<Call> {
+        let now = Region::Run(self.run);
+        let next = Region::Run(1 - self.run);
+        Some(match op {
             Op::Restore {
                 from: Source::Initial,
                 ..
@@ -111,7 +118,7 @@ pub fn lower(schedule: &Schedule) -> Lowered {
                 dst: now,
             },
             Op::Forward { step } => {
-                run = 1 - run;
+                self.run = 1 - self.run;
                 Call::Forward {
                     step,
                     src: now,
@@ -119,7 +126,7 @@ pub fn lower(schedule: &Schedule) -> Lowered {
                 }
             }
             Op::ForwardTape { step, tape } => {
-                run = 1 - run;
+                self.run = 1 - self.run;
                 Call::ForwardTape {
                     step,
                     src: now,
@@ -132,20 +139,44 @@ pub fn lower(schedule: &Schedule) -> Lowered {
                 dst: Region::Hidden(slot.0),
             },
             Op::Backward { step, tape } => {
-                grad = 1 - grad;
+                self.grad = 1 - self.grad;
                 Call::Backward {
                     step,
                     tape: tape_region(tape),
-                    grad: Region::Grad(1 - grad),
-                    grad_prev: Region::Grad(grad),
+                    grad: Region::Grad(1 - self.grad),
+                    grad_prev: Region::Grad(self.grad),
                 }
             }
-            Op::FreeHidden(_) | Op::FreeTape(_) => continue,
-        };
-        calls.push(call);
+            Op::FreeHidden(_) | Op::FreeTape(_) => return None,
+        })
     }
-    Lowered {
-        calls,
-        final_grad: Region::Grad(grad),
+
+    /// The gradient buffer that holds the last gradient written.
+    fn final_grad(self) -> Region {
+        Region::Grad(self.grad)
+    }
+}
+
+impl Lowered {
+    /// Lowers a verified schedule's operations to calls on regions.
+    pub fn new(schedule: &Verified) -> Self {
+        let ops = schedule.schedule().ops();
+        let mut lowering = Lowering::default();
+        let mut calls = Vec::with_capacity(ops.len());
+        calls.extend(ops.iter().filter_map(|&op| lowering.call(op)));
+        Lowered {
+            calls,
+            final_grad: lowering.final_grad(),
+        }
+    }
+
+    /// The calls, in order.
+    pub fn calls(&self) -> &[Call] {
+        &self.calls
+    }
+
+    /// The gradient buffer holding `dL/dh[0]` at the end.
+    pub fn final_grad(&self) -> Region {
+        self.final_grad
     }
 }

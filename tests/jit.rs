@@ -7,7 +7,7 @@ mod common;
 use std::sync::Mutex;
 
 use bptt::jit::{CompiledSchedule, JitOptions, emit_clif, layout_for_alpha};
-use bptt::{Alpha, Budget, Error, Op, Plan, Policy, Schedule};
+use bptt::{Alpha, Budget, Error, Op, Plan, Policy, Schedule, Verified};
 use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
 use common::{CELLS, DERIVED, Problem};
 use expect_test::expect;
@@ -155,7 +155,7 @@ fn the_ir_of_a_tiny_schedule_is_stable() {
     assert_eq!(text, compiled.clif().unwrap(), "the text is deterministic");
     assert_eq!(
         text,
-        emit_clif(&schedule, compiled.layout()).unwrap(),
+        emit_clif(compiled.verified(), compiled.layout()).unwrap(),
         "emit_clif prints the same functions"
     );
     expect![[r#"
@@ -261,7 +261,8 @@ fn the_ir_names_shims_and_hides_addresses() {
     let mut rng = Rng::new(2);
     let cell = Gru::new(3, 4, &mut rng);
     let schedule = schedule(&cell, Policy::Hsm, 30, Budget::Units(3.0));
-    let text = emit_clif(&schedule, &layout_for_alpha(&schedule)).unwrap();
+    let layout = layout_for_alpha(&schedule);
+    let text = emit_clif(&Verified::new(schedule).unwrap(), &layout).unwrap();
     for shim in [
         "%bptt_restore_initial",
         "%bptt_copy_state",
@@ -307,7 +308,7 @@ fn a_tampered_schedule_is_refused_before_compiling() {
         let bad = good.clone().with_ops(ops);
         let err = CompiledSchedule::compile(bad.clone(), &cell, &readout, 2).unwrap_err();
         assert!(matches!(err, Error::Verify(_)), "{err}");
-        let err = emit_clif(&bad, &layout_for_alpha(&bad)).unwrap_err();
+        let err = Verified::new(bad).unwrap_err();
         assert!(matches!(err, Error::Verify(_)), "{err}");
     }
 }
@@ -320,7 +321,7 @@ fn a_layout_too_small_for_the_schedule_is_an_error() {
     let schedule = schedule(&cell, Policy::Sqrt, 40, Budget::Percent(100.0));
     let mut layout = layout_for_alpha(&schedule);
     layout.capacity_ticks -= 1;
-    let err = emit_clif(&schedule, &layout).unwrap_err();
+    let err = emit_clif(&Verified::new(schedule).unwrap(), &layout).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
 }
 

@@ -2,7 +2,7 @@
 //! text equal to the macro's tokens, segment splitting, and the error path.
 
 use bptt::emit::{SEGMENT_CALLS, Spec, emit_rust, emit_rust_spec, expand};
-use bptt::{Alpha, Budget, Error, Plan, Policy, Schedule, lower};
+use bptt::{Alpha, Budget, Error, Lowered, Plan, Policy, Schedule, Verified};
 use expect_test::expect;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -188,11 +188,14 @@ fn long_schedules_are_split_into_straight_line_segments() {
         Budget::Units(4.0),
     )
     .unwrap();
-    let lowered = lower(&Schedule::from_plan(&plan));
-    assert!(lowered.calls.len() > SEGMENT_CALLS);
-    assert_eq!(calls(&code), lowered.calls.len());
+    let lowered = Lowered::new(&Verified::new(Schedule::from_plan(&plan)).unwrap());
+    assert!(lowered.calls().len() > SEGMENT_CALLS);
+    assert_eq!(calls(&code), lowered.calls().len());
     let segments: Vec<&str> = code.split("fn segment_").skip(1).collect();
-    assert_eq!(segments.len(), lowered.calls.len().div_ceil(SEGMENT_CALLS));
+    assert_eq!(
+        segments.len(),
+        lowered.calls().len().div_ceil(SEGMENT_CALLS)
+    );
     for (i, segment) in segments.iter().enumerate() {
         let body = segment.split("\n            }\n").next().unwrap();
         assert!(

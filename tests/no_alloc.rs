@@ -2,8 +2,8 @@
 //! every backend: a counting global allocator proves it.
 
 use bptt::cell_lang::{CellDef, DerivedCell};
-use bptt::jit::{CompiledSchedule, JitOptions};
-use bptt::{Alpha, Backend, Budget, Interpreter, Plan, Policy, Schedule};
+use bptt::jit::{JitEngine, JitOptions};
+use bptt::{Alpha, Backend, BackendKind, Budget, Engine, Plan, Policy, Runner, Schedule};
 use bptt_runtime::{
     Cell, CountingAllocator, Gradients, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets,
 };
@@ -22,20 +22,24 @@ fn backend(
     cell: &dyn Cell,
     readout: &Readout,
     batch: usize,
-) -> Box<dyn Backend> {
+) -> Backend {
     match name {
-        "interp" => Box::new(Interpreter::new(schedule, cell, readout, batch).unwrap()),
-        "jit" => Box::new(CompiledSchedule::compile(schedule, cell, readout, batch).unwrap()),
+        "interp" | "jit" => name
+            .parse::<BackendKind>()
+            .unwrap()
+            .build(schedule, cell, readout, batch),
         _ => {
             let options = JitOptions {
                 calls_per_function: 5,
                 ..JitOptions::default()
             };
-            Box::new(
-                CompiledSchedule::compile_with(schedule, cell, readout, batch, options).unwrap(),
-            )
+            Runner::with_engine(schedule, cell, readout, batch, |lowered, layout| {
+                let engine = JitEngine::compile(lowered, layout, options)?;
+                Ok(Box::new(engine) as Box<dyn Engine>)
+            })
         }
     }
+    .unwrap()
 }
 
 fn allocations_of_one_step(cell: &dyn Cell, policy: Policy, name: &str) -> usize {

@@ -34,6 +34,7 @@ fn config(task: TaskSpec) -> TrainConfig {
         clip: 1.0,
         seed: 3,
         max_memory: None,
+        cell_engine: None,
     }
 }
 
@@ -229,8 +230,25 @@ fn a_cell_from_a_file_trains_under_a_budget() {
             "{file}: held-out bits/char {before} -> {after}"
         );
         let mut interp = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
-        let mut jit = Trainer::new(cfg, BackendKind::Jit).unwrap();
-        assert_eq!(losses(&mut interp, 5), losses(&mut jit, 5), "{file}");
+        let mut jit = Trainer::new(cfg.clone(), BackendKind::Jit).unwrap();
+        let expected = losses(&mut interp, 5);
+        assert_eq!(expected, losses(&mut jit, 5), "{file}");
+        // The cell's engine is chosen independently of the schedule's.
+        for (schedule, cell) in [
+            (BackendKind::Interpreter, BackendKind::Jit),
+            (BackendKind::Jit, BackendKind::Interpreter),
+        ] {
+            let mixed = TrainConfig {
+                cell_engine: Some(cell),
+                ..cfg.clone()
+            };
+            let mut trainer = Trainer::new(mixed, schedule).unwrap();
+            assert_eq!(
+                expected,
+                losses(&mut trainer, 5),
+                "{file}: {schedule} with a {cell} cell"
+            );
+        }
     }
 }
 

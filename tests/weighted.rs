@@ -4,7 +4,7 @@
 
 use bptt::bench::CellCosts;
 use bptt::planner::{Origin, WeightedTable, Weights, brute_force_costs};
-use bptt::{Alpha, Budget, Plan, Policy, Schedule, Table, Ticks, verify};
+use bptt::{Alpha, Budget, Plan, Policy, Schedule, Table, Ticks, Verified, verify};
 use proptest::prelude::*;
 
 fn dynamic_policies() -> impl Strategy<Value = Policy> {
@@ -97,9 +97,8 @@ proptest! {
         let plan = Plan::weighted(&table, Budget::Units(units)).unwrap();
         prop_assert!(plan.is_weighted());
         prop_assert!(plan.peak() <= Ticks(budget));
-        let schedule = Schedule::from_plan(&plan);
-        let report = verify(&schedule).unwrap();
-        prop_assert_eq!(report.forward_steps, plan.forward_steps());
+        let schedule = Verified::new(Schedule::from_plan(&plan)).unwrap();
+        prop_assert_eq!(schedule.report().forward_steps, plan.forward_steps());
         // The table's cost is the schedule's calls (less the first restore of
         // h[0] and the set-up).
         let c = costs(w, setup);
@@ -109,7 +108,7 @@ proptest! {
         prop_assert!(close(predicted, setup + w.copy + w_cost), "{} vs {}", predicted, setup + w.copy + w_cost);
         // No unit-model schedule within the same budget is predicted faster.
         let unit = Plan::new(policy, alpha, len, Budget::Units(units)).unwrap();
-        let unit_time = c.predict(&Schedule::from_plan(&unit));
+        let unit_time = c.predict(&Verified::new(Schedule::from_plan(&unit)).unwrap());
         prop_assert!(predicted <= unit_time * (1.0 + 1e-9), "weighted {} unit {}", predicted, unit_time);
     }
 }

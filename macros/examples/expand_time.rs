@@ -15,7 +15,7 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use bptt::{Alpha, Budget, Plan, Policy, Schedule, lower, verify};
+use bptt::{Alpha, Budget, Lowered, Plan, Policy, Schedule, Verified};
 use proc_macro2::TokenStream;
 
 fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
@@ -49,9 +49,9 @@ fn main() {
         let budget = Budget::Percent(5.0);
         let (plan, t_plan) = time(|| Plan::new(Policy::Msm, alpha, len, budget).expect("plan"));
         let (schedule, t_expand) = time(|| Schedule::from_plan(&plan));
-        let (report, t_verify) = time(|| verify(&schedule).expect("verified"));
-        let (lowered, t_lower) = time(|| lower(&schedule));
-        assert_eq!(report.forward_steps, plan.forward_steps());
+        let (verified, t_verify) = time(|| Verified::new(schedule).expect("verified"));
+        let (lowered, t_lower) = time(|| Lowered::new(&verified));
+        assert_eq!(verified.report().forward_steps, plan.forward_steps());
         let args = TokenStream::from_str(&format!("seq_len = {len}, budget = \"5%\", alpha = 3"))
             .expect("arguments");
         let item = TokenStream::from_str("pub struct MyLstm(bptt_runtime::Lstm);").expect("item");
@@ -69,7 +69,7 @@ fn main() {
             t_verify.as_secs_f64(),
             t_lower.as_secs_f64(),
             t_total.as_secs_f64(),
-            lowered.calls.len(),
+            lowered.calls().len(),
             text.len() / 1000,
         );
     }

@@ -15,9 +15,9 @@ use ndarray::{ArrayView2, ArrayView3};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::lower::{Call, lower};
+use crate::lower::{Call, Lowered};
 use crate::planner::Weights;
-use crate::schedule::Schedule;
+use crate::schedule::Verified;
 use crate::units::Alpha;
 
 /// Tape slots the timed forward and backward steps cycle through, so that
@@ -62,10 +62,10 @@ impl CellCosts {
 
     /// The predicted seconds of one iteration of `schedule`: the sum of its
     /// lowered calls' costs, plus the set-up.
-    pub fn predict(&self, schedule: &Schedule) -> f64 {
+    pub fn predict(&self, schedule: &Verified) -> f64 {
         self.setup
-            + lower(schedule)
-                .calls
+            + Lowered::new(schedule)
+                .calls()
                 .iter()
                 .map(|call| match call {
                     Call::RestoreInitial { .. } | Call::CopyState { .. } => self.copy,

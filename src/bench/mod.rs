@@ -31,7 +31,7 @@ use crate::backend::{Backend, BackendKind};
 use crate::error::Error;
 use crate::planner::{Plan, WeightedTable};
 use crate::policy::Policy;
-use crate::schedule::{MemorySizes, Op, Schedule, simulate};
+use crate::schedule::{MemorySizes, Op, Schedule, Verified, simulate};
 use crate::units::{Alpha, Budget};
 
 /// What to measure.
@@ -349,7 +349,7 @@ struct Spec {
 struct Built {
     backend: String,
     spec_index: usize,
-    runner: Box<dyn Backend>,
+    runner: Backend,
     grads: Gradients,
     samples: Vec<f64>,
     /// Iterations per timed sample.
@@ -509,7 +509,10 @@ pub fn run(
             });
         }
     }
-    let schedules: Vec<Schedule> = specs.iter().map(|s| Schedule::from_plan(&s.plan)).collect();
+    let schedules = specs
+        .iter()
+        .map(|s| Verified::new(Schedule::from_plan(&s.plan)))
+        .collect::<Result<Vec<_>, _>>()?;
     let trace = specs
         .iter()
         .zip(&schedules)
@@ -520,7 +523,7 @@ pub fn run(
         })
         .map(|(s, schedule)| {
             Trace::of(
-                schedule,
+                schedule.schedule(),
                 format!("{} at {}% of store-all", s.plan.policy(), config.trace.1),
             )
         });
@@ -621,7 +624,7 @@ pub fn run(
             let spec = &specs[b.spec_index];
             let plan = &spec.plan;
             let summary = plan.summary();
-            let sim = simulate(&schedules[b.spec_index], sizes)?;
+            let sim = simulate(schedules[b.spec_index].schedule(), sizes)?;
             let seconds = median(&b.samples);
             let budget_units = if plan.policy().is_dynamic() {
                 summary.budget

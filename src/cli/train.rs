@@ -55,6 +55,10 @@ pub struct TrainArgs {
     /// interp (the interpreter) or jit (Cranelift-compiled native code).
     #[arg(long, default_value = "interp")]
     backend: String,
+    /// The engine of a --cell's kernels: interp (interpreted) or jit
+    /// (Cranelift-compiled); default: the --backend's.
+    #[arg(long)]
+    cell_engine: Option<String>,
     /// Optimisation steps (in all, counting those of a resumed checkpoint).
     #[arg(long, default_value_t = 500)]
     steps: u64,
@@ -126,6 +130,11 @@ impl TrainArgs {
                 "--text has no use with --task adding: give one or the other".to_string(),
             ));
         }
+        if self.cell.is_none() && self.cell_engine.is_some() {
+            return Err(Error::Flag(
+                "--cell-engine chooses how a --cell runs: give the cell file too".to_string(),
+            ));
+        }
         if self.cell.is_none() && !self.sizes.is_empty() {
             return Err(Error::Flag(
                 "--size sets a size of a --cell: give the cell file too".to_string(),
@@ -162,6 +171,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         clip: args.clip,
         seed: args.seed,
         max_memory: args.max_memory,
+        cell_engine: args.cell_engine.as_deref().map(str::parse).transpose()?,
     };
     let backend: BackendKind = args.backend.parse()?;
     let mut trainer = match &args.resume {

@@ -8,9 +8,9 @@ use syn::{Generics, Ident};
 
 use super::Spec;
 use crate::error::Error;
-use crate::lower::{Call, Lowered, lower};
+use crate::lower::{Call, Lowered};
 use crate::planner::{Plan, PlanSummary};
-use crate::schedule::{Schedule, verify};
+use crate::schedule::{Schedule, Verified};
 use crate::units::Alpha;
 
 /// Calls per function: a schedule with more calls is split into segment
@@ -30,13 +30,12 @@ pub(crate) struct Compiled {
 pub(crate) fn compile(spec: &Spec) -> Result<Compiled, Error> {
     let alpha = Alpha::new(spec.alpha)?;
     let plan = Plan::new(spec.policy, alpha, spec.len, spec.budget)?;
-    let schedule = Schedule::from_plan(&plan);
-    verify(&schedule)?;
+    let schedule = Verified::new(Schedule::from_plan(&plan))?;
     Ok(Compiled {
         alpha,
         summary: plan.summary(),
-        capacity: schedule.capacity().0,
-        lowered: lower(&schedule),
+        capacity: schedule.schedule().capacity().0,
+        lowered: Lowered::new(&schedule),
     })
 }
 
@@ -125,7 +124,7 @@ fn statement(call: &Call) -> Result<TokenStream, Error> {
 fn body(compiled: &Compiled, segment_calls: usize) -> Result<TokenStream, Error> {
     let statements = compiled
         .lowered
-        .calls
+        .calls()
         .iter()
         .map(statement)
         .collect::<Result<Vec<_>, _>>()?;
@@ -202,7 +201,7 @@ pub(crate) fn generate(
     let capacity = Literal::u32_unsuffixed(compiled.capacity);
     let forward_steps = Literal::u64_unsuffixed(s.forward_steps);
     let body = body(compiled, segment_calls)?;
-    let final_grad = region(compiled.lowered.final_grad)?;
+    let final_grad = region(compiled.lowered.final_grad())?;
 
     let plan_doc = plan_doc(compiled);
     let len_doc = format!(" The sequence length that `{method}` runs: the `T` of its inputs.");

@@ -6,8 +6,8 @@
 //! a type definition works for the runtime's cells in a newtype as well as
 //! for a cell written from scratch. At compile time, [`expand`] plans the
 //! budget with [`Plan::new`](crate::Plan::new), expands the schedule,
-//! [`verify`](crate::verify())s it and [`lower`](crate::lower())s it to calls
-//! on arena regions, then emits the item unchanged and an inherent impl whose
+//! proves it ([`Verified`](crate::Verified)) and lowers it to calls on arena
+//! regions ([`Lowered`](crate::Lowered)), then emits the item unchanged and an inherent impl whose
 //! training-step method is the whole schedule as straight-line calls on
 //! [`bptt_runtime::Execution`], with constant steps and checkpoint slots.
 //! Nothing is planned, interpreted or allocated at run time.

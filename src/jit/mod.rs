@@ -1,8 +1,10 @@
 //! The Cranelift JIT backend: a verified schedule compiled to native code at
 //! run time, for when the sequence length or the budget is known only then.
 //!
-//! [`CompiledSchedule::compile`] verifies a schedule, lowers it to calls on
-//! arena regions (as the interpreter does) and compiles the calls into
+//! [`CompiledSchedule`] is the [`Runner`] over the [`JitEngine`]:
+//! [`CompiledSchedule::compile`] verifies a schedule and lowers it to calls
+//! on arena regions (as for the interpreter), and the engine compiles the
+//! calls into
 //! straight-line functions with cranelift-jit. Each call becomes one native
 //! call of an `extern "C"` shim (`bptt_forward`, `bptt_backward`, ...) with the
 //! step and the regions' offsets from the arena base as constants; the shim
@@ -41,13 +43,12 @@ mod codegen;
 mod shims;
 mod text;
 
-use bptt_runtime::{Arena, ArenaLayout, Cell, Execution, Gradients, Readout, Targets};
-use ndarray::{ArrayView2, ArrayView3};
+use bptt_runtime::{ArenaLayout, Cell, Execution, Readout};
 
 use crate::error::Error;
-use crate::interp::arena_layout;
-use crate::lower::{Lowered, lower};
-use crate::schedule::{Schedule, verify};
+use crate::lower::Lowered;
+use crate::runner::{Engine, Runner};
+use crate::schedule::{IntoVerified, Schedule, Verified};
 use codegen::Jit;
 use shims::Frame;
 
@@ -80,66 +81,26 @@ impl Default for JitOptions {
     }
 }
 
-/// A verified schedule compiled to native code, with its arena.
+/// The compiling engine: a schedule's lowered calls as native functions.
 ///
-/// It owns the compiled code and frees it when dropped. Run it like the
-/// [`Interpreter`](crate::Interpreter): same arguments, same results bit for
-/// bit.
+/// It owns the compiled code and frees it when dropped.
 #[derive(Debug)]
-pub struct CompiledSchedule {
-    schedule: Schedule,
-    lowered: Lowered,
-    arena: Arena,
-    options: JitOptions,
+pub struct JitEngine {
     jit: Jit,
+    options: JitOptions,
 }
 
-impl CompiledSchedule {
-    /// Verifies the schedule, allocates the arena for a cell, a read-out and a
-    /// batch size, and compiles the schedule with the default
-    /// [`JitOptions`].
-    ///
-    /// A schedule that fails verification returns [`Error::Verify`]; a
-    /// Cranelift failure returns [`Error::Codegen`].
+impl JitEngine {
+    /// Compiles `lowered`'s calls for an arena `layout`; a Cranelift failure
+    /// returns [`Error::Codegen`].
     pub fn compile(
-        schedule: Schedule,
-        cell: &dyn Cell,
-        readout: &Readout,
-        batch: usize,
-    ) -> Result<Self, Error> {
-        Self::compile_with(schedule, cell, readout, batch, JitOptions::default())
-    }
-
-    /// [`compile`](Self::compile) with explicit options.
-    pub fn compile_with(
-        schedule: Schedule,
-        cell: &dyn Cell,
-        readout: &Readout,
-        batch: usize,
+        lowered: &Lowered,
+        layout: &ArenaLayout,
         options: JitOptions,
     ) -> Result<Self, Error> {
-        verify(&schedule)?;
-        let layout = arena_layout(&schedule, cell, readout, batch)?;
-        let lowered = lower(&schedule);
         let mut jit = Jit::new(options.verifier)?;
-        jit.compile(&lowered.calls, &layout, options.calls_per_function)?;
-        Ok(CompiledSchedule {
-            schedule,
-            lowered,
-            arena: Arena::new(layout),
-            options,
-            jit,
-        })
-    }
-
-    /// The schedule compiled.
-    pub fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-
-    /// The arena's layout (slot counts and sizes) that the code addresses.
-    pub fn layout(&self) -> &ArenaLayout {
-        self.arena.layout()
+        jit.compile(lowered.calls(), layout, options.calls_per_function)?;
+        Ok(JitEngine { jit, options })
     }
 
     /// The options it was compiled with.
@@ -152,14 +113,80 @@ impl CompiledSchedule {
         self.jit.functions()
     }
 
-    /// How many shim calls the compiled code makes per run.
-    pub fn calls(&self) -> usize {
-        self.lowered.calls.len()
+    /// The Cranelift IR of the compiled functions of `schedule`, lowered to
+    /// `lowered` for `layout` (what the engine was compiled from).
+    fn clif(
+        &self,
+        schedule: &Schedule,
+        lowered: &Lowered,
+        layout: &ArenaLayout,
+    ) -> Result<String, Error> {
+        text::render(
+            schedule,
+            lowered.calls(),
+            layout,
+            self.options.calls_per_function,
+            self.jit.config(),
+        )
+    }
+}
+
+impl Engine for JitEngine {
+    /// Runs the compiled functions in order. A kernel that panics (never
+    /// expected: every offset is valid by construction) stops the run with
+    /// [`Error::KernelPanic`].
+    fn run<'e>(&mut self, _: &Lowered, exec: Execution<'e>) -> Result<Execution<'e>, Error> {
+        let mut frame = Frame::new(exec);
+        self.jit.run(&mut frame);
+        frame.into_result().map_err(Error::KernelPanic)
+    }
+}
+
+/// A verified schedule compiled to native code, with its arena: the
+/// [`Runner`] over the [`JitEngine`].
+///
+/// Run it like the [`Interpreter`](crate::Interpreter): same arguments, same
+/// results bit for bit. A kernel that panics (never expected) stops the run
+/// with [`Error::KernelPanic`].
+pub type CompiledSchedule = Runner<JitEngine>;
+
+impl CompiledSchedule {
+    /// Verifies the schedule (unless it is [`Verified`] already), allocates
+    /// the arena for a cell, a read-out and a batch size, and compiles the
+    /// schedule with the default [`JitOptions`].
+    ///
+    /// A schedule that fails verification returns [`Error::Verify`]; a
+    /// Cranelift failure returns [`Error::Codegen`].
+    pub fn compile(
+        schedule: impl IntoVerified,
+        cell: &dyn Cell,
+        readout: &Readout,
+        batch: usize,
+    ) -> Result<Self, Error> {
+        Self::compile_with(schedule, cell, readout, batch, JitOptions::default())
     }
 
-    /// Zeroed gradients of the right sizes.
-    pub fn gradients(&self, cell: &dyn Cell, readout: &Readout) -> Gradients {
-        Gradients::zeros(cell, readout, self.layout().batch)
+    /// [`compile`](Self::compile) with explicit options.
+    pub fn compile_with(
+        schedule: impl IntoVerified,
+        cell: &dyn Cell,
+        readout: &Readout,
+        batch: usize,
+        options: JitOptions,
+    ) -> Result<Self, Error> {
+        Runner::with_engine(schedule, cell, readout, batch, |lowered, layout| {
+            JitEngine::compile(lowered, layout, options)
+        })
+    }
+
+    /// The options it was compiled with.
+    pub fn options(&self) -> JitOptions {
+        self.engine().options()
+    }
+
+    /// How many native functions the schedule was split into.
+    pub fn functions(&self) -> usize {
+        self.engine().functions()
     }
 
     /// The Cranelift IR of the compiled functions, as text: shims by name,
@@ -169,63 +196,19 @@ impl CompiledSchedule {
     /// bytes per call), with the same builder and chunking as the compiled
     /// code.
     pub fn clif(&self) -> Result<String, Error> {
-        text::render(
-            &self.schedule,
-            &self.lowered.calls,
-            self.layout(),
-            self.options.calls_per_function,
-            self.jit.config(),
-        )
-    }
-
-    /// One training step: the forward and backward passes of the schedule, in
-    /// native code.
-    ///
-    /// `inputs` is `[T, batch, input]`, `h0` is `[batch, state]`. The cell and
-    /// read-out must have the sizes the code was compiled for, and the shapes
-    /// must fit them ([`Error::Shape`] otherwise, before anything runs). The
-    /// loss is the mean over batch rows and targeted steps; `grads` is
-    /// overwritten with its gradients. Allocates nothing.
-    ///
-    /// A kernel that panics (never expected: every offset is valid by
-    /// construction) stops the run with [`Error::KernelPanic`].
-    pub fn run(
-        &mut self,
-        cell: &dyn Cell,
-        readout: &Readout,
-        inputs: ArrayView3<f32>,
-        h0: ArrayView2<f32>,
-        targets: Targets,
-        grads: &mut Gradients,
-    ) -> Result<f64, Error> {
-        let len = self.schedule.len();
-        let exec = Execution::start(
-            cell,
-            readout,
-            &mut self.arena,
-            len,
-            inputs,
-            h0,
-            targets,
-            grads,
-        )?;
-        let final_grad = exec.layout().offset(self.lowered.final_grad);
-        let mut frame = Frame::new(exec);
-        self.jit.run(&mut frame);
-        let exec = frame.into_result().map_err(Error::KernelPanic)?;
-        Ok(exec.finish(final_grad))
+        self.engine()
+            .clif(self.schedule(), self.lowered(), self.layout())
     }
 }
 
-/// Compiles a schedule for an arena layout and returns the Cranelift IR text
-/// of its functions (what `bptt emit clif` prints); the code is freed on
-/// return.
+/// Compiles a verified schedule for an arena layout and returns the
+/// Cranelift IR text of its functions (what `bptt emit clif` prints); the
+/// code is freed on return.
 ///
-/// The schedule is verified first ([`Error::Verify`]). The layout must have
-/// the schedule's ticks per state and per tape (its `alpha`) and a stack of
-/// at least its capacity, [`Error::Shape`] otherwise.
-pub fn emit_clif(schedule: &Schedule, layout: &ArenaLayout) -> Result<String, Error> {
-    verify(schedule)?;
+/// The layout must have the schedule's ticks per state and per tape (its
+/// `alpha`) and a stack of at least its capacity, [`Error::Shape`] otherwise.
+pub fn emit_clif(verified: &Verified, layout: &ArenaLayout) -> Result<String, Error> {
+    let schedule = verified.schedule();
     let alpha = schedule.alpha();
     let capacity = schedule.capacity().0;
     let fits = layout.ticks_per_state == alpha.denominator()
@@ -246,17 +229,8 @@ pub fn emit_clif(schedule: &Schedule, layout: &ArenaLayout) -> Result<String, Er
             .to_vec(),
         });
     }
-    let options = JitOptions::default();
-    let lowered = lower(schedule);
-    let mut jit = Jit::new(options.verifier)?;
-    jit.compile(&lowered.calls, layout, options.calls_per_function)?;
-    text::render(
-        schedule,
-        &lowered.calls,
-        layout,
-        options.calls_per_function,
-        jit.config(),
-    )
+    let lowered = Lowered::new(verified);
+    JitEngine::compile(&lowered, layout, JitOptions::default())?.clif(schedule, &lowered, layout)
 }
 
 /// A layout for a schedule without a cell, for printing IR: one batch row, a

@@ -3,12 +3,14 @@
 
 mod op;
 mod stream;
+mod verified;
 mod verify;
 
 use serde::Serialize;
 
 pub use op::{HiddenSlot, Op, Source, Tape, TapeSlot};
 pub use stream::OpStream;
+pub use verified::{IntoVerified, Verified};
 pub use verify::{MemorySizes, Report, Simulation, simulate, verify, verify_plan, verify_stream};
 
 use crate::error::Error;
@@ -62,8 +64,8 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Expands a plan (collecting its [`OpStream`]). The result is checked
-    /// with [`verify`] before any backend runs it.
+    /// Expands a plan (collecting its [`OpStream`]). Only its [`Verified`]
+    /// form can be lowered and run.
     pub fn from_plan(plan: &Plan) -> Self {
         let stream = OpStream::new(plan);
         Schedule {
@@ -141,7 +143,8 @@ impl Schedule {
     }
 
     /// Replaces the operations (for tests that tamper with schedules, and for
-    /// tools that rewrite them); the result must be verified again.
+    /// tools that rewrite them); the result must be [`Verified`] again
+    /// before anything runs it.
     pub fn with_ops(mut self, ops: Vec<Op>) -> Self {
         self.ops = ops;
         self

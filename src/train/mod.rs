@@ -80,6 +80,13 @@ pub struct TrainConfig {
     /// available). Not part of the run: not saved, not compared on resuming.
     #[serde(skip)]
     pub max_memory: Option<u64>,
+    /// The engine of a derived cell's kernels, chosen independently of the
+    /// schedule's backend: [`BackendKind::Interpreter`] for the interpreting
+    /// [`DerivedCell`], [`BackendKind::Jit`] for the compiled [`JitCell`].
+    /// `None` follows the schedule's backend. Not part of the run: not
+    /// saved, not compared on resuming.
+    #[serde(skip)]
+    pub cell_engine: Option<BackendKind>,
 }
 
 /// Hashes of what a model was trained on, recorded in its checkpoints and
@@ -215,7 +222,7 @@ pub struct Trainer {
     cell: Box<dyn Cell>,
     readout: Readout,
     adam: Adam,
-    backend: Box<dyn Backend>,
+    backend: Backend,
     plan: Plan,
     batch: Batch,
     h0: Array2<f32>,
@@ -312,7 +319,7 @@ impl Trainer {
             None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
             Some(program) => {
                 let params = program.init_params(&mut rng);
-                match backend {
+                match config.cell_engine.unwrap_or(backend) {
                     BackendKind::Interpreter => Box::new(
                         DerivedCell::from_params(program, params)
                             .map_err(|e| Error::Cell(e.to_string()))?,

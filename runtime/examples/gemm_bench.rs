@@ -1,13 +1,14 @@
 //! GFLOP/s of the `bptt_runtime::kernels` matrix products on typical shapes.
 //!
-//! `cargo run --release -p bptt-runtime --example gemm_bench`
+//! `cargo run --release -p bptt-runtime --example gemm_bench [-- WORD...]`
+//! (with words: only the shapes whose description contains one of them)
 //!
 //! The pool reads `BPTT_THREADS` once per process, so the benchmark re-runs
 //! itself with `BPTT_THREADS=1` and with the default thread count (or the
 //! `BPTT_THREADS` it was given) and prints both next to two naive loops: the
 //! textbook `i,j,p` dot-product loop and the `i,p,j` loop that LLVM vectorises.
 
-use bptt_runtime::kernels::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
+use bptt_runtime::kernels::{PackedB, gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc};
 use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy)]
 enum Op {
     Nn,
+    /// `Nn` with `B` packed once beforehand ([`PackedB`]).
+    NnPacked,
     Tn,
     Nt,
 }
@@ -23,12 +26,26 @@ enum Op {
 /// The benchmarked shapes: (op, m, k, n, what).
 const SHAPES: &[(Op, usize, usize, usize, &str)] = &[
     (Op::Nn, 16, 256, 1024, "LSTM gates h·W, H=256"),
+    (
+        Op::NnPacked,
+        16,
+        256,
+        1024,
+        "LSTM gates h·W, H=256, W packed",
+    ),
     (Op::Nn, 16, 512, 2048, "LSTM gates, H=512"),
     (Op::Nn, 16, 1024, 4096, "LSTM gates, H=1024"),
     (Op::Nn, 64, 1024, 4096, "gates, batch 64"),
+    (Op::NnPacked, 16, 1024, 4096, "LSTM gates, H=1024, W packed"),
     (Op::Nn, 1, 256, 1024, "batch 1"),
+    (Op::NnPacked, 1, 256, 1024, "batch 1, W packed"),
+    (Op::Nn, 4, 256, 1024, "batch 4"),
+    (Op::NnPacked, 4, 256, 1024, "batch 4, W packed"),
     (Op::Nn, 16, 64, 256, "small"),
+    (Op::Nn, 128, 64, 1024, "windowed x·W_x, H=256"),
     (Op::Tn, 256, 16, 1024, "dW += hᵀ·dg, H=256"),
+    (Op::Tn, 320, 128, 1024, "windowed [dW_x; dW_h], H=256"),
+    (Op::Tn, 1088, 128, 4096, "windowed [dW_x; dW_h], H=1024"),
     (Op::Tn, 1024, 16, 4096, "dW, H=1024"),
     (Op::Tn, 1024, 64, 4096, "dW, batch 64"),
     (Op::Nt, 16, 1024, 256, "dh += dg·Wᵀ, H=256"),
@@ -56,7 +73,7 @@ fn naive_dot(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut
             let mut s = 0.0;
             for p in 0..k {
                 let (x, y) = match op {
-                    Op::Nn => (a[i * k + p], b[p * n + j]),
+                    Op::Nn | Op::NnPacked => (a[i * k + p], b[p * n + j]),
                     Op::Tn => (a[p * m + i], b[p * n + j]),
                     Op::Nt => (a[i * k + p], b[j * k + p]),
                 };
@@ -75,7 +92,7 @@ fn naive_axpy(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mu
     }
     for (i, row) in c.chunks_exact_mut(n).enumerate() {
         for (p, brow) in b.chunks_exact(n).enumerate() {
-            let x = if let Op::Nn = op {
+            let x = if let Op::Nn | Op::NnPacked = op {
                 a[i * k + p]
             } else {
                 a[p * m + i]
@@ -115,9 +132,23 @@ fn measure(i: usize, budget: Duration, run: Product) -> f64 {
     })
 }
 
+/// GFLOP/s of the kernel on shape `i` (a packed `B` is packed before timing).
+fn measure_kernel(i: usize, budget: Duration) -> f64 {
+    let (op, m, k, n, _) = SHAPES[i];
+    if let Op::NnPacked = op {
+        let (a, mut c) = (data(m * k, 1), data(m * n, 3));
+        let mut b = PackedB::zeros(k, n);
+        b.pack(&data(k * n, 2));
+        return gflops(2.0 * (m * k * n) as f64, budget, || {
+            gemm_nn_packed_acc(m, black_box(&a), black_box(&b), black_box(&mut c));
+        });
+    }
+    measure(i, budget, kernel)
+}
+
 fn kernel(op: Op, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     match op {
-        Op::Nn => gemm_nn_acc(m, k, n, a, b, c),
+        Op::Nn | Op::NnPacked => gemm_nn_acc(m, k, n, a, b, c),
         Op::Tn => gemm_tn_acc(m, k, n, a, b, c),
         Op::Nt => gemm_nt_acc(m, k, n, a, b, c),
     }
@@ -145,7 +176,7 @@ fn main() {
     if let Ok(i) = std::env::var("GEMM_BENCH_CHILD") {
         println!(
             "{}",
-            measure(i.parse().expect("shape index"), budget, kernel)
+            measure_kernel(i.parse().expect("shape index"), budget)
         );
         return;
     }
@@ -159,7 +190,12 @@ fn main() {
         "{:<4} {:>5} {:>5} {:>5}  {:>9} {:>9} {:>7}  {:>9} {:>9}  shape",
         "op", "m", "k", "n", "1 thread", "threaded", "speedup", "naive ijp", "naive ipj"
     );
+    // Arguments, if any, keep the shapes whose description contains one.
+    let only: Vec<String> = std::env::args().skip(1).collect();
     for (i, &(op, m, k, n, what)) in SHAPES.iter().enumerate() {
+        if !only.is_empty() && !only.iter().any(|o| what.contains(o.as_str())) {
+            continue;
+        }
         // One process per figure (the pool reads `BPTT_THREADS` once), the
         // two thread counts back to back so that they see the same load.
         let one = child(i, Some("1"));
@@ -168,6 +204,7 @@ fn main() {
         let axpy = measure(i, budget / 5, naive_axpy);
         let name = match op {
             Op::Nn => "nn",
+            Op::NnPacked => "nnp",
             Op::Tn => "tn",
             Op::Nt => "nt",
         };

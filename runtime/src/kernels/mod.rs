@@ -28,4 +28,4 @@ pub use act::{exp, sigmoid, tanh};
 pub use batched::{log, softplus};
 pub use dispatch::Level;
 pub(crate) use dispatch::simd_fn;
-pub use gemm::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
+pub use gemm::{PackedB, gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc};

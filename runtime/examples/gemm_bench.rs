@@ -8,7 +8,9 @@
 //! `BPTT_THREADS` it was given) and prints both next to two naive loops: the
 //! textbook `i,j,p` dot-product loop and the `i,p,j` loop that LLVM vectorises.
 
-use bptt_runtime::kernels::{PackedB, gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc};
+use bptt_runtime::kernels::{
+    gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc, pack_b, packed_len,
+};
 use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy)]
 enum Op {
     Nn,
-    /// `Nn` with `B` packed once beforehand ([`PackedB`]).
+    /// `Nn` with `B` packed once beforehand (`pack_b`).
     NnPacked,
     Tn,
     Nt,
@@ -137,10 +139,10 @@ fn measure_kernel(i: usize, budget: Duration) -> f64 {
     let (op, m, k, n, _) = SHAPES[i];
     if let Op::NnPacked = op {
         let (a, mut c) = (data(m * k, 1), data(m * n, 3));
-        let mut b = PackedB::zeros(k, n);
-        b.pack(&data(k * n, 2));
+        let mut b = vec![0.0; packed_len(k, n)];
+        pack_b(k, n, &data(k * n, 2), &mut b);
         return gflops(2.0 * (m * k * n) as f64, budget, || {
-            gemm_nn_packed_acc(m, black_box(&a), black_box(&b), black_box(&mut c));
+            gemm_nn_packed_acc(m, k, n, black_box(&a), black_box(&b), black_box(&mut c));
         });
     }
     measure(i, budget, kernel)

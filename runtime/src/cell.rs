@@ -35,6 +35,12 @@ pub trait Cell: Send + Sync {
     fn params(&self) -> &[f32];
     /// The flat parameter vector, mutable (for optimisers and finite differences).
     fn params_mut(&mut self) -> &mut [f32];
+    /// Floats of the packed copies of the weights the cell keeps for its
+    /// matrix products (refreshed after [`Cell::params_mut`]): fixed memory
+    /// beside the parameters, counted by memory budgets. 0 by default.
+    fn packed_floats(&self) -> usize {
+        0
+    }
 
     /// One step: `h_next = f(h_prev, x)`, using `scratch`
     /// (`[batch, scratch_size()]`) for intermediates.
@@ -321,6 +327,9 @@ macro_rules! delegate_cell {
             }
             fn params_mut(&mut self) -> &mut [f32] {
                 $crate::Cell::params_mut(&mut self.$field)
+            }
+            fn packed_floats(&self) -> usize {
+                $crate::Cell::packed_floats(&self.$field)
             }
             fn forward(
                 &self,

@@ -3,7 +3,8 @@
 
 use std::ops::Range;
 
-use crate::kernels::{gemm_nn_acc, gemm_nt_acc, gemm_tn_acc};
+use crate::kernels::{gemm_nn_packed_acc, gemm_tn_acc};
+use crate::packed::{Packed, Packing};
 use crate::{Rng, WeightGradient};
 
 /// One affine gate block `pre[m × width] = b + x·W_x + h·W_h` inside a flat
@@ -33,11 +34,13 @@ impl GateBlock {
         self.offset + self.len()
     }
 
-    fn wx(&self) -> Range<usize> {
+    /// The `W_x` range.
+    pub fn wx(&self) -> Range<usize> {
         self.offset..self.offset + self.input * self.width
     }
 
-    fn wh(&self) -> Range<usize> {
+    /// The `W_h` range.
+    pub fn wh(&self) -> Range<usize> {
         let start = self.wx().end;
         start..start + self.hidden * self.width
     }
@@ -48,18 +51,50 @@ impl GateBlock {
         start..start + self.width
     }
 
+    /// Its packed copies, [`GateBlock::PACKINGS`] of them: `W_x`, `W_h` and
+    /// `W_hᵀ`.
+    pub fn packings(&self) -> [Packing; Self::PACKINGS] {
+        let at = |offset, rows, cols, transposed| Packing {
+            offset,
+            rows,
+            cols,
+            transposed,
+        };
+        [
+            at(self.wx().start, self.input, self.width, false),
+            at(self.wh().start, self.hidden, self.width, false),
+            at(self.wh().start, self.hidden, self.width, true),
+        ]
+    }
+
+    /// Packed copies per block.
+    pub const PACKINGS: usize = 3;
+
     /// Overwrites `out[m × width]` with `b + x·W_x + h·W_h` (`x` is `[m × input]`,
-    /// `h` is `[m × hidden]`; pass an empty slice for an absent term).
-    pub fn pre(&self, params: &[f32], m: usize, x: &[f32], h: &[f32], out: &mut [f32]) {
+    /// `h` is `[m × hidden]`; pass an empty slice for an absent term), the
+    /// weights read from the copies of [`GateBlock::packings`] at `first` in
+    /// `packed`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pre(
+        &self,
+        params: &[f32],
+        packed: &Packed,
+        first: usize,
+        m: usize,
+        x: &[f32],
+        h: &[f32],
+        out: &mut [f32],
+    ) {
         let b = &params[self.bias()];
         for row in out.chunks_exact_mut(self.width) {
             row.copy_from_slice(b);
         }
-        if self.input > 0 {
-            gemm_nn_acc(m, self.input, self.width, x, &params[self.wx()], out);
+        let (k, n) = (self.input, self.width);
+        if k > 0 {
+            gemm_nn_packed_acc(m, k, n, x, packed.matrix(first), out);
         }
         if self.hidden > 0 {
-            gemm_nn_acc(m, self.hidden, self.width, h, &params[self.wh()], out);
+            gemm_nn_packed_acc(m, self.hidden, n, h, packed.matrix(first + 1), out);
         }
     }
 
@@ -91,9 +126,12 @@ impl GateBlock {
         }
     }
 
-    /// Adds `dpre·W_hᵀ` into `dh[m × hidden]`.
-    pub fn add_dh(&self, params: &[f32], m: usize, dpre: &[f32], dh: &mut [f32]) {
-        gemm_nt_acc(m, self.width, self.hidden, dpre, &params[self.wh()], dh);
+    /// Adds `dpre·W_hᵀ` into `dh[m × hidden]`, reading `W_hᵀ` from the
+    /// copies at `first` in `packed`: each element sums its `width` products
+    /// in order, after what `dh` held.
+    pub fn add_dh(&self, packed: &Packed, first: usize, m: usize, dpre: &[f32], dh: &mut [f32]) {
+        let wh_t = packed.matrix(first + 2);
+        gemm_nn_packed_acc(m, self.width, self.hidden, dpre, wh_t, dh);
     }
 }
 
@@ -123,8 +161,8 @@ pub(crate) const STACK_FLOATS: usize = 1 << 17;
 /// `Cell::forward` has no scratch argument, so the cells compute gate
 /// pre-activations block by block in a stack buffer: the smallest of 16 KiB,
 /// 128 KiB or 512 KiB that holds the whole batch, else 512 KiB and several
-/// blocks (each block repacks the weights in the matrix kernels, so many
-/// small blocks cost time). `forward_tape` runs the very same blocks (same
+/// blocks (each block streams all the packed weights once, so many small
+/// blocks cost time). `forward_tape` runs the very same blocks (same
 /// matrix-product shapes), so both write bitwise equal states.
 pub(crate) fn in_row_blocks(batch: usize, per_row: usize, f: impl FnMut(Range<usize>, &mut [f32])) {
     assert!(

@@ -5,6 +5,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::cell::add_window;
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, simd_fn, tanh};
+use crate::packed::PackedWeights;
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -40,6 +41,8 @@ pub struct Gru {
     /// executor by `backward_deferred`.
     deferred: [WeightGradient; 3],
     params: Vec<f32>,
+    /// The blocks' weights (`rz`, `xn`, `hn`) packed for the products.
+    packed: PackedWeights,
 }
 
 /// `h' = (1-z)·n + z·h`: the one code path of `forward`, `forward_tape` and
@@ -195,6 +198,7 @@ impl Gru {
             hn,
             deferred: [rz, xn, hn].map(|b| b.weight_gradient()),
             params,
+            packed: PackedWeights::new([rz, xn, hn].iter().flat_map(GateBlock::packings).collect()),
         }
     }
 
@@ -230,8 +234,10 @@ impl Gru {
             a[..nx].copy_from_slice(&x[r * nx..(r + 1) * nx]);
             a[nx..].copy_from_slice(&a_hn[r * n..(r + 1) * n]);
         }
-        self.rz.add_dh(&self.params, batch, d_rz, dh_prev);
-        self.hn.add_dh(&self.params, batch, d_hn, dh_prev);
+        let packs = self.packed.get(&self.params);
+        self.rz.add_dh(&packs, 0, batch, d_rz, dh_prev);
+        self.hn
+            .add_dh(&packs, 2 * GateBlock::PACKINGS, batch, d_hn, dh_prev);
     }
 
     /// Scratch floats per batch row that `backward` uses.
@@ -254,14 +260,24 @@ impl Gru {
         let h_prev = rows(what, "h_prev", h_prev, batch, n);
         let h_next = rows_mut(what, "h_next", h_next, batch, n);
         let mut tape = tape.map(|t| rows_mut(what, "tape", t, batch, 5 * n));
+        let packs = self.packed.get(&self.params);
         in_row_blocks(batch, FORWARD_PER_H * n, |r, buf| {
             let m = r.len();
             let (rz, rest) = buf.split_at_mut(2 * n * m);
             let (xn, hn) = rest.split_at_mut(n * m);
             let (x, hp) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, n)]);
-            self.rz.pre(&self.params, m, x, hp, rz);
-            self.xn.pre(&self.params, m, x, &[], xn);
-            self.hn.pre(&self.params, m, &[], hp, hn);
+            self.rz.pre(&self.params, &packs, 0, m, x, hp, rz);
+            self.xn
+                .pre(&self.params, &packs, GateBlock::PACKINGS, m, x, &[], xn);
+            self.hn.pre(
+                &self.params,
+                &packs,
+                2 * GateBlock::PACKINGS,
+                m,
+                &[],
+                hp,
+                hn,
+            );
             let hnext = &mut h_next[row_span(&r, n)];
             forward_rows(n, rz, xn, hn, hp, hnext);
             if let Some(tape) = tape.as_deref_mut() {

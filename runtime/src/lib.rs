@@ -40,7 +40,12 @@ macro_rules! cell_plumbing {
         }
 
         fn params_mut(&mut self) -> &mut [f32] {
+            self.packed.invalidate();
             &mut self.params
+        }
+
+        fn packed_floats(&self) -> usize {
+            self.packed.floats()
         }
 
         fn forward(
@@ -80,6 +85,7 @@ pub mod exec;
 pub mod gru;
 pub mod kernels;
 pub mod lstm;
+mod packed;
 pub mod readout;
 pub mod rng;
 pub mod rnn;
@@ -95,6 +101,7 @@ pub use cell::{Cell, Operands, WeightGradient};
 pub use exec::{Execution, Gradients, Mismatch};
 pub use gru::Gru;
 pub use lstm::Lstm;
+pub use packed::{Packed, PackedWeights, Packing};
 pub use readout::*;
 pub use rng::Rng;
 pub use rnn::Rnn;

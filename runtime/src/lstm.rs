@@ -6,6 +6,7 @@ use crate::elementwise::{
     GateBlock, check_hidden, gather_cols, in_row_blocks, init_params, row_span, scatter_cols,
 };
 use crate::kernels::{sigmoid, simd_fn, tanh};
+use crate::packed::PackedWeights;
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -35,6 +36,8 @@ pub struct Lstm {
     /// executor by `backward_deferred`.
     deferred: [WeightGradient; 1],
     params: Vec<f32>,
+    /// `W_x`, `W_h` and `W_hᵀ` packed for the gates' products.
+    packed: PackedWeights,
 }
 
 /// `c' = f·c + i·g`.
@@ -241,6 +244,12 @@ impl Lstm {
             gates: Self::block(input, hidden),
             deferred: [Self::block(input, hidden).weight_gradient()],
             params,
+            packed: PackedWeights::new(
+                [Self::block(input, hidden)]
+                    .iter()
+                    .flat_map(GateBlock::packings)
+                    .collect(),
+            ),
         }
     }
 
@@ -288,7 +297,8 @@ impl Lstm {
         let n = self.hidden;
         let batch = temp.len() / n;
         temp.fill(0.0);
-        self.gates.add_dh(&self.params, batch, dpre, temp);
+        self.gates
+            .add_dh(&self.packed.get(&self.params), 0, batch, dpre, temp);
         scatter_cols(temp, dh_prev, 2 * n, 0..n);
     }
 
@@ -307,6 +317,7 @@ impl Lstm {
         let h_prev = rows(what, "h_prev", h_prev, batch, 2 * n);
         let h_next = rows_mut(what, "h_next", h_next, batch, 2 * n);
         let mut tape = tape.map(|t| rows_mut(what, "tape", t, batch, 6 * n));
+        let packs = self.packed.get(&self.params);
         in_row_blocks(batch, FORWARD_PER_H * n, |r, pre| {
             let m = r.len();
             let s_prev = &h_prev[row_span(&r, 2 * n)];
@@ -315,7 +326,7 @@ impl Lstm {
             let h = &mut s_next[..m * n];
             gather_cols(s_prev, 2 * n, 0..n, h);
             self.gates
-                .pre(&self.params, m, &x[row_span(&r, nx)], h, pre);
+                .pre(&self.params, &packs, 0, m, &x[row_span(&r, nx)], h, pre);
             forward_rows(n, pre, s_prev, s_next);
             if let Some(tape) = tape.as_deref_mut() {
                 let tape = &mut tape[row_span(&r, 6 * n)];

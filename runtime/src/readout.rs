@@ -8,6 +8,7 @@ use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 use crate::Rng;
 use crate::elementwise::{GateBlock, gather_cols};
 use crate::kernels::exp;
+use crate::packed::PackedWeights;
 use crate::shape::{rows, rows_mut, scratch_rows};
 
 /// A flat parameter vector of the wrong length.
@@ -134,6 +135,8 @@ pub struct Readout {
     in_size: usize,
     out_size: usize,
     params: Vec<f32>,
+    /// `W` and `Wᵀ` packed for the products.
+    packed: PackedWeights,
 }
 
 impl Readout {
@@ -149,12 +152,7 @@ impl Readout {
         let params = (0..Self::param_count(in_size, out_size))
             .map(|_| rng.uniform(-k, k))
             .collect();
-        Readout {
-            kind,
-            in_size,
-            out_size,
-            params,
-        }
+        Self::with(kind, in_size, out_size, params)
     }
 
     /// A read-out with the given parameters, or an error if their length is not
@@ -171,12 +169,17 @@ impl Readout {
             params.len(),
         )?;
         Self::check_out(out_size);
-        Ok(Readout {
+        Ok(Self::with(kind, in_size, out_size, params))
+    }
+
+    fn with(kind: LossKind, in_size: usize, out_size: usize, params: Vec<f32>) -> Self {
+        Readout {
             kind,
             in_size,
             out_size,
             params,
-        })
+            packed: PackedWeights::new(Self::block_of(in_size, out_size).packings().into()),
+        }
     }
 
     fn check_out(out_size: usize) {
@@ -205,7 +208,14 @@ impl Readout {
 
     /// The flat parameters, mutable.
     pub fn params_mut(&mut self) -> &mut [f32] {
+        self.packed.invalidate();
         &mut self.params
+    }
+
+    /// Floats of the packed copies of `W` and `Wᵀ` it keeps (as
+    /// [`Cell::packed_floats`](crate::Cell::packed_floats)).
+    pub fn packed_floats(&self) -> usize {
+        self.packed.floats()
     }
 
     /// Floats of scratch per batch row that [`Readout::step`] needs.
@@ -215,11 +225,15 @@ impl Readout {
 
     /// `y = h·W + b` as a gate block whose "hidden" input is the state's front.
     fn block(&self) -> GateBlock {
+        Self::block_of(self.in_size, self.out_size)
+    }
+
+    fn block_of(in_size: usize, out_size: usize) -> GateBlock {
         GateBlock {
             offset: 0,
             input: 0,
-            hidden: self.in_size,
-            width: self.out_size,
+            hidden: in_size,
+            width: out_size,
         }
     }
 
@@ -299,7 +313,8 @@ impl Readout {
             h_front
         };
         let block = self.block();
-        block.pre(&self.params, batch, &[], hc, y);
+        let packs = self.packed.get(&self.params);
+        block.pre(&self.params, &packs, 0, batch, &[], hc, y);
 
         // Overwrite each row of y with scale · dLoss/dy and add up the losses.
         let mut total = 0.0f64;
@@ -322,10 +337,10 @@ impl Readout {
         }
         block.add_grads(batch, &[], hc, y, grads);
         if state == n_in {
-            block.add_dh(&self.params, batch, y, dh);
+            block.add_dh(&packs, 0, batch, y, dh);
         } else {
             h_front.fill(0.0);
-            block.add_dh(&self.params, batch, y, h_front);
+            block.add_dh(&packs, 0, batch, y, h_front);
             for (d, g) in dh.chunks_exact_mut(state).zip(h_front.chunks_exact(n_in)) {
                 for (d, g) in d.iter_mut().zip(g) {
                     *d += g;
@@ -352,8 +367,10 @@ impl Readout {
         let (batch, state) = h.dim();
         let h = rows(WHAT, "h", h, batch, state);
         let out = rows_mut(WHAT, "out", out, batch, self.out_size);
+        let packs = self.packed.get(&self.params);
         if state == self.in_size {
-            self.block().pre(&self.params, batch, &[], h, out);
+            self.block()
+                .pre(&self.params, &packs, 0, batch, &[], h, out);
         } else {
             // No scratch for a contiguous copy of h[:, ..in_size]: one row at a time.
             for (hb, yb) in h
@@ -361,7 +378,7 @@ impl Readout {
                 .zip(out.chunks_exact_mut(self.out_size))
             {
                 self.block()
-                    .pre(&self.params, 1, &[], &hb[..self.in_size], yb);
+                    .pre(&self.params, &packs, 0, 1, &[], &hb[..self.in_size], yb);
             }
         }
     }

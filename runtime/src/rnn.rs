@@ -4,6 +4,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params};
 use crate::kernels::{simd_fn, tanh};
+use crate::packed::PackedWeights;
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -25,6 +26,8 @@ pub struct Rnn {
     /// executor by `backward_deferred`.
     deferred: [WeightGradient; 1],
     params: Vec<f32>,
+    /// `W_x`, `W_h` and `W_hᵀ` packed for the products.
+    packed: PackedWeights,
 }
 
 impl Rnn {
@@ -72,6 +75,12 @@ impl Rnn {
             block: Self::block(input, hidden),
             deferred: [Self::block(input, hidden).weight_gradient()],
             params,
+            packed: PackedWeights::new(
+                [Self::block(input, hidden)]
+                    .iter()
+                    .flat_map(GateBlock::packings)
+                    .collect(),
+            ),
         }
     }
 
@@ -116,7 +125,8 @@ impl Rnn {
     fn write_dh_prev(&self, dpre: &[f32], dh_prev: &mut [f32]) {
         let batch = dpre.len() / self.hidden;
         dh_prev.fill(0.0);
-        self.block.add_dh(&self.params, batch, dpre, dh_prev);
+        self.block
+            .add_dh(&self.packed.get(&self.params), 0, batch, dpre, dh_prev);
     }
 
     /// The forward step shared by `forward` and `forward_tape`: the whole batch's
@@ -133,7 +143,9 @@ impl Rnn {
         let x = rows(what, "x", x, batch, self.input);
         let h_prev = rows(what, "h_prev", h_prev, batch, h);
         let h_next = rows_mut(what, "h_next", h_next, batch, h);
-        self.block.pre(&self.params, batch, x, h_prev, h_next);
+        let packs = self.packed.get(&self.params);
+        self.block
+            .pre(&self.params, &packs, 0, batch, x, h_prev, h_next);
         tanh_in_place(h_next);
         if let Some(tape) = tape {
             let tape = rows_mut(what, "tape", tape, batch, 2 * h);

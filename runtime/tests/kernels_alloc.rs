@@ -3,7 +3,8 @@
 
 use bptt_runtime::CountingAllocator;
 use bptt_runtime::kernels::{
-    PackedB, exp, gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc, sigmoid, tanh,
+    exp, gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc, pack_b, pack_bt, packed_len,
+    sigmoid, tanh,
 };
 
 #[global_allocator]
@@ -20,11 +21,12 @@ const SHAPES: [(usize, usize, usize); 5] = [
 
 /// Runs every product on every shape; `packed` holds `B` packed for each
 /// shape, repacked in place here.
-fn products(a: &[f32], b: &[f32], c: &mut [f32], packed: &mut [PackedB]) {
+fn products(a: &[f32], b: &[f32], c: &mut [f32], packed: &mut [Vec<f32>]) {
     for ((m, k, n), p) in SHAPES.into_iter().zip(packed) {
         gemm_nn_acc(m, k, n, &a[..m * k], &b[..k * n], &mut c[..m * n]);
-        p.pack(&b[..k * n]);
-        gemm_nn_packed_acc(m, &a[..m * k], p, &mut c[..m * n]);
+        pack_b(k, n, &b[..k * n], p);
+        gemm_nn_packed_acc(m, k, n, &a[..m * k], p, &mut c[..m * n]);
+        pack_bt(k, n, &b[..k * n], p);
         gemm_tn_acc(m, k, n, &a[..k * m], &b[..k * n], &mut c[..m * n]);
         gemm_nt_acc(m, k, n, &a[..m * k], &b[..n * k], &mut c[..m * n]);
     }
@@ -39,7 +41,7 @@ fn kernels_do_not_allocate_after_warm_up() {
     let len = 1 << 18;
     let (a, b, mut c) = (vec![0.5f32; len], vec![0.25f32; len], vec![0.0f32; len]);
     let mut act = vec![0.1f32; 4096];
-    let mut packed: Vec<_> = SHAPES.map(|(_, k, n)| PackedB::zeros(k, n)).into();
+    let mut packed: Vec<_> = SHAPES.map(|(_, k, n)| vec![0.0; packed_len(k, n)]).into();
     assert!(allocations() > 0, "the counting allocator is not installed");
     products(&a, &b, &mut c, &mut packed);
     // The pool's workers allocate their names as they start, possibly after

@@ -136,11 +136,21 @@ pub const BYTES_PER_OP: u128 = 256;
 /// the 100,000 calls of sqrt(t) at T = 20,000).
 pub const CODE_BYTES_PER_CALL: u128 = 8192;
 
+/// Floats of a `rows × cols` matrix packed in column panels
+/// (`bptt_runtime::kernels::packed_len`, counted wide): `cols` rounded up to
+/// whole panels.
+fn packed_floats(rows: usize, cols: usize) -> u128 {
+    let width = bptt_runtime::kernels::panel_width() as u128;
+    (rows as u128).saturating_mul((cols as u128).div_ceil(width).saturating_mul(width))
+}
+
 /// Floats per row and in all of a cell, known before it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellShape {
     /// Parameters (counted wide: a huge hidden size does not overflow).
     pub params: u128,
+    /// Floats of the packed weight copies (`bptt_runtime::Cell::packed_floats`).
+    pub packed: u128,
     /// Floats per row of the state.
     pub state: usize,
     /// Floats per row of the tape.
@@ -163,6 +173,9 @@ impl CellShape {
             params: (hidden as u128)
                 .saturating_mul(4)
                 .saturating_mul((input as u128).saturating_add(hidden as u128 + 1)),
+            // W_x, W_h and W_hᵀ.
+            packed: packed_floats(input.saturating_add(hidden), hidden.saturating_mul(4))
+                .saturating_add(packed_floats(hidden.saturating_mul(4), hidden)),
             state: hidden.saturating_mul(2),
             tape: hidden.saturating_mul(6),
             scratch: input.saturating_add(hidden.saturating_mul(5)),
@@ -175,6 +188,7 @@ impl CellShape {
     pub fn of(program: &CellProgram) -> Self {
         CellShape {
             params: program.param_count as u128,
+            packed: 0,
             state: program.state_size,
             tape: program.tape_size,
             scratch: program.scratch_size,
@@ -195,6 +209,14 @@ impl CellShape {
                 .saturating_add(1)
                 .saturating_mul(outputs as u128),
         )
+    }
+
+    /// Floats of the packed copies of the cell's and a read-out's (to
+    /// `outputs`) weights.
+    pub fn packed_with_readout(&self, outputs: usize) -> u128 {
+        self.packed
+            .saturating_add(packed_floats(self.output, outputs))
+            .saturating_add(packed_floats(outputs, self.output))
     }
 
     /// What one run of `plan` allocates on `backend` with a read-out to
@@ -224,6 +246,7 @@ impl CellShape {
                 "parameters and gradients",
                 self.params_with_readout(outputs).saturating_mul(2),
             )
+            .floats("packed weights", self.packed_with_readout(outputs))
             .floats("arena", checkpoints.saturating_add(working))
             .bytes("schedule", ops.saturating_mul(BYTES_PER_OP));
         match backend {
@@ -280,6 +303,17 @@ mod tests {
         let cell = Lstm::new(5, 7, &mut Rng::new(1));
         let shape = CellShape::lstm(5, 7);
         assert_eq!(shape.params, cell.params().len() as u128);
+        assert_eq!(shape.packed, cell.packed_floats() as u128);
+        let readout = bptt_runtime::Readout::new(
+            bptt_runtime::LossKind::SoftmaxCrossEntropy,
+            7,
+            3,
+            &mut Rng::new(2),
+        );
+        assert_eq!(
+            shape.packed_with_readout(3) - shape.packed,
+            readout.packed_floats() as u128
+        );
         assert_eq!(
             (
                 shape.state,

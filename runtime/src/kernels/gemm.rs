@@ -112,122 +112,121 @@ pub fn gemm_nt_acc(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [
     });
 }
 
-/// C[m×n] += A[m×k] · B for a row-major `A` and a [`PackedB`] `B` of `k`
-/// rows and `n` columns (the gates' `h·W_h` with `W_h` packed once per
-/// parameter update).
+/// C[m×n] += A[m×k] · B for a row-major `A` and `B` (`k×n`) packed by
+/// [`pack_b`] or [`pack_bt`] into `panels` (the gates' `h·W_h` with `W_h`
+/// packed once per parameter update).
 ///
 /// Bitwise equal to [`gemm_nn_acc`] with `B` row-major: the same sums in the
 /// same order; only where `B` is read from differs.
 ///
 /// # Panics
-/// If `a.len() != m*k` or `c.len() != m*n`.
-pub fn gemm_nn_packed_acc(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
-    let (k, n) = (b.k, b.n);
-    let (la, lc) = (a.len(), c.len());
+/// If `a.len() != m*k`, `c.len() != m*n` or `panels.len() != packed_len(k, n)`.
+pub fn gemm_nn_packed_acc(m: usize, k: usize, n: usize, a: &[f32], panels: &[f32], c: &mut [f32]) {
+    let (la, lp, lc) = (a.len(), panels.len(), c.len());
     assert!(
-        Some(la) == m.checked_mul(k) && Some(lc) == m.checked_mul(n),
+        Some(la) == m.checked_mul(k) && Some(lc) == m.checked_mul(n) && lp == packed_len(k, n),
         "gemm_nn_packed_acc: m={m} k={k} n={n} needs a.len()=m*k, c.len()=m*n, \
-         got a.len()={la} c.len()={lc}"
-    );
-    assert_eq!(
-        b.width,
-        PackedB::panel_width(),
-        "gemm_nn_packed_acc: packed for another instruction set"
+         panels.len()={}, got a.len()={la} c.len()={lc} panels.len()={lp}",
+        packed_len(k, n)
     );
     let a = Strided {
         p: a.as_ptr(),
         rs: k,
         cs: 1,
     };
-    broadcast(m, k, n, a, &b.panels, true, c);
+    broadcast(m, k, n, a, panels, true, c);
 }
 
-/// Vectors per panel of a [`PackedB`]: every instruction set's tile is two
-/// vectors wide (`Shape::nv`), so a panel is one tile wide.
+/// Vectors per panel: every instruction set's tile is two vectors wide
+/// (`Shape::nv`), so a panel is one tile wide.
 const PANEL_VECTORS: usize = 2;
 
-/// A `k×n` matrix `B` packed for [`gemm_nn_packed_acc`]: column panels one
-/// tile wide (two vectors of this machine's instruction set: 16 floats with
-/// AVX2, 32 with AVX-512F), each `k` contiguous rows, the last zero-padded.
-/// A tile then reads its `B` sequentially instead of `k` rows a row stride
-/// apart, which for weights larger than L1 is what limits the gates' product.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PackedB {
-    k: usize,
-    n: usize,
-    /// Columns per panel.
-    width: usize,
-    panels: Vec<f32>,
+/// Columns per panel of a packed `B` on this machine: two vectors of its
+/// instruction set, 16 floats with AVX2 (and the portable lanes), 32 with
+/// AVX-512F.
+///
+/// A packed `k×n` matrix is `n / width` column panels (rounded up, the last
+/// zero-padded), each `k` contiguous rows of `width` floats: a tile then
+/// reads its `B` sequentially instead of `k` rows a row stride apart, which
+/// for weights larger than L1 is what limits the gates' product.
+pub fn panel_width() -> usize {
+    panel_width_for(Isa::detect())
 }
 
-impl PackedB {
-    /// A zero `k×n` matrix, packed (allocates its panels once).
-    pub fn zeros(k: usize, n: usize) -> PackedB {
-        Self::zeros_for(Isa::detect(), k, n)
-    }
+fn panel_width_for(isa: Isa) -> usize {
+    PANEL_VECTORS * isa.shape().lanes
+}
 
-    /// [`PackedB::zeros`] for the panels of `isa`.
-    fn zeros_for(isa: Isa, k: usize, n: usize) -> PackedB {
-        let nr = PANEL_VECTORS * isa.shape().lanes;
-        let len = n
-            .div_ceil(nr)
-            .checked_mul(nr)
-            .and_then(|w| w.checked_mul(k))
-            .expect("PackedB: k·n overflows");
-        PackedB {
-            k,
-            n,
-            width: nr,
-            panels: vec![0.0; len],
+/// Floats of a packed `k×n` matrix on this machine: `k` times `n` rounded up
+/// to whole panels.
+///
+/// # Panics
+/// If that overflows.
+pub fn packed_len(k: usize, n: usize) -> usize {
+    packed_len_for(panel_width(), k, n)
+}
+
+fn packed_len_for(width: usize, k: usize, n: usize) -> usize {
+    n.div_ceil(width)
+        .checked_mul(width)
+        .and_then(|w| w.checked_mul(k))
+        .expect("packed_len: k·n overflows")
+}
+
+/// Packs the row-major `b` (`k×n`) into `panels` ([`packed_len`] floats) for
+/// [`gemm_nn_packed_acc`], in place: every float of `panels` is written.
+///
+/// # Panics
+/// If `b.len() != k*n` or `panels.len() != packed_len(k, n)`.
+pub fn pack_b(k: usize, n: usize, b: &[f32], panels: &mut [f32]) {
+    pack_for(panel_width(), k, n, b, false, panels);
+}
+
+/// Packs the transpose of the row-major `bt` (`n×k`) into `panels` as `B`
+/// (`k×n`), so `A·Wᵀ` for a row-major `W` runs as [`gemm_nn_packed_acc`].
+///
+/// # Panics
+/// If `bt.len() != k*n` or `panels.len() != packed_len(k, n)`.
+pub fn pack_bt(k: usize, n: usize, bt: &[f32], panels: &mut [f32]) {
+    pack_for(panel_width(), k, n, bt, true, panels);
+}
+
+/// [`pack_b`] (`transposed` false) or [`pack_bt`] with panels `width` wide.
+fn pack_for(width: usize, k: usize, n: usize, src: &[f32], transposed: bool, panels: &mut [f32]) {
+    let (what, rows, cols) = if transposed {
+        ("pack_bt", n, k)
+    } else {
+        ("pack_b", k, n)
+    };
+    assert!(
+        Some(src.len()) == k.checked_mul(n) && panels.len() == packed_len_for(width, k, n),
+        "{what}: a {rows}×{cols} matrix needs {} floats and {} of panels, got {} and {}",
+        k * n,
+        packed_len_for(width, k, n),
+        src.len(),
+        panels.len()
+    );
+    // The padding columns of the last panel.
+    panels.fill(0.0);
+    if transposed {
+        for (j, row) in src.chunks_exact(k.max(1)).enumerate().take(n) {
+            let panel = j / width * k * width + j % width;
+            for (p, &x) in row.iter().enumerate() {
+                panels[panel + p * width] = x;
+            }
         }
-    }
-
-    /// Columns per panel on this machine.
-    pub fn panel_width() -> usize {
-        PANEL_VECTORS * Isa::detect().shape().lanes
-    }
-
-    /// Rows (`k`).
-    pub fn rows(&self) -> usize {
-        self.k
-    }
-
-    /// Columns (`n`).
-    pub fn cols(&self) -> usize {
-        self.n
-    }
-
-    /// Floats the panels occupy (`k` times `n` rounded up to whole panels).
-    pub fn floats(&self) -> usize {
-        self.panels.len()
-    }
-
-    /// Overwrites the matrix with the row-major `b` (`k×n`), in place: no
-    /// allocation. Reads `b` row by row.
-    ///
-    /// # Panics
-    /// If `b.len() != k*n`.
-    pub fn pack(&mut self, b: &[f32]) {
-        let (k, n) = (self.k, self.n);
-        assert_eq!(
-            Some(b.len()),
-            k.checked_mul(n),
-            "PackedB::pack: a {k}×{n} matrix needs {} floats, got {}",
-            k * n,
-            b.len()
-        );
-        let nr = self.width;
-        for (p, row) in b.chunks_exact(n.max(1)).enumerate().take(k) {
-            for (q, part) in row.chunks(nr).enumerate() {
-                let at = q * k * nr + p * nr;
-                self.panels[at..at + part.len()].copy_from_slice(part);
+    } else {
+        for (p, row) in src.chunks_exact(n.max(1)).enumerate().take(k) {
+            for (q, part) in row.chunks(width).enumerate() {
+                let at = q * k * width + p * width;
+                panels[at..at + part.len()].copy_from_slice(part);
             }
         }
     }
 }
 
 /// `C += A · B` through broadcast tiles; `a` is A with its strides, `b` is
-/// row-major (`panels` false) or a [`PackedB`]'s panels.
+/// row-major (`panels` false) or packed ([`pack_b`]).
 fn broadcast(m: usize, k: usize, n: usize, a: Strided, b: &[f32], panels: bool, c: &mut [f32]) {
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -310,7 +309,7 @@ enum Isa {
 }
 
 /// Tile shapes of an instruction set: broadcast tiles of `mr` rows × `nv`
-/// vectors of `lanes` (`packed_mr` rows when `B` is a [`PackedB`]),
+/// vectors of `lanes` (`packed_mr` rows when `B` is packed),
 /// dot-product tiles of `dot_mr` × `dot_nr`.
 #[derive(Clone, Copy)]
 struct Shape {
@@ -479,7 +478,7 @@ struct Strided {
 struct Broadcast {
     a: Strided,
     b: *const f32,
-    /// `B` is a [`PackedB`]'s panels rather than row-major.
+    /// `B` is packed ([`pack_b`]) rather than row-major.
     panels: bool,
     c: *mut f32,
     k: usize,
@@ -514,13 +513,13 @@ unsafe fn broadcast_shaped<S: Simd, const MR: usize, const PMR: usize, const NV:
     }
 }
 
-/// [`broadcast_region`] for a packed `B`: every tile reads its panels where
+/// [`broadcast_region`] for a packed `B` ([`pack_b`]): every tile reads its panels where
 /// they lie, `k` contiguous rows of one panel width, over the whole
 /// reduction; all row tiles pass over a panel while it is in L1. The sums are
 /// those of the row-major paths, so the result is bitwise theirs.
 ///
 /// # Safety
-/// As for [`broadcast_region`], `g.b` holds the panels of a [`PackedB`] of
+/// As for [`broadcast_region`], `g.b` holds the panels of a packed `B` of
 /// `g.k` rows for `S`, and `cols.start` is a multiple of the panel width.
 #[inline(always)]
 unsafe fn broadcast_panels<S: Simd, const MR: usize, const NV: usize>(
@@ -715,7 +714,7 @@ struct Tile {
     b: *const f32,
     ldb: usize,
     /// Floats from one pair of `B`'s vectors to the next: `2·LANES` when `B`'s
-    /// rows are contiguous, a panel's length when `B` is a [`PackedB`].
+    /// rows are contiguous, a panel's length when `B` is packed.
     pstride: usize,
     c: *mut f32,
     ldc: usize,
@@ -962,7 +961,7 @@ mod tests {
     #[derive(Clone, Copy, Debug)]
     enum Op {
         Nn,
-        /// `Nn` with `B` a [`PackedB`].
+        /// `Nn` with `B` packed.
         NnPacked,
         Tn,
         Nt,
@@ -1013,7 +1012,7 @@ mod tests {
             let (m, k, n, a, b, mut c) = (self.m, self.k, self.n, &self.a, &self.b, self.c.clone());
             match self.op {
                 Op::Nn => gemm_nn_acc(m, k, n, a, b, &mut c),
-                Op::NnPacked => gemm_nn_packed_acc(m, a, &self.packed(Isa::detect()), &mut c),
+                Op::NnPacked => gemm_nn_packed_acc(m, k, n, a, &self.packed(Isa::detect()), &mut c),
                 Op::Tn => gemm_tn_acc(m, k, n, a, b, &mut c),
                 Op::Nt => gemm_nt_acc(m, k, n, a, b, &mut c),
             }
@@ -1021,9 +1020,10 @@ mod tests {
         }
 
         /// `B` packed for `isa`.
-        fn packed(&self, isa: Isa) -> PackedB {
-            let mut p = PackedB::zeros_for(isa, self.k, self.n);
-            p.pack(&self.b);
+        fn packed(&self, isa: Isa) -> Vec<f32> {
+            let width = panel_width_for(isa);
+            let mut p = vec![f32::NAN; packed_len_for(width, self.k, self.n)];
+            pack_for(width, self.k, self.n, &self.b, false, &mut p);
             p
         }
 
@@ -1037,7 +1037,7 @@ mod tests {
             let (a, b, cp, k, n) = (
                 self.a.as_ptr(),
                 if panels {
-                    packed.panels.as_ptr()
+                    packed.as_ptr()
                 } else {
                     self.b.as_ptr()
                 },
@@ -1261,7 +1261,7 @@ mod tests {
                 assert_eq!(other, want, "{op:?} {shape:?}: another thread differs");
                 // A packed `B`'s regions start on a panel.
                 let align = match op {
-                    Op::NnPacked => PackedB::panel_width(),
+                    Op::NnPacked => panel_width(),
                     _ => 1,
                 };
                 let cols = |parts: usize| -> Vec<Range<usize>> {
@@ -1320,35 +1320,59 @@ mod tests {
     #[test]
     #[should_panic(expected = "gemm_nn_packed_acc: m=2 k=3 n=4")]
     fn nn_packed_panics_naming_sizes() {
-        gemm_nn_packed_acc(2, &[0.0; 5], &PackedB::zeros(3, 4), &mut [0.0; 8]);
+        let panels = vec![0.0; packed_len(3, 4)];
+        gemm_nn_packed_acc(2, 3, 4, &[0.0; 5], &panels, &mut [0.0; 8]);
     }
 
     #[test]
-    #[should_panic(expected = "PackedB::pack: a 3×4 matrix needs 12 floats, got 11")]
+    #[should_panic(expected = "gemm_nn_packed_acc: m=2 k=3 n=4")]
+    fn nn_packed_panics_on_short_panels() {
+        let panels = vec![0.0; packed_len(3, 4) - 1];
+        gemm_nn_packed_acc(2, 3, 4, &[0.0; 6], &panels, &mut [0.0; 8]);
+    }
+
+    #[test]
+    #[should_panic(expected = "pack_b: a 3×4 matrix needs 12 floats")]
     fn pack_panics_naming_sizes() {
-        PackedB::zeros(3, 4).pack(&[0.0; 11]);
+        pack_b(3, 4, &[0.0; 11], &mut vec![0.0; packed_len(3, 4)]);
     }
 
-    /// Panels are whole, zero-padded, and repacking overwrites every float.
     #[test]
-    fn packing_is_in_place_and_padded() {
-        let nr = PackedB::panel_width();
+    #[should_panic(expected = "pack_bt: a 4×3 matrix needs 12 floats")]
+    fn pack_transposed_panics_naming_sizes() {
+        pack_bt(3, 4, &[0.0; 13], &mut vec![0.0; packed_len(3, 4)]);
+    }
+
+    /// Panels are whole and zero-padded, whatever the buffer held.
+    #[test]
+    fn packing_writes_whole_padded_panels() {
+        let nr = panel_width();
         for (k, n) in [(1, 1), (3, nr), (5, nr + 1), (7, 3 * nr - 1)] {
-            let mut p = PackedB::zeros(k, n);
-            assert_eq!((p.rows(), p.cols()), (k, n));
-            assert_eq!(p.floats(), k * n.div_ceil(nr) * nr);
-            let at = p.panels.as_ptr();
-            for seed in [1, 2] {
-                let b = data(k * n, seed);
-                p.pack(&b);
-                assert_eq!(p.panels.as_ptr(), at, "pack reallocated");
-                for r in 0..k {
-                    for j in 0..n.div_ceil(nr) * nr {
-                        let want = if j < n { b[r * n + j] } else { 0.0 };
-                        assert_eq!(p.panels[j / nr * k * nr + r * nr + j % nr], want);
-                    }
+            let len = packed_len(k, n);
+            assert_eq!(len, k * n.div_ceil(nr) * nr);
+            let mut p = vec![f32::NAN; len];
+            let b = data(k * n, 1);
+            pack_b(k, n, &b, &mut p);
+            for r in 0..k {
+                for j in 0..n.div_ceil(nr) * nr {
+                    let want = if j < n { b[r * n + j] } else { 0.0 };
+                    assert_eq!(p[j / nr * k * nr + r * nr + j % nr], want);
                 }
             }
+        }
+    }
+
+    /// Packing the transpose of `Bᵀ` is packing `B`.
+    #[test]
+    fn transposed_packing_is_packing_the_transpose() {
+        let nr = panel_width();
+        for (k, n) in [(1, 1), (4, nr + 3), (9, 2 * nr)] {
+            let b = data(k * n, 7);
+            let bt: Vec<f32> = (0..n * k).map(|e| b[e % k * n + e / k]).collect();
+            let (mut p, mut q) = (vec![1.0; packed_len(k, n)], vec![2.0; packed_len(k, n)]);
+            pack_b(k, n, &b, &mut p);
+            pack_bt(k, n, &bt, &mut q);
+            assert_eq!(bits(&p), bits(&q), "{k}×{n}");
         }
     }
 

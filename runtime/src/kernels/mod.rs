@@ -10,6 +10,9 @@
 //!   Register-blocked micro-kernels use AVX-512F, else AVX2+FMA, on x86-64
 //!   (detected once: a machine always takes the same path), else portable
 //!   lanes. Each call uses about 64 KiB of the calling thread's stack.
+//!   [`gemm_nn_packed_acc`] reads `B` packed in column panels ([`pack_b`],
+//!   [`pack_bt`] for a transpose), bitwise equal to [`gemm_nn_acc`]: weights
+//!   packed once per update stream through L1 in every step.
 //! * Activations [`exp`], [`sigmoid`] and [`tanh`] are branch-free scalar
 //!   functions that inline into, and vectorise with, the cells' loops, which
 //!   [`simd_fn!`](dispatch) compiles for AVX-512F, AVX2 or the baseline
@@ -28,4 +31,7 @@ pub use act::{exp, sigmoid, tanh};
 pub use batched::{log, softplus};
 pub use dispatch::Level;
 pub(crate) use dispatch::simd_fn;
-pub use gemm::{PackedB, gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc};
+pub use gemm::{
+    gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc, pack_b, pack_bt, packed_len,
+    panel_width,
+};

@@ -51,7 +51,9 @@ const SHAPES: &[(Op, usize, usize, usize, &str)] = &[
     (Op::Tn, 1024, 16, 4096, "dW, H=1024"),
     (Op::Tn, 1024, 64, 4096, "dW, batch 64"),
     (Op::Nt, 16, 1024, 256, "dh += dg·Wᵀ, H=256"),
+    (Op::NnPacked, 16, 1024, 256, "dh += dg·Wᵀ, H=256, Wᵀ packed"),
     (Op::Nt, 16, 4096, 1024, "dh, H=1024"),
+    (Op::NnPacked, 16, 4096, 1024, "dh, H=1024, Wᵀ packed"),
     (Op::Nt, 64, 4096, 1024, "dh, batch 64"),
 ];
 

@@ -86,6 +86,7 @@ pub mod gru;
 pub mod kernels;
 pub mod lstm;
 mod packed;
+mod par_rows;
 pub mod readout;
 pub mod rng;
 pub mod rnn;

@@ -6,7 +6,8 @@ use crate::elementwise::{
     GateBlock, check_hidden, gather_cols, in_row_blocks, init_params, row_span, scatter_cols,
 };
 use crate::kernels::{sigmoid, simd_fn, tanh};
-use crate::packed::PackedWeights;
+use crate::packed::{Packed, PackedWeights};
+use crate::par_rows::{RowsMut, par_rows};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -263,32 +264,33 @@ impl Lstm {
         self.input + 5 * self.hidden
     }
 
-    /// The backward step up to the products: writes the gate pre-activation
-    /// gradients `dpre` (`[batch × 4H]`), the weight gradient's operand
-    /// `xh = [x | h_prev]` (`[batch × (input + H)]`) and `dc_prev`, the `c`
-    /// half of `dh_prev`, whose rows it returns.
-    #[allow(clippy::too_many_arguments)]
-    fn backward_operands<'d>(
+    /// The arrays of a backward step as rows, checked: `x`, `tape`, `dh`
+    /// and `dh_prev`.
+    fn backward_rows_of<'a, 'd>(
         &self,
         what: &str,
-        x: ArrayView2<f32>,
-        tape: ArrayView2<f32>,
-        dh: ArrayView2<f32>,
+        x: ArrayView2<'a, f32>,
+        tape: ArrayView2<'a, f32>,
+        dh: ArrayView2<'a, f32>,
         dh_prev: ArrayViewMut2<'d, f32>,
-        xh: &mut [f32],
-        dpre: &mut [f32],
-    ) -> &'d mut [f32] {
+    ) -> (&'a [f32], &'a [f32], &'a [f32], &'d mut [f32]) {
         let (batch, n) = (x.nrows(), self.hidden);
-        let x = rows(what, "x", x, batch, self.input);
-        let tape = rows(what, "tape", tape, batch, 6 * n);
-        let dh = rows(what, "dh", dh, batch, 2 * n);
-        let dh_prev = rows_mut(what, "dh_prev", dh_prev, batch, 2 * n);
+        (
+            rows(what, "x", x, batch, self.input),
+            rows(what, "tape", tape, batch, 6 * n),
+            rows(what, "dh", dh, batch, 2 * n),
+            rows_mut(what, "dh_prev", dh_prev, batch, 2 * n),
+        )
+    }
+
+    /// Checks the weight gradient's operands: `xh = [x | h_prev]`
+    /// (`[batch × (input + H)]`) and the gate pre-activation gradients `dpre`
+    /// (`[batch × 4H]`).
+    fn check_operands(&self, what: &str, batch: usize, xh: &[f32], dpre: &[f32]) {
         assert!(
-            xh.len() == batch * (self.input + n) && dpre.len() == batch * 4 * n,
+            xh.len() == batch * (self.input + self.hidden) && dpre.len() == batch * 4 * self.hidden,
             "{what}: operand rows of the wrong size"
         );
-        backward_rows(n, self.input, x, tape, dh, xh, dpre, dh_prev);
-        dh_prev
     }
 
     /// Writes `dh_prev`'s `h` half, `dpre·W_hᵀ`, computed contiguous in
@@ -302,8 +304,9 @@ impl Lstm {
         scatter_cols(temp, dh_prev, 2 * n, 0..n);
     }
 
-    /// The forward step shared by `forward` and `forward_tape`, block by block of
-    /// rows (in stack buffers) so that neither needs the caller's scratch.
+    /// The forward step shared by `forward` and `forward_tape`, row-parallel
+    /// ([`par_rows`]), then block by block of rows in stack buffers so that
+    /// neither needs the caller's scratch.
     fn run(
         &self,
         what: &str,
@@ -315,10 +318,34 @@ impl Lstm {
         let (batch, n, nx) = (x.nrows(), self.hidden, self.input);
         let x = rows(what, "x", x, batch, nx);
         let h_prev = rows(what, "h_prev", h_prev, batch, 2 * n);
-        let h_next = rows_mut(what, "h_next", h_next, batch, 2 * n);
-        let mut tape = tape.map(|t| rows_mut(what, "tape", t, batch, 6 * n));
+        let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, 2 * n), 2 * n);
+        let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, 6 * n), 6 * n));
         let packs = self.packed.get(&self.params);
-        in_row_blocks(batch, FORWARD_PER_H * n, |r, pre| {
+        par_rows(batch, |r| {
+            // SAFETY: `par_rows` hands each part its own rows.
+            let (h_next, tape) = unsafe {
+                (
+                    h_next.rows(r.clone()),
+                    tape.as_ref().map(|t| t.rows(r.clone())),
+                )
+            };
+            let (x, h_prev) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, 2 * n)]);
+            self.forward_block(&packs, x, h_prev, tape, h_next);
+        });
+    }
+
+    /// [`Lstm::run`] on some rows: `x`, `h_prev`, `tape` and `h_next` hold
+    /// the same rows.
+    fn forward_block(
+        &self,
+        packs: &Packed,
+        x: &[f32],
+        h_prev: &[f32],
+        mut tape: Option<&mut [f32]>,
+        h_next: &mut [f32],
+    ) {
+        let (n, nx) = (self.hidden, self.input);
+        in_row_blocks(h_prev.len() / (2 * n), FORWARD_PER_H * n, |r, pre| {
             let m = r.len();
             let s_prev = &h_prev[row_span(&r, 2 * n)];
             let s_next = &mut h_next[row_span(&r, 2 * n)];
@@ -326,7 +353,7 @@ impl Lstm {
             let h = &mut s_next[..m * n];
             gather_cols(s_prev, 2 * n, 0..n, h);
             self.gates
-                .pre(&self.params, &packs, 0, m, &x[row_span(&r, nx)], h, pre);
+                .pre(&self.params, packs, 0, m, &x[row_span(&r, nx)], h, pre);
             forward_rows(n, pre, s_prev, s_next);
             if let Some(tape) = tape.as_deref_mut() {
                 let tape = &mut tape[row_span(&r, 6 * n)];
@@ -369,7 +396,8 @@ impl Cell for Lstm {
         let scratch = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
         let (xh, rest) = scratch.split_at_mut(batch * (self.input + self.hidden));
         let dpre = &mut rest[..batch * 4 * self.hidden];
-        let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
+        let (x, tape, dh, dh_prev) = self.backward_rows_of(WHAT, x, tape, dh, dh_prev);
+        backward_rows(self.hidden, self.input, x, tape, dh, xh, dpre, dh_prev);
         self.deferred[0].add(xh, dpre, grads);
         // xh is free again: dh_prev's h part is computed there.
         self.add_dh_prev(dpre, &mut xh[..batch * self.hidden], dh_prev);
@@ -394,7 +422,29 @@ impl Cell for Lstm {
         check_grads(WHAT, grads, self.params.len());
         let scratch = scratch_rows(WHAT, scratch, batch, self.scratch_per_row());
         let [(xh, dpre)] = operands.rows::<1>();
-        let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
-        self.add_dh_prev(dpre, &mut scratch[..batch * self.hidden], dh_prev);
+        self.check_operands(WHAT, batch, xh, dpre);
+        let (x, tape, dh, dh_prev) = self.backward_rows_of(WHAT, x, tape, dh, dh_prev);
+        let (n, nx) = (self.hidden, self.input);
+        let lend = |data, width| RowsMut::new(data, width);
+        let (xh, dpre) = (lend(xh, nx + n), lend(dpre, 4 * n));
+        let (dh_prev, temp) = (lend(dh_prev, 2 * n), lend(scratch, self.scratch_per_row()));
+        par_rows(batch, |r| {
+            // SAFETY: `par_rows` hands each part its own rows.
+            let (xh, dpre, dh_prev, temp) = unsafe {
+                (
+                    xh.rows(r.clone()),
+                    dpre.rows(r.clone()),
+                    dh_prev.rows(r.clone()),
+                    temp.rows(r.clone()),
+                )
+            };
+            let (x, tape, dh) = (
+                &x[row_span(&r, nx)],
+                &tape[row_span(&r, 6 * n)],
+                &dh[row_span(&r, 2 * n)],
+            );
+            backward_rows(n, nx, x, tape, dh, xh, dpre, dh_prev);
+            self.add_dh_prev(dpre, &mut temp[..r.len() * n], dh_prev);
+        });
     }
 }

@@ -17,10 +17,10 @@
 //! or 2% in the read-out's dh, does fail these tests).
 
 use bptt_runtime::{
-    Cell, CountingAllocator, Gru, LossKind, Lstm, Readout, Rng, Rnn, ShapeError, StepTarget,
-    Targets,
+    Cell, CountingAllocator, Gru, LossKind, Lstm, Operands, Readout, Rng, Rnn, ShapeError,
+    StepTarget, Targets,
 };
-use ndarray::{Array2, Array3, ArrayView2, s};
+use ndarray::{Array2, Array3, ArrayView1, ArrayView2, s};
 
 #[global_allocator]
 static HEAP: CountingAllocator = CountingAllocator::new();
@@ -451,27 +451,69 @@ fn forward_forward_tape_and_state_from_tape_agree_bitwise() {
     }
 }
 
-/// The same batch row gives the same result whatever the batch around it (the
-/// batch of 700 spans several row blocks).
+/// The same batch row gives bitwise the same result whatever the batch
+/// around it: batches of 16 and 700 (several row blocks, and with two or
+/// more threads a row-parallel step) against each row alone, in every
+/// method that writes rows. So the results cannot depend on how a step is
+/// split over threads.
 #[test]
 fn rows_are_independent() {
+    let bits = |v: ArrayView1<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for kind in KINDS {
-        let (cell, x, h, _) = problem(kind, 6, 96, 700, 8);
-        let full = forward(&*cell, &x, &h);
-        for b in [0, 340, 341, 699] {
-            let one = forward(
-                &*cell,
-                &x.slice(s![b..b + 1, ..]).to_owned(),
-                &h.slice(s![b..b + 1, ..]).to_owned(),
-            );
-            for (u, v) in one.iter().zip(full.row(b)) {
-                assert!(
-                    (u - v).abs() <= 1e-5 * (1.0 + v.abs()),
-                    "{kind:?} row {b}: {u} vs {v}"
+        for batch in [16, 700] {
+            let (cell, x, h, mut rng) = problem(kind, 6, 96, batch, 8);
+            let dh = uniform(&mut rng, batch, cell.state_size(), -1.0, 1.0);
+            let full = forward(&*cell, &x, &h);
+            let (tape, _) = forward_tape(&*cell, &x, &h);
+            let full_dprev = backward_dh_prev(&*cell, &x, &tape, &dh);
+            for b in [0, 7, 8, batch / 2 - 1, batch / 2, batch - 1] {
+                let row = |a: &Array2<f32>| a.slice(s![b..b + 1, ..]).to_owned();
+                let one = forward(&*cell, &row(&x), &row(&h));
+                assert_eq!(
+                    bits(one.row(0)),
+                    bits(full.row(b)),
+                    "{kind:?} forward row {b}"
+                );
+                let (one_tape, _) = forward_tape(&*cell, &row(&x), &row(&h));
+                assert_eq!(
+                    bits(one_tape.row(0)),
+                    bits(tape.row(b)),
+                    "{kind:?} tape row {b}"
+                );
+                let one_dprev = backward_dh_prev(&*cell, &row(&x), &one_tape, &row(&dh));
+                assert_eq!(
+                    bits(one_dprev.row(0)),
+                    bits(full_dprev.row(b)),
+                    "{kind:?} dh_prev row {b}"
                 );
             }
         }
     }
+}
+
+/// `dh_prev` of `backward_deferred` (the executor's path).
+fn backward_dh_prev(
+    cell: &dyn Cell,
+    x: &Array2<f32>,
+    tape: &Array2<f32>,
+    dh: &Array2<f32>,
+) -> Array2<f32> {
+    let batch = x.nrows();
+    let mut dh_prev = Array2::from_elem((batch, cell.state_size()), f32::NAN);
+    let mut grads = vec![0.0; cell.params().len()];
+    let mut scratch = Array2::from_elem((batch, cell.scratch_size()), f32::NAN);
+    let products = cell.weight_gradients();
+    let mut operands = vec![f32::NAN; Operands::window_floats(products, 1, batch)];
+    cell.backward_deferred(
+        x.view(),
+        tape.view(),
+        dh.view(),
+        dh_prev.view_mut(),
+        &mut grads,
+        scratch.view_mut(),
+        Operands::new(&mut operands, products, 1, batch, 0),
+    );
+    dh_prev
 }
 
 // ---------------------------------------------------------------------------

@@ -35,3 +35,4 @@ pub use gemm::{
     gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc, pack_b, pack_bt, packed_len,
     panel_width,
 };
+pub(crate) use pool::{run as run_parts, threads as pool_threads};

@@ -3,11 +3,17 @@
 //! The pool starts lazily on first use with `BPTT_THREADS` threads (default:
 //! `available_parallelism()` capped at 8), the calling thread included. A job
 //! is a borrowed closure called once for each part index `0..parts`; the
-//! calling thread and the workers claim parts from a shared counter, and
+//! calling thread (participant 0) and the workers (1 to `threads - 1`) claim
+//! parts in a shared bit set, each first its own parts `me, me + threads,
+//! ...` and then any left over, and
 //! [`run`] returns only when every part has finished and no worker still
 //! holds the closure, which makes lending a stack borrow sound. Which thread
 //! runs a part never changes what the part computes, so results do not depend
 //! on scheduling.
+//!
+//! Affinity: work cut the same way in every step goes to the same thread
+//! while no one is late, so each core keeps its share of the weights, and of
+//! the batch rows a row-parallel step owns, in its own cache.
 //!
 //! Back-off: when the caller had to wait for workers longer than it worked
 //! itself (the OS preempted a worker in the middle of a part, as happens when
@@ -26,6 +32,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The most parts a job is split into (one bit each in a `u64`).
+pub(crate) const MAX_PARTS: usize = 64;
 /// Hard cap on the default number of threads.
 const MAX_DEFAULT_THREADS: usize = 8;
 /// How long an idle worker spins (yielding now and then) before it parks.
@@ -63,8 +71,8 @@ struct Shared {
     epoch: AtomicUsize,
     /// The open job; see the `Sync` impl for who may touch it when.
     job: UnsafeCell<Job>,
-    /// Next unclaimed part of the open job.
-    next: AtomicUsize,
+    /// Parts of the open job already claimed, one bit each.
+    claimed: AtomicU64,
     /// Workers registered on the current epoch.
     active: AtomicUsize,
     /// Held by the one caller that owns the pool for a job.
@@ -94,7 +102,7 @@ static SHARED: Shared = Shared {
         call: call_nothing,
         parts: 0,
     }),
-    next: AtomicUsize::new(0),
+    claimed: AtomicU64::new(0),
     active: AtomicUsize::new(0),
     busy: AtomicBool::new(false),
     sleepers: AtomicUsize::new(0),
@@ -118,6 +126,8 @@ static THREADS: OnceLock<usize> = OnceLock::new();
 thread_local! {
     /// Set on pool workers: kernels called from inside a job run serially.
     static IN_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// This thread's participant index: 0 on callers, 1.. on workers.
+    static PARTICIPANT: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The number of threads that jobs are split over (starting the pool if needed).
@@ -143,10 +153,10 @@ fn start() -> usize {
         Err(_) => default(),
     };
     let mut spawned = 1;
-    for _ in 1..wanted {
+    for me in 1..wanted {
         let worker = std::thread::Builder::new()
             .name("bptt-kernels".into())
-            .spawn(worker);
+            .spawn(move || worker(me));
         if worker.is_err() {
             break;
         }
@@ -167,8 +177,9 @@ impl Drop for AbortOnUnwind {
     }
 }
 
-fn worker() {
+fn worker(me: usize) {
     IN_WORKER.set(true);
+    PARTICIPANT.set(me);
     let _abort = AbortOnUnwind;
     let s = &SHARED;
     let mut seen = 0;
@@ -179,14 +190,8 @@ fn worker() {
             // SAFETY: registered in `active` with the epoch still open, so the
             // job is not being rewritten and its closure is alive (see `Shared`).
             let job = unsafe { *s.job.get() };
-            loop {
-                let i = s.next.fetch_add(1, Ordering::Relaxed);
-                if i >= job.parts {
-                    break;
-                }
-                // SAFETY: as above; `data` points to the `F` that `call` expects.
-                unsafe { (job.call)(job.data, i) };
-            }
+            // SAFETY: as above; `data` points to the `F` that `call` expects.
+            claim_parts(job.parts, |i| unsafe { (job.call)(job.data, i) });
         }
         s.active.fetch_sub(1, Ordering::Release);
         seen = e;
@@ -255,12 +260,14 @@ impl Drop for Close {
 /// Calls `f(i)` for every `i` in `0..parts`, split over the pool, and returns
 /// when all calls have finished.
 ///
-/// Runs serially on the calling thread when the pool has one thread, when
+/// Runs serially on the calling thread when there are more than
+/// [`MAX_PARTS`] parts, when the pool has one thread, when
 /// called from inside a job, when another thread is using the pool, or while
 /// backing off. Does not allocate (after the pool has started).
 pub(crate) fn run<F: Fn(usize) + Sync>(parts: usize, f: &F) {
     let s = &SHARED;
     if parts <= 1
+        || parts > MAX_PARTS
         || IN_WORKER.get()
         || threads() == 1
         || now_ns() < s.serial_until.load(Ordering::Relaxed)
@@ -279,7 +286,7 @@ pub(crate) fn run<F: Fn(usize) + Sync>(parts: usize, f: &F) {
     // SAFETY: we hold `busy`, the epoch is even and the previous owner drained
     // `active`, so no worker reads `job` now (see `Shared`).
     unsafe { *s.job.get() = job };
-    s.next.store(0, Ordering::Relaxed);
+    s.claimed.store(0, Ordering::Relaxed);
     let epoch = s.epoch.load(Ordering::Relaxed) + 1;
     s.epoch.store(epoch, Ordering::SeqCst);
     if s.sleepers.load(Ordering::SeqCst) > 0 {
@@ -288,17 +295,29 @@ pub(crate) fn run<F: Fn(usize) + Sync>(parts: usize, f: &F) {
     }
     let close = Close { epoch };
     let start = now_ns();
-    loop {
-        let i = s.next.fetch_add(1, Ordering::Relaxed);
-        if i >= parts {
-            break;
-        }
-        f(i);
-    }
+    claim_parts(parts, f);
     let worked = now_ns();
     drop(close);
     let done = now_ns();
     back_off_if_slowed(worked - start, done - worked, done);
+}
+
+/// Runs the calling participant's parts of the open job (`me, me + threads,
+/// ...`, those not yet claimed), then any part no one has claimed.
+fn claim_parts(parts: usize, f: impl Fn(usize)) {
+    let s = &SHARED;
+    let claim = |i: usize| s.claimed.fetch_or(1 << i, Ordering::AcqRel) & (1 << i) == 0;
+    let (me, threads) = (PARTICIPANT.get(), threads());
+    for i in (me..parts).step_by(threads) {
+        if claim(i) {
+            f(i);
+        }
+    }
+    for i in 0..parts {
+        if claim(i) {
+            f(i);
+        }
+    }
 }
 
 /// Updates the back-off after a job in which the caller worked for `worked`

@@ -1,0 +1,77 @@
+//! Row-parallel steps: a cell's step split over the pool by batch rows.
+//!
+//! Every result of a cell's step but the weight gradient is per batch row,
+//! and a row's floats do not depend on the rows computed beside it (each
+//! product's element sums in a fixed order, whatever the tile; the
+//! elementwise passes are per element). So a step may hand each thread a
+//! block of rows and let it run the whole step on them: the products (run
+//! serially inside, see `kernels::pool`), the activations and the tape
+//! copies, bitwise as one thread would. A thread then reads only its own
+//! rows of the state, which stay in its cache from step to step, and the
+//! read-only weights; splitting each product by columns instead makes every
+//! thread read all of the state the other one just wrote.
+//!
+//! Batches too small to give every thread [`MIN_ROWS`] rows run on the
+//! calling thread, where each product is split by columns as before (the
+//! latency regime, batch 1 to 4).
+
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use crate::kernels::{pool_threads, run_parts};
+
+/// Fewest rows per thread: one tile of the widest instruction set's packed
+/// product (8 rows with AVX-512F).
+pub(crate) const MIN_ROWS: usize = 8;
+
+/// Calls `f(rows)` for blocks of rows covering `0..batch`, one block per
+/// thread of the pool (the same block to the same thread every time while
+/// no one is late), or `f(0..batch)` on the calling thread when the batch
+/// is small.
+pub(crate) fn par_rows(batch: usize, f: impl Fn(Range<usize>) + Sync) {
+    let parts = pool_threads().min(batch / MIN_ROWS).max(1);
+    if parts == 1 {
+        f(0..batch);
+        return;
+    }
+    run_parts(parts, &|p| f(p * batch / parts..(p + 1) * batch / parts));
+}
+
+/// A mutable array of rows of `width` floats lent to the parts of a
+/// [`par_rows`] job, each taking its own rows.
+pub(crate) struct RowsMut<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    width: usize,
+    _lent: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `RowsMut` is a `&mut [f32]` whose rows are taken by one part each
+// (the contract of `rows`); `f32` is `Send`.
+unsafe impl Sync for RowsMut<'_> {}
+
+impl<'a> RowsMut<'a> {
+    /// Lends `data`, rows of `width` floats.
+    pub fn new(data: &'a mut [f32], width: usize) -> Self {
+        RowsMut {
+            ptr: data.as_mut_ptr(),
+            rows: data.len() / width.max(1),
+            width,
+            _lent: PhantomData,
+        }
+    }
+
+    /// Rows `r`.
+    ///
+    /// # Safety
+    /// No other live slice from this `RowsMut` overlaps rows `r` (the parts
+    /// of a `par_rows` job take disjoint blocks).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn rows(&self, r: Range<usize>) -> &mut [f32] {
+        assert!(r.start <= r.end && r.end <= self.rows, "rows out of range");
+        // SAFETY: in bounds (checked); exclusive by the caller's contract.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.add(r.start * self.width), r.len() * self.width)
+        }
+    }
+}

@@ -5,7 +5,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::cell::add_window;
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, simd_fn, tanh};
-use crate::packed::PackedWeights;
+use crate::packed::{Packed, PackedWeights};
+use crate::par_rows::{RowsMut, par_rows};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -224,20 +225,44 @@ impl Gru {
         let x = rows(what, "x", x, batch, nx);
         let tape = rows(what, "tape", tape, batch, 5 * n);
         let dh = rows(what, "dh", dh, batch, n);
-        let dh_prev = rows_mut(what, "dh_prev", dh_prev, batch, n);
-        // Pre-activation gradients of every block and dh_prev's direct term
-        // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
-        backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, a_hn);
-        a_xn.copy_from_slice(x);
-        for r in 0..batch {
-            let a = &mut a_rz[r * (nx + n)..(r + 1) * (nx + n)];
-            a[..nx].copy_from_slice(&x[r * nx..(r + 1) * nx]);
-            a[nx..].copy_from_slice(&a_hn[r * n..(r + 1) * n]);
-        }
+        let dh_prev = RowsMut::new(rows_mut(what, "dh_prev", dh_prev, batch, n), n);
+        let lend = |data, width| RowsMut::new(data, width);
+        let (a_rz, d_rz) = (lend(a_rz, nx + n), lend(d_rz, 2 * n));
+        let (a_xn, d_xn) = (lend(a_xn, nx), lend(d_xn, n));
+        let (a_hn, d_hn) = (lend(a_hn, n), lend(d_hn, n));
         let packs = self.packed.get(&self.params);
-        self.rz.add_dh(&packs, 0, batch, d_rz, dh_prev);
-        self.hn
-            .add_dh(&packs, 2 * GateBlock::PACKINGS, batch, d_hn, dh_prev);
+        par_rows(batch, |r| {
+            let m = r.len();
+            // SAFETY: `par_rows` hands each part its own rows.
+            let (dh_prev, a_rz, d_rz, a_xn, d_xn, a_hn, d_hn) = unsafe {
+                (
+                    dh_prev.rows(r.clone()),
+                    a_rz.rows(r.clone()),
+                    d_rz.rows(r.clone()),
+                    a_xn.rows(r.clone()),
+                    d_xn.rows(r.clone()),
+                    a_hn.rows(r.clone()),
+                    d_hn.rows(r.clone()),
+                )
+            };
+            let (x, tape, dh) = (
+                &x[row_span(&r, nx)],
+                &tape[row_span(&r, 5 * n)],
+                &dh[row_span(&r, n)],
+            );
+            // Pre-activation gradients of every block and dh_prev's direct term
+            // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
+            backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, a_hn);
+            a_xn.copy_from_slice(x);
+            for b in 0..m {
+                let a = &mut a_rz[b * (nx + n)..(b + 1) * (nx + n)];
+                a[..nx].copy_from_slice(&x[b * nx..(b + 1) * nx]);
+                a[nx..].copy_from_slice(&a_hn[b * n..(b + 1) * n]);
+            }
+            self.rz.add_dh(&packs, 0, m, d_rz, dh_prev);
+            self.hn
+                .add_dh(&packs, 2 * GateBlock::PACKINGS, m, d_hn, dh_prev);
+        });
     }
 
     /// Scratch floats per batch row that `backward` uses.
@@ -245,8 +270,9 @@ impl Gru {
         2 * self.input + 6 * self.hidden
     }
 
-    /// The forward step shared by `forward` and `forward_tape`, block by block of
-    /// rows (in stack buffers) so that neither needs the caller's scratch.
+    /// The forward step shared by `forward` and `forward_tape`, row-parallel
+    /// ([`par_rows`]), then block by block of rows in stack buffers so that
+    /// neither needs the caller's scratch.
     fn run(
         &self,
         what: &str,
@@ -258,26 +284,43 @@ impl Gru {
         let (batch, n, nx) = (x.nrows(), self.hidden, self.input);
         let x = rows(what, "x", x, batch, nx);
         let h_prev = rows(what, "h_prev", h_prev, batch, n);
-        let h_next = rows_mut(what, "h_next", h_next, batch, n);
-        let mut tape = tape.map(|t| rows_mut(what, "tape", t, batch, 5 * n));
+        let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, n), n);
+        let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, 5 * n), 5 * n));
         let packs = self.packed.get(&self.params);
-        in_row_blocks(batch, FORWARD_PER_H * n, |r, buf| {
+        par_rows(batch, |r| {
+            // SAFETY: `par_rows` hands each part its own rows.
+            let (h_next, tape) = unsafe {
+                (
+                    h_next.rows(r.clone()),
+                    tape.as_ref().map(|t| t.rows(r.clone())),
+                )
+            };
+            let (x, h_prev) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, n)]);
+            self.forward_block(&packs, x, h_prev, tape, h_next);
+        });
+    }
+
+    /// [`Gru::run`] on some rows: `x`, `h_prev`, `tape` and `h_next` hold
+    /// the same rows.
+    fn forward_block(
+        &self,
+        packs: &Packed,
+        x: &[f32],
+        h_prev: &[f32],
+        mut tape: Option<&mut [f32]>,
+        h_next: &mut [f32],
+    ) {
+        let (n, nx) = (self.hidden, self.input);
+        in_row_blocks(h_prev.len() / n, FORWARD_PER_H * n, |r, buf| {
             let m = r.len();
             let (rz, rest) = buf.split_at_mut(2 * n * m);
             let (xn, hn) = rest.split_at_mut(n * m);
             let (x, hp) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, n)]);
-            self.rz.pre(&self.params, &packs, 0, m, x, hp, rz);
+            self.rz.pre(&self.params, packs, 0, m, x, hp, rz);
             self.xn
-                .pre(&self.params, &packs, GateBlock::PACKINGS, m, x, &[], xn);
-            self.hn.pre(
-                &self.params,
-                &packs,
-                2 * GateBlock::PACKINGS,
-                m,
-                &[],
-                hp,
-                hn,
-            );
+                .pre(&self.params, packs, GateBlock::PACKINGS, m, x, &[], xn);
+            self.hn
+                .pre(&self.params, packs, 2 * GateBlock::PACKINGS, m, &[], hp, hn);
             let hnext = &mut h_next[row_span(&r, n)];
             forward_rows(n, rz, xn, hn, hp, hnext);
             if let Some(tape) = tape.as_deref_mut() {

@@ -2,9 +2,10 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params};
+use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params, row_span};
 use crate::kernels::{simd_fn, tanh};
 use crate::packed::PackedWeights;
+use crate::par_rows::{RowsMut, par_rows};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -129,8 +130,9 @@ impl Rnn {
             .add_dh(&self.packed.get(&self.params), 0, batch, dpre, dh_prev);
     }
 
-    /// The forward step shared by `forward` and `forward_tape`: the whole batch's
-    /// pre-activations go straight into `h_next`, then `tanh` in place.
+    /// The forward step shared by `forward` and `forward_tape`, row-parallel
+    /// ([`par_rows`]): each block's pre-activations go straight into
+    /// `h_next`, then `tanh` in place.
     fn run(
         &self,
         what: &str,
@@ -139,25 +141,35 @@ impl Rnn {
         tape: Option<ArrayViewMut2<f32>>,
         h_next: ArrayViewMut2<f32>,
     ) {
-        let (batch, h) = (x.nrows(), self.hidden);
-        let x = rows(what, "x", x, batch, self.input);
+        let (batch, h, nx) = (x.nrows(), self.hidden, self.input);
+        let x = rows(what, "x", x, batch, nx);
         let h_prev = rows(what, "h_prev", h_prev, batch, h);
-        let h_next = rows_mut(what, "h_next", h_next, batch, h);
+        let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, h), h);
+        let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, 2 * h), 2 * h));
         let packs = self.packed.get(&self.params);
-        self.block
-            .pre(&self.params, &packs, 0, batch, x, h_prev, h_next);
-        tanh_in_place(h_next);
-        if let Some(tape) = tape {
-            let tape = rows_mut(what, "tape", tape, batch, 2 * h);
-            for ((t, hp), hn) in tape
-                .chunks_exact_mut(2 * h)
-                .zip(h_prev.chunks_exact(h))
-                .zip(h_next.chunks_exact(h))
-            {
-                t[..h].copy_from_slice(hp);
-                t[h..].copy_from_slice(hn);
+        par_rows(batch, |r| {
+            // SAFETY: `par_rows` hands each part its own rows.
+            let (h_next, tape) = unsafe {
+                (
+                    h_next.rows(r.clone()),
+                    tape.as_ref().map(|t| t.rows(r.clone())),
+                )
+            };
+            let (x, h_prev) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, h)]);
+            self.block
+                .pre(&self.params, &packs, 0, r.len(), x, h_prev, h_next);
+            tanh_in_place(h_next);
+            if let Some(tape) = tape {
+                for ((t, hp), hn) in tape
+                    .chunks_exact_mut(2 * h)
+                    .zip(h_prev.chunks_exact(h))
+                    .zip(h_next.chunks_exact(h))
+                {
+                    t[..h].copy_from_slice(hp);
+                    t[h..].copy_from_slice(hn);
+                }
             }
-        }
+        });
     }
 }
 
@@ -207,8 +219,14 @@ impl Cell for Rnn {
         const WHAT: &str = "Rnn::backward_deferred";
         check_grads(WHAT, grads, self.params.len());
         let [(xh, dpre)] = operands.rows::<1>();
+        let (batch, n) = (x.nrows(), self.hidden);
         let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
-        self.write_dh_prev(dpre, dh_prev);
+        let (dpre, dh_prev) = (RowsMut::new(dpre, n), RowsMut::new(dh_prev, n));
+        par_rows(batch, |r| {
+            // SAFETY: `par_rows` hands each part its own rows.
+            let (dpre, dh_prev) = unsafe { (dpre.rows(r.clone()), dh_prev.rows(r)) };
+            self.write_dh_prev(dpre, dh_prev);
+        });
     }
 }
 

@@ -6,7 +6,7 @@ use crate::cell::add_window;
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::packed::{Packed, PackedWeights};
-use crate::par_rows::{RowsMut, par_rows};
+use crate::par_rows::{RowsMut, forward_by_rows, par_rows};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -281,23 +281,18 @@ impl Gru {
         tape: Option<ArrayViewMut2<f32>>,
         h_next: ArrayViewMut2<f32>,
     ) {
-        let (batch, n, nx) = (x.nrows(), self.hidden, self.input);
-        let x = rows(what, "x", x, batch, nx);
-        let h_prev = rows(what, "h_prev", h_prev, batch, n);
-        let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, n), n);
-        let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, 5 * n), 5 * n));
+        let (n, nx) = (self.hidden, self.input);
         let packs = self.packed.get(&self.params);
-        par_rows(batch, |r| {
-            // SAFETY: `par_rows` hands each part its own rows.
-            let (h_next, tape) = unsafe {
-                (
-                    h_next.rows(r.clone()),
-                    tape.as_ref().map(|t| t.rows(r.clone())),
-                )
-            };
-            let (x, h_prev) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, n)]);
-            self.forward_block(&packs, x, h_prev, tape, h_next);
-        });
+        let widths = (nx, n, 5 * n);
+        forward_by_rows(
+            what,
+            x,
+            h_prev,
+            tape,
+            h_next,
+            widths,
+            |x, h_prev, tape, h_next| self.forward_block(&packs, x, h_prev, tape, h_next),
+        );
     }
 
     /// [`Gru::run`] on some rows: `x`, `h_prev`, `tape` and `h_next` hold

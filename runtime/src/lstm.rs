@@ -7,7 +7,7 @@ use crate::elementwise::{
 };
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::packed::{Packed, PackedWeights};
-use crate::par_rows::{RowsMut, par_rows};
+use crate::par_rows::{RowsMut, forward_by_rows, par_rows};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -315,23 +315,18 @@ impl Lstm {
         tape: Option<ArrayViewMut2<f32>>,
         h_next: ArrayViewMut2<f32>,
     ) {
-        let (batch, n, nx) = (x.nrows(), self.hidden, self.input);
-        let x = rows(what, "x", x, batch, nx);
-        let h_prev = rows(what, "h_prev", h_prev, batch, 2 * n);
-        let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, 2 * n), 2 * n);
-        let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, 6 * n), 6 * n));
+        let (n, nx) = (self.hidden, self.input);
         let packs = self.packed.get(&self.params);
-        par_rows(batch, |r| {
-            // SAFETY: `par_rows` hands each part its own rows.
-            let (h_next, tape) = unsafe {
-                (
-                    h_next.rows(r.clone()),
-                    tape.as_ref().map(|t| t.rows(r.clone())),
-                )
-            };
-            let (x, h_prev) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, 2 * n)]);
-            self.forward_block(&packs, x, h_prev, tape, h_next);
-        });
+        let widths = (nx, 2 * n, 6 * n);
+        forward_by_rows(
+            what,
+            x,
+            h_prev,
+            tape,
+            h_next,
+            widths,
+            |x, h_prev, tape, h_next| self.forward_block(&packs, x, h_prev, tape, h_next),
+        );
     }
 
     /// [`Lstm::run`] on some rows: `x`, `h_prev`, `tape` and `h_next` hold
@@ -377,8 +372,12 @@ impl Cell for Lstm {
         const WHAT: &str = "Lstm::state_from_tape";
         let (batch, n) = (tape.nrows(), self.hidden);
         let tape = rows(WHAT, "tape", tape, batch, 6 * n);
-        let h = rows_mut(WHAT, "h", h, batch, 2 * n);
-        rebuild_rows(n, tape, h);
+        let h = RowsMut::new(rows_mut(WHAT, "h", h, batch, 2 * n), 2 * n);
+        par_rows(batch, |r| {
+            // SAFETY: `par_rows` hands each part its own rows.
+            let h = unsafe { h.rows(r.clone()) };
+            rebuild_rows(n, &tape[row_span(&r, 6 * n)], h);
+        });
     }
 
     fn backward(

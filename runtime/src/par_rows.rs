@@ -18,7 +18,11 @@
 use std::marker::PhantomData;
 use std::ops::Range;
 
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::elementwise::row_span;
 use crate::kernels::{pool_threads, run_parts};
+use crate::shape::{rows, rows_mut};
 
 /// Fewest rows per thread: one tile of the widest instruction set's packed
 /// product (8 rows with AVX-512F).
@@ -74,4 +78,35 @@ impl<'a> RowsMut<'a> {
             std::slice::from_raw_parts_mut(self.ptr.add(r.start * self.width), r.len() * self.width)
         }
     }
+}
+
+/// A forward step row-parallel: checks `x` (`input` features), `h_prev`
+/// and `h_next` (`state`) and `tape` (`tape_width`) as `what`'s arrays, then
+/// calls `f(x, h_prev, tape, h_next)` on each part's rows of them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_by_rows(
+    what: &str,
+    x: ArrayView2<f32>,
+    h_prev: ArrayView2<f32>,
+    tape: Option<ArrayViewMut2<f32>>,
+    h_next: ArrayViewMut2<f32>,
+    (input, state, tape_width): (usize, usize, usize),
+    f: impl Fn(&[f32], &[f32], Option<&mut [f32]>, &mut [f32]) + Sync,
+) {
+    let batch = x.nrows();
+    let x = rows(what, "x", x, batch, input);
+    let h_prev = rows(what, "h_prev", h_prev, batch, state);
+    let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, state), state);
+    let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, tape_width), tape_width));
+    par_rows(batch, |r| {
+        // SAFETY: `par_rows` hands each part its own rows.
+        let (h_next, tape) = unsafe {
+            (
+                h_next.rows(r.clone()),
+                tape.as_ref().map(|t| t.rows(r.clone())),
+            )
+        };
+        let (x, h_prev) = (&x[row_span(&r, input)], &h_prev[row_span(&r, state)]);
+        f(x, h_prev, tape, h_next);
+    });
 }

@@ -2,10 +2,10 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params, row_span};
+use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params};
 use crate::kernels::{simd_fn, tanh};
 use crate::packed::PackedWeights;
-use crate::par_rows::{RowsMut, par_rows};
+use crate::par_rows::{RowsMut, forward_by_rows, par_rows};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -141,35 +141,33 @@ impl Rnn {
         tape: Option<ArrayViewMut2<f32>>,
         h_next: ArrayViewMut2<f32>,
     ) {
-        let (batch, h, nx) = (x.nrows(), self.hidden, self.input);
-        let x = rows(what, "x", x, batch, nx);
-        let h_prev = rows(what, "h_prev", h_prev, batch, h);
-        let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, h), h);
-        let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, 2 * h), 2 * h));
+        let (h, nx) = (self.hidden, self.input);
         let packs = self.packed.get(&self.params);
-        par_rows(batch, |r| {
-            // SAFETY: `par_rows` hands each part its own rows.
-            let (h_next, tape) = unsafe {
-                (
-                    h_next.rows(r.clone()),
-                    tape.as_ref().map(|t| t.rows(r.clone())),
-                )
-            };
-            let (x, h_prev) = (&x[row_span(&r, nx)], &h_prev[row_span(&r, h)]);
-            self.block
-                .pre(&self.params, &packs, 0, r.len(), x, h_prev, h_next);
-            tanh_in_place(h_next);
-            if let Some(tape) = tape {
-                for ((t, hp), hn) in tape
-                    .chunks_exact_mut(2 * h)
-                    .zip(h_prev.chunks_exact(h))
-                    .zip(h_next.chunks_exact(h))
-                {
-                    t[..h].copy_from_slice(hp);
-                    t[h..].copy_from_slice(hn);
+        let widths = (nx, h, 2 * h);
+        forward_by_rows(
+            what,
+            x,
+            h_prev,
+            tape,
+            h_next,
+            widths,
+            |x, h_prev, tape, h_next| {
+                let m = h_prev.len() / h;
+                self.block
+                    .pre(&self.params, &packs, 0, m, x, h_prev, h_next);
+                tanh_in_place(h_next);
+                if let Some(tape) = tape {
+                    for ((t, hp), hn) in tape
+                        .chunks_exact_mut(2 * h)
+                        .zip(h_prev.chunks_exact(h))
+                        .zip(h_next.chunks_exact(h))
+                    {
+                        t[..h].copy_from_slice(hp);
+                        t[h..].copy_from_slice(hn);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 }
 

@@ -139,18 +139,39 @@ fn backward(
     tape: &Array2<f32>,
     dh: &Array2<f32>,
 ) -> (Array2<f32>, Vec<f32>) {
+    backward_by(cell, x, tape, dh, false)
+}
+
+/// [`backward`], or with `deferred` `backward_deferred` (the executor's
+/// path, the weight gradients' operands left in a one-step window).
+fn backward_by(
+    cell: &dyn Cell,
+    x: &Array2<f32>,
+    tape: &Array2<f32>,
+    dh: &Array2<f32>,
+    deferred: bool,
+) -> (Array2<f32>, Vec<f32>) {
     let batch = x.nrows();
-    let mut dh_prev = Array2::zeros((batch, cell.state_size()));
+    let mut dh_prev = Array2::from_elem((batch, cell.state_size()), f32::NAN);
     let mut grads = vec![0.0; cell.params().len()];
-    let mut scratch = Array2::zeros((batch, cell.scratch_size()));
-    cell.backward(
-        x.view(),
-        tape.view(),
-        dh.view(),
-        dh_prev.view_mut(),
-        &mut grads,
-        scratch.view_mut(),
-    );
+    let mut scratch = Array2::from_elem((batch, cell.scratch_size()), f32::NAN);
+    let (x, tape, dh) = (x.view(), tape.view(), dh.view());
+    if deferred {
+        let products = cell.weight_gradients();
+        let mut window = vec![f32::NAN; Operands::window_floats(products, 1, batch)];
+        let operands = Operands::new(&mut window, products, 1, batch, 0);
+        let (dh_prev, scratch) = (dh_prev.view_mut(), scratch.view_mut());
+        cell.backward_deferred(x, tape, dh, dh_prev, &mut grads, scratch, operands);
+    } else {
+        cell.backward(
+            x,
+            tape,
+            dh,
+            dh_prev.view_mut(),
+            &mut grads,
+            scratch.view_mut(),
+        );
+    }
     (dh_prev, grads)
 }
 
@@ -465,7 +486,7 @@ fn rows_are_independent() {
             let dh = uniform(&mut rng, batch, cell.state_size(), -1.0, 1.0);
             let full = forward(&*cell, &x, &h);
             let (tape, _) = forward_tape(&*cell, &x, &h);
-            let full_dprev = backward_dh_prev(&*cell, &x, &tape, &dh);
+            let (full_dprev, _) = backward_by(&*cell, &x, &tape, &dh, true);
             for b in [0, 7, 8, batch / 2 - 1, batch / 2, batch - 1] {
                 let row = |a: &Array2<f32>| a.slice(s![b..b + 1, ..]).to_owned();
                 let one = forward(&*cell, &row(&x), &row(&h));
@@ -480,7 +501,7 @@ fn rows_are_independent() {
                     bits(tape.row(b)),
                     "{kind:?} tape row {b}"
                 );
-                let one_dprev = backward_dh_prev(&*cell, &row(&x), &one_tape, &row(&dh));
+                let (one_dprev, _) = backward_by(&*cell, &row(&x), &one_tape, &row(&dh), true);
                 assert_eq!(
                     bits(one_dprev.row(0)),
                     bits(full_dprev.row(b)),
@@ -489,31 +510,6 @@ fn rows_are_independent() {
             }
         }
     }
-}
-
-/// `dh_prev` of `backward_deferred` (the executor's path).
-fn backward_dh_prev(
-    cell: &dyn Cell,
-    x: &Array2<f32>,
-    tape: &Array2<f32>,
-    dh: &Array2<f32>,
-) -> Array2<f32> {
-    let batch = x.nrows();
-    let mut dh_prev = Array2::from_elem((batch, cell.state_size()), f32::NAN);
-    let mut grads = vec![0.0; cell.params().len()];
-    let mut scratch = Array2::from_elem((batch, cell.scratch_size()), f32::NAN);
-    let products = cell.weight_gradients();
-    let mut operands = vec![f32::NAN; Operands::window_floats(products, 1, batch)];
-    cell.backward_deferred(
-        x.view(),
-        tape.view(),
-        dh.view(),
-        dh_prev.view_mut(),
-        &mut grads,
-        scratch.view_mut(),
-        Operands::new(&mut operands, products, 1, batch, 0),
-    );
-    dh_prev
 }
 
 // ---------------------------------------------------------------------------

@@ -155,8 +155,8 @@ fn emit_rust_shows_what_the_cell_macro_generates() {
         assert!(out.contains(&format!("fn {method}(")), "{method} missing");
     }
     assert!(
-        out.contains("__bptt::gemm_nt_acc("),
-        "the backward products call the runtime"
+        out.contains("__bptt::gemm_tn_acc(") && out.contains("packed.matrix("),
+        "the backward products call the runtime, dh through a packed transpose"
     );
 }
 

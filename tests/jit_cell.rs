@@ -679,573 +679,579 @@ fn clif_snapshot() {
     let program = def.compile(&[("input", 1), ("hidden", 17)]).unwrap();
     expect![[r#"
         ; bptt cell tiny (input = 1, hidden = 17): rows of x 1, state 17, tape 34 (alpha 2) and scratch 51 floats; 323 parameters
-        ; each kernel is fn(rows, x, state_prev, state_next, tape, grad_state, grad_state_prev, params, grads, scratch), null where the method has no such buffer;
-        ; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products
+        ; each kernel is fn(rows, x, state_prev, state_next, tape, grad_state, grad_state_prev, params, grads, scratch, packed, packed_at), null where the method has no such buffer;
+        ; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products, b packed for nn_packed
 
         ; forward
-        function %forward(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+        function %forward(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
             sig0 = (i64, i64, i64, i64, i64, i64) system_v
             sig1 = (i64, i64, i64, i64, i64, i64) system_v
-            sig2 = (i64, i64, i64, i64, i64, i64) system_v
-            fn0 = %bptt_cell_gemm_nn sig0
-            fn1 = %bptt_cell_gemm_nt sig1
-            fn2 = %bptt_cell_gemm_tn sig2
+            fn0 = %bptt_cell_gemm_nn_packed sig0
+            fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
-            v10 = iconst.i64 68
-            v11 = imul v0, v10  ; v10 = 68
-            v12 = iadd v9, v11
-            v14 = iconst.i64 0
-            brif v0, block1(v14), block2  ; v14 = 0
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
+            v12 = iconst.i64 68
+            v13 = imul v0, v12  ; v12 = 68
+            v14 = iadd v9, v13
+            v16 = iconst.i64 0
+            brif v0, block1(v16), block2  ; v16 = 0
 
-        block1(v13: i64):
-            v15 = iconst.i64 68
-            v16 = imul v13, v15  ; v15 = 68
-            v17 = iadd.i64 v2, v16
-            v18 = iconst.i64 68
-            v19 = imul v13, v18  ; v18 = 68
-            v20 = iadd.i64 v9, v19
-            v21 = iconst.i64 68
-            v22 = imul v13, v21  ; v21 = 68
-            v23 = iadd.i64 v12, v22
-            v25 = iconst.i64 0
-            jump block3(v25)  ; v25 = 0
+        block1(v15: i64):
+            v17 = iconst.i64 68
+            v18 = imul v15, v17  ; v17 = 68
+            v19 = iadd.i64 v2, v18
+            v20 = iconst.i64 68
+            v21 = imul v15, v20  ; v20 = 68
+            v22 = iadd.i64 v9, v21
+            v23 = iconst.i64 68
+            v24 = imul v15, v23  ; v23 = 68
+            v25 = iadd.i64 v14, v24
+            v27 = iconst.i64 0
+            jump block3(v27)  ; v27 = 0
 
-        block3(v24: i64):
-            v26 = iadd.i64 v7, v24
-            v27 = iadd.i64 v17, v24
-            v28 = iadd.i64 v20, v24
-            v29 = iadd.i64 v23, v24
-            v30 = load.f32x4 notrap v26+1224
-            v31 = load.f32x4 notrap v26+1240
-            v32 = load.f32x4 notrap v26+1256
-            v33 = load.f32x4 notrap v26+1272
-            v34 = load.f32x4 notrap v27
-            v35 = load.f32x4 notrap v27+16
-            v36 = load.f32x4 notrap v27+32
-            v37 = load.f32x4 notrap v27+48
-            store notrap v30, v28
-            store notrap v31, v28+16
-            store notrap v32, v28+32
-            store notrap v33, v28+48
-            store notrap v34, v29
-            store notrap v35, v29+16
-            store notrap v36, v29+32
-            store notrap v37, v29+48
-            v38 = iconst.i64 64
-            v39 = iadd v24, v38  ; v38 = 64
+        block3(v26: i64):
+            v28 = iadd.i64 v7, v26
+            v29 = iadd.i64 v19, v26
+            v30 = iadd.i64 v22, v26
+            v31 = iadd.i64 v25, v26
+            v32 = load.f32x4 notrap v28+1224
+            v33 = load.f32x4 notrap v28+1240
+            v34 = load.f32x4 notrap v28+1256
+            v35 = load.f32x4 notrap v28+1272
+            v36 = load.f32x4 notrap v29
+            v37 = load.f32x4 notrap v29+16
+            v38 = load.f32x4 notrap v29+32
+            v39 = load.f32x4 notrap v29+48
+            store notrap v32, v30
+            store notrap v33, v30+16
+            store notrap v34, v30+32
+            store notrap v35, v30+48
+            store notrap v36, v31
+            store notrap v37, v31+16
+            store notrap v38, v31+32
+            store notrap v39, v31+48
             v40 = iconst.i64 64
-            v41 = icmp ult v39, v40  ; v40 = 64
-            brif v41, block3(v39), block4
+            v41 = iadd v26, v40  ; v40 = 64
+            v42 = iconst.i64 64
+            v43 = icmp ult v41, v42  ; v42 = 64
+            brif v43, block3(v41), block4
 
         block4:
-            v42 = load.f32 notrap v7+1288
-            v43 = scalar_to_vector.f32x4 v42
-            v44 = load.f32 notrap v17+64
+            v44 = load.f32 notrap v7+1288
             v45 = scalar_to_vector.f32x4 v44
-            v46 = extractlane v43, 0
-            store notrap v46, v20+64
-            v47 = extractlane v45, 0
-            store notrap v47, v23+64
-            v48 = iconst.i64 1
-            v49 = iadd.i64 v13, v48  ; v48 = 1
-            v50 = icmp ult v49, v0
-            brif v50, block1(v49), block2
+            v46 = load.f32 notrap v19+64
+            v47 = scalar_to_vector.f32x4 v46
+            v48 = extractlane v45, 0
+            store notrap v48, v22+64
+            v49 = extractlane v47, 0
+            store notrap v49, v25+64
+            v50 = iconst.i64 1
+            v51 = iadd.i64 v15, v50  ; v50 = 1
+            v52 = icmp ult v51, v0
+            brif v52, block1(v51), block2
 
         block2:
-            v51 = iconst.i64 1
-            v52 = iconst.i64 17
-            call fn0(v0, v51, v52, v1, v7, v9)   ; s0[17] += x . w[0..1]
-            v53 = iconst.i64 17
+            v53 = iconst.i64 1
             v54 = iconst.i64 17
-            v55 = iconst.i64 68
-            v56 = imul.i64 v0, v55  ; v55 = 68
-            v57 = iadd.i64 v9, v56
-            v58 = iconst.i64 68
-            v59 = iadd.i64 v7, v58  ; v58 = 68
-            call fn0(v0, v53, v54, v57, v59, v9) ; s0[17] += s17[17] . w[1..18]
-            v61 = iconst.i64 0
-            brif.i64 v0, block5(v61), block6  ; v61 = 0
-
-        block5(v60: i64):
-            v62 = iconst.i64 68
-            v63 = imul v60, v62  ; v62 = 68
-            v64 = iadd.i64 v9, v63
-            v65 = iconst.i64 68
-            v66 = imul v60, v65  ; v65 = 68
-            v67 = iadd.i64 v3, v66
+            v55 = load.i64 notrap readonly v11
+            v56 = iconst.i64 4
+            v57 = imul v55, v56  ; v56 = 4
+            v58 = iadd.i64 v10, v57
+            call fn0(v0, v53, v54, v1, v58, v9)  ; s0[17] += x . w[0..1]
+            v59 = iconst.i64 17
+            v60 = iconst.i64 17
+            v61 = iconst.i64 68
+            v62 = imul.i64 v0, v61  ; v61 = 68
+            v63 = iadd.i64 v9, v62
+            v64 = load.i64 notrap readonly v11+8
+            v65 = iconst.i64 4
+            v66 = imul v64, v65  ; v65 = 4
+            v67 = iadd.i64 v10, v66
+            call fn0(v0, v59, v60, v63, v67, v9) ; s0[17] += s17[17] . w[1..18]
             v69 = iconst.i64 0
-            jump block7(v69)  ; v69 = 0
+            brif.i64 v0, block5(v69), block6  ; v69 = 0
 
-        block7(v68: i64):
-            v70 = iadd.i64 v64, v68
-            v71 = iadd.i64 v67, v68
-            v72 = load.f32x4 notrap v70
-            v73 = load.f32x4 notrap v70+16
-            v74 = load.f32x4 notrap v70+32
-            v75 = load.f32x4 notrap v70+48
-            v76 = f32const 0.0
-            v77 = splat.f32x4 v76  ; v76 = 0.0
-            v78 = fcmp gt v72, v77
-            v79 = fcmp gt v73, v77
-            v80 = fcmp gt v74, v77
-            v81 = fcmp gt v75, v77
-            v82 = bitcast.f32x4 v78
-            v83 = bitcast.f32x4 v79
-            v84 = bitcast.f32x4 v80
-            v85 = bitcast.f32x4 v81
-            v86 = bitselect v82, v72, v77
-            v87 = bitselect v83, v73, v77
-            v88 = bitselect v84, v74, v77
-            v89 = bitselect v85, v75, v77
-            store notrap v86, v71
-            store notrap v87, v71+16
-            store notrap v88, v71+32
-            store notrap v89, v71+48
-            v90 = iconst.i64 64
-            v91 = iadd v68, v90  ; v90 = 64
-            v92 = iconst.i64 64
-            v93 = icmp ult v91, v92  ; v92 = 64
-            brif v93, block7(v91), block8
+        block5(v68: i64):
+            v70 = iconst.i64 68
+            v71 = imul v68, v70  ; v70 = 68
+            v72 = iadd.i64 v9, v71
+            v73 = iconst.i64 68
+            v74 = imul v68, v73  ; v73 = 68
+            v75 = iadd.i64 v3, v74
+            v77 = iconst.i64 0
+            jump block7(v77)  ; v77 = 0
+
+        block7(v76: i64):
+            v78 = iadd.i64 v72, v76
+            v79 = iadd.i64 v75, v76
+            v80 = load.f32x4 notrap v78
+            v81 = load.f32x4 notrap v78+16
+            v82 = load.f32x4 notrap v78+32
+            v83 = load.f32x4 notrap v78+48
+            v84 = f32const 0.0
+            v85 = splat.f32x4 v84  ; v84 = 0.0
+            v86 = fcmp gt v80, v85
+            v87 = fcmp gt v81, v85
+            v88 = fcmp gt v82, v85
+            v89 = fcmp gt v83, v85
+            v90 = bitcast.f32x4 v86
+            v91 = bitcast.f32x4 v87
+            v92 = bitcast.f32x4 v88
+            v93 = bitcast.f32x4 v89
+            v94 = bitselect v90, v80, v85
+            v95 = bitselect v91, v81, v85
+            v96 = bitselect v92, v82, v85
+            v97 = bitselect v93, v83, v85
+            store notrap v94, v79
+            store notrap v95, v79+16
+            store notrap v96, v79+32
+            store notrap v97, v79+48
+            v98 = iconst.i64 64
+            v99 = iadd v76, v98  ; v98 = 64
+            v100 = iconst.i64 64
+            v101 = icmp ult v99, v100  ; v100 = 64
+            brif v101, block7(v99), block8
 
         block8:
-            v94 = load.f32 notrap v64+64
-            v95 = scalar_to_vector.f32x4 v94
-            v96 = f32const 0.0
-            v97 = splat.f32x4 v96  ; v96 = 0.0
-            v98 = fcmp gt v95, v97
-            v99 = bitcast.f32x4 v98
-            v100 = bitselect v99, v95, v97
-            v101 = extractlane v100, 0
-            store notrap v101, v67+64
-            v102 = iconst.i64 1
-            v103 = iadd.i64 v60, v102  ; v102 = 1
-            v104 = icmp ult v103, v0
-            brif v104, block5(v103), block6
+            v102 = load.f32 notrap v72+64
+            v103 = scalar_to_vector.f32x4 v102
+            v104 = f32const 0.0
+            v105 = splat.f32x4 v104  ; v104 = 0.0
+            v106 = fcmp gt v103, v105
+            v107 = bitcast.f32x4 v106
+            v108 = bitselect v107, v103, v105
+            v109 = extractlane v108, 0
+            store notrap v109, v75+64
+            v110 = iconst.i64 1
+            v111 = iadd.i64 v68, v110  ; v110 = 1
+            v112 = icmp ult v111, v0
+            brif v112, block5(v111), block6
 
         block6:
             return
         }
 
         ; forward_tape
-        function %forward_tape(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+        function %forward_tape(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
             sig0 = (i64, i64, i64, i64, i64, i64) system_v
             sig1 = (i64, i64, i64, i64, i64, i64) system_v
-            sig2 = (i64, i64, i64, i64, i64, i64) system_v
-            fn0 = %bptt_cell_gemm_nn sig0
-            fn1 = %bptt_cell_gemm_nt sig1
-            fn2 = %bptt_cell_gemm_tn sig2
+            fn0 = %bptt_cell_gemm_nn_packed sig0
+            fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
-            v10 = iconst.i64 68
-            v11 = imul v0, v10  ; v10 = 68
-            v12 = iadd v9, v11
-            v14 = iconst.i64 0
-            brif v0, block1(v14), block2  ; v14 = 0
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
+            v12 = iconst.i64 68
+            v13 = imul v0, v12  ; v12 = 68
+            v14 = iadd v9, v13
+            v16 = iconst.i64 0
+            brif v0, block1(v16), block2  ; v16 = 0
 
-        block1(v13: i64):
-            v15 = iconst.i64 68
-            v16 = imul v13, v15  ; v15 = 68
-            v17 = iadd.i64 v2, v16
-            v18 = iconst.i64 68
-            v19 = imul v13, v18  ; v18 = 68
-            v20 = iadd.i64 v9, v19
-            v21 = iconst.i64 68
-            v22 = imul v13, v21  ; v21 = 68
-            v23 = iadd.i64 v12, v22
-            v24 = iconst.i64 136
-            v25 = imul v13, v24  ; v24 = 136
-            v26 = iadd.i64 v4, v25
-            v28 = iconst.i64 0
-            jump block3(v28)  ; v28 = 0
+        block1(v15: i64):
+            v17 = iconst.i64 68
+            v18 = imul v15, v17  ; v17 = 68
+            v19 = iadd.i64 v2, v18
+            v20 = iconst.i64 68
+            v21 = imul v15, v20  ; v20 = 68
+            v22 = iadd.i64 v9, v21
+            v23 = iconst.i64 68
+            v24 = imul v15, v23  ; v23 = 68
+            v25 = iadd.i64 v14, v24
+            v26 = iconst.i64 136
+            v27 = imul v15, v26  ; v26 = 136
+            v28 = iadd.i64 v4, v27
+            v30 = iconst.i64 0
+            jump block3(v30)  ; v30 = 0
 
-        block3(v27: i64):
-            v29 = iadd.i64 v7, v27
-            v30 = iadd.i64 v17, v27
-            v31 = iadd.i64 v20, v27
-            v32 = iadd.i64 v23, v27
-            v33 = iadd.i64 v26, v27
-            v34 = load.f32x4 notrap v29+1224
-            v35 = load.f32x4 notrap v29+1240
-            v36 = load.f32x4 notrap v29+1256
-            v37 = load.f32x4 notrap v29+1272
-            v38 = load.f32x4 notrap v30
-            v39 = load.f32x4 notrap v30+16
-            v40 = load.f32x4 notrap v30+32
-            v41 = load.f32x4 notrap v30+48
-            store notrap v34, v31
-            store notrap v35, v31+16
-            store notrap v36, v31+32
-            store notrap v37, v31+48
-            store notrap v38, v32
-            store notrap v39, v32+16
-            store notrap v40, v32+32
-            store notrap v41, v32+48
-            store notrap v38, v33
-            store notrap v39, v33+16
-            store notrap v40, v33+32
-            store notrap v41, v33+48
-            v42 = iconst.i64 64
-            v43 = iadd v27, v42  ; v42 = 64
+        block3(v29: i64):
+            v31 = iadd.i64 v7, v29
+            v32 = iadd.i64 v19, v29
+            v33 = iadd.i64 v22, v29
+            v34 = iadd.i64 v25, v29
+            v35 = iadd.i64 v28, v29
+            v36 = load.f32x4 notrap v31+1224
+            v37 = load.f32x4 notrap v31+1240
+            v38 = load.f32x4 notrap v31+1256
+            v39 = load.f32x4 notrap v31+1272
+            v40 = load.f32x4 notrap v32
+            v41 = load.f32x4 notrap v32+16
+            v42 = load.f32x4 notrap v32+32
+            v43 = load.f32x4 notrap v32+48
+            store notrap v36, v33
+            store notrap v37, v33+16
+            store notrap v38, v33+32
+            store notrap v39, v33+48
+            store notrap v40, v34
+            store notrap v41, v34+16
+            store notrap v42, v34+32
+            store notrap v43, v34+48
+            store notrap v40, v35
+            store notrap v41, v35+16
+            store notrap v42, v35+32
+            store notrap v43, v35+48
             v44 = iconst.i64 64
-            v45 = icmp ult v43, v44  ; v44 = 64
-            brif v45, block3(v43), block4
+            v45 = iadd v29, v44  ; v44 = 64
+            v46 = iconst.i64 64
+            v47 = icmp ult v45, v46  ; v46 = 64
+            brif v47, block3(v45), block4
 
         block4:
-            v46 = load.f32 notrap v7+1288
-            v47 = scalar_to_vector.f32x4 v46
-            v48 = load.f32 notrap v17+64
+            v48 = load.f32 notrap v7+1288
             v49 = scalar_to_vector.f32x4 v48
-            v50 = extractlane v47, 0
-            store notrap v50, v20+64
-            v51 = extractlane v49, 0
-            store notrap v51, v23+64
+            v50 = load.f32 notrap v19+64
+            v51 = scalar_to_vector.f32x4 v50
             v52 = extractlane v49, 0
-            store notrap v52, v26+64
-            v53 = iconst.i64 1
-            v54 = iadd.i64 v13, v53  ; v53 = 1
-            v55 = icmp ult v54, v0
-            brif v55, block1(v54), block2
+            store notrap v52, v22+64
+            v53 = extractlane v51, 0
+            store notrap v53, v25+64
+            v54 = extractlane v51, 0
+            store notrap v54, v28+64
+            v55 = iconst.i64 1
+            v56 = iadd.i64 v15, v55  ; v55 = 1
+            v57 = icmp ult v56, v0
+            brif v57, block1(v56), block2
 
         block2:
-            v56 = iconst.i64 1
-            v57 = iconst.i64 17
-            call fn0(v0, v56, v57, v1, v7, v9)   ; s0[17] += x . w[0..1]
-            v58 = iconst.i64 17
+            v58 = iconst.i64 1
             v59 = iconst.i64 17
-            v60 = iconst.i64 68
-            v61 = imul.i64 v0, v60  ; v60 = 68
-            v62 = iadd.i64 v9, v61
-            v63 = iconst.i64 68
-            v64 = iadd.i64 v7, v63  ; v63 = 68
-            call fn0(v0, v58, v59, v62, v64, v9) ; s0[17] += s17[17] . w[1..18]
-            v66 = iconst.i64 0
-            brif.i64 v0, block5(v66), block6  ; v66 = 0
+            v60 = load.i64 notrap readonly v11
+            v61 = iconst.i64 4
+            v62 = imul v60, v61  ; v61 = 4
+            v63 = iadd.i64 v10, v62
+            call fn0(v0, v58, v59, v1, v63, v9)  ; s0[17] += x . w[0..1]
+            v64 = iconst.i64 17
+            v65 = iconst.i64 17
+            v66 = iconst.i64 68
+            v67 = imul.i64 v0, v66  ; v66 = 68
+            v68 = iadd.i64 v9, v67
+            v69 = load.i64 notrap readonly v11+8
+            v70 = iconst.i64 4
+            v71 = imul v69, v70  ; v70 = 4
+            v72 = iadd.i64 v10, v71
+            call fn0(v0, v64, v65, v68, v72, v9) ; s0[17] += s17[17] . w[1..18]
+            v74 = iconst.i64 0
+            brif.i64 v0, block5(v74), block6  ; v74 = 0
 
-        block5(v65: i64):
-            v67 = iconst.i64 68
-            v68 = imul v65, v67  ; v67 = 68
-            v69 = iadd.i64 v9, v68
-            v70 = iconst.i64 68
-            v71 = imul v65, v70  ; v70 = 68
-            v72 = iadd.i64 v3, v71
-            v73 = iconst.i64 136
-            v74 = imul v65, v73  ; v73 = 136
-            v75 = iadd.i64 v4, v74
-            v77 = iconst.i64 0
-            jump block7(v77)  ; v77 = 0
+        block5(v73: i64):
+            v75 = iconst.i64 68
+            v76 = imul v73, v75  ; v75 = 68
+            v77 = iadd.i64 v9, v76
+            v78 = iconst.i64 68
+            v79 = imul v73, v78  ; v78 = 68
+            v80 = iadd.i64 v3, v79
+            v81 = iconst.i64 136
+            v82 = imul v73, v81  ; v81 = 136
+            v83 = iadd.i64 v4, v82
+            v85 = iconst.i64 0
+            jump block7(v85)  ; v85 = 0
 
-        block7(v76: i64):
-            v78 = iadd.i64 v69, v76
-            v79 = iadd.i64 v72, v76
-            v80 = iadd.i64 v75, v76
-            v81 = load.f32x4 notrap v78
-            v82 = load.f32x4 notrap v78+16
-            v83 = load.f32x4 notrap v78+32
-            v84 = load.f32x4 notrap v78+48
-            v85 = f32const 0.0
-            v86 = splat.f32x4 v85  ; v85 = 0.0
-            v87 = fcmp gt v81, v86
-            v88 = fcmp gt v82, v86
-            v89 = fcmp gt v83, v86
-            v90 = fcmp gt v84, v86
-            v91 = bitcast.f32x4 v87
-            v92 = bitcast.f32x4 v88
-            v93 = bitcast.f32x4 v89
-            v94 = bitcast.f32x4 v90
-            v95 = bitselect v91, v81, v86
-            v96 = bitselect v92, v82, v86
-            v97 = bitselect v93, v83, v86
-            v98 = bitselect v94, v84, v86
-            store notrap v95, v79
-            store notrap v96, v79+16
-            store notrap v97, v79+32
-            store notrap v98, v79+48
-            store notrap v95, v80+68
-            store notrap v96, v80+84
-            store notrap v97, v80+100
-            store notrap v98, v80+116
-            v99 = iconst.i64 64
-            v100 = iadd v76, v99  ; v99 = 64
-            v101 = iconst.i64 64
-            v102 = icmp ult v100, v101  ; v101 = 64
-            brif v102, block7(v100), block8
+        block7(v84: i64):
+            v86 = iadd.i64 v77, v84
+            v87 = iadd.i64 v80, v84
+            v88 = iadd.i64 v83, v84
+            v89 = load.f32x4 notrap v86
+            v90 = load.f32x4 notrap v86+16
+            v91 = load.f32x4 notrap v86+32
+            v92 = load.f32x4 notrap v86+48
+            v93 = f32const 0.0
+            v94 = splat.f32x4 v93  ; v93 = 0.0
+            v95 = fcmp gt v89, v94
+            v96 = fcmp gt v90, v94
+            v97 = fcmp gt v91, v94
+            v98 = fcmp gt v92, v94
+            v99 = bitcast.f32x4 v95
+            v100 = bitcast.f32x4 v96
+            v101 = bitcast.f32x4 v97
+            v102 = bitcast.f32x4 v98
+            v103 = bitselect v99, v89, v94
+            v104 = bitselect v100, v90, v94
+            v105 = bitselect v101, v91, v94
+            v106 = bitselect v102, v92, v94
+            store notrap v103, v87
+            store notrap v104, v87+16
+            store notrap v105, v87+32
+            store notrap v106, v87+48
+            store notrap v103, v88+68
+            store notrap v104, v88+84
+            store notrap v105, v88+100
+            store notrap v106, v88+116
+            v107 = iconst.i64 64
+            v108 = iadd v84, v107  ; v107 = 64
+            v109 = iconst.i64 64
+            v110 = icmp ult v108, v109  ; v109 = 64
+            brif v110, block7(v108), block8
 
         block8:
-            v103 = load.f32 notrap v69+64
-            v104 = scalar_to_vector.f32x4 v103
-            v105 = f32const 0.0
-            v106 = splat.f32x4 v105  ; v105 = 0.0
-            v107 = fcmp gt v104, v106
-            v108 = bitcast.f32x4 v107
-            v109 = bitselect v108, v104, v106
-            v110 = extractlane v109, 0
-            store notrap v110, v72+64
-            v111 = extractlane v109, 0
-            store notrap v111, v75+132
-            v112 = iconst.i64 1
-            v113 = iadd.i64 v65, v112  ; v112 = 1
-            v114 = icmp ult v113, v0
-            brif v114, block5(v113), block6
+            v111 = load.f32 notrap v77+64
+            v112 = scalar_to_vector.f32x4 v111
+            v113 = f32const 0.0
+            v114 = splat.f32x4 v113  ; v113 = 0.0
+            v115 = fcmp gt v112, v114
+            v116 = bitcast.f32x4 v115
+            v117 = bitselect v116, v112, v114
+            v118 = extractlane v117, 0
+            store notrap v118, v80+64
+            v119 = extractlane v117, 0
+            store notrap v119, v83+132
+            v120 = iconst.i64 1
+            v121 = iadd.i64 v73, v120  ; v120 = 1
+            v122 = icmp ult v121, v0
+            brif v122, block5(v121), block6
 
         block6:
             return
         }
 
         ; state_from_tape
-        function %state_from_tape(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+        function %state_from_tape(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
             sig0 = (i64, i64, i64, i64, i64, i64) system_v
             sig1 = (i64, i64, i64, i64, i64, i64) system_v
-            sig2 = (i64, i64, i64, i64, i64, i64) system_v
-            fn0 = %bptt_cell_gemm_nn sig0
-            fn1 = %bptt_cell_gemm_nt sig1
-            fn2 = %bptt_cell_gemm_tn sig2
+            fn0 = %bptt_cell_gemm_nn_packed sig0
+            fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
-            v11 = iconst.i64 0
-            brif v0, block1(v11), block2  ; v11 = 0
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
+            v13 = iconst.i64 0
+            brif v0, block1(v13), block2  ; v13 = 0
 
-        block1(v10: i64):
-            v12 = iconst.i64 136
-            v13 = imul v10, v12  ; v12 = 136
-            v14 = iadd.i64 v4, v13
-            v15 = iconst.i64 68
-            v16 = imul v10, v15  ; v15 = 68
-            v17 = iadd.i64 v3, v16
-            v19 = iconst.i64 0
-            jump block3(v19)  ; v19 = 0
+        block1(v12: i64):
+            v14 = iconst.i64 136
+            v15 = imul v12, v14  ; v14 = 136
+            v16 = iadd.i64 v4, v15
+            v17 = iconst.i64 68
+            v18 = imul v12, v17  ; v17 = 68
+            v19 = iadd.i64 v3, v18
+            v21 = iconst.i64 0
+            jump block3(v21)  ; v21 = 0
 
-        block3(v18: i64):
-            v20 = iadd.i64 v14, v18
-            v21 = iadd.i64 v17, v18
-            v22 = load.f32x4 notrap v20+68
-            v23 = load.f32x4 notrap v20+84
-            v24 = load.f32x4 notrap v20+100
-            v25 = load.f32x4 notrap v20+116
-            store notrap v22, v21
-            store notrap v23, v21+16
-            store notrap v24, v21+32
-            store notrap v25, v21+48
-            v26 = iconst.i64 64
-            v27 = iadd v18, v26  ; v26 = 64
+        block3(v20: i64):
+            v22 = iadd.i64 v16, v20
+            v23 = iadd.i64 v19, v20
+            v24 = load.f32x4 notrap v22+68
+            v25 = load.f32x4 notrap v22+84
+            v26 = load.f32x4 notrap v22+100
+            v27 = load.f32x4 notrap v22+116
+            store notrap v24, v23
+            store notrap v25, v23+16
+            store notrap v26, v23+32
+            store notrap v27, v23+48
             v28 = iconst.i64 64
-            v29 = icmp ult v27, v28  ; v28 = 64
-            brif v29, block3(v27), block4
+            v29 = iadd v20, v28  ; v28 = 64
+            v30 = iconst.i64 64
+            v31 = icmp ult v29, v30  ; v30 = 64
+            brif v31, block3(v29), block4
 
         block4:
-            v30 = load.f32 notrap v14+132
-            v31 = scalar_to_vector.f32x4 v30
-            v32 = extractlane v31, 0
-            store notrap v32, v17+64
-            v33 = iconst.i64 1
-            v34 = iadd.i64 v10, v33  ; v33 = 1
-            v35 = icmp ult v34, v0
-            brif v35, block1(v34), block2
+            v32 = load.f32 notrap v16+132
+            v33 = scalar_to_vector.f32x4 v32
+            v34 = extractlane v33, 0
+            store notrap v34, v19+64
+            v35 = iconst.i64 1
+            v36 = iadd.i64 v12, v35  ; v35 = 1
+            v37 = icmp ult v36, v0
+            brif v37, block1(v36), block2
 
         block2:
             return
         }
 
         ; backward
-        function %backward(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
+        function %backward(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
             sig0 = (i64, i64, i64, i64, i64, i64) system_v
             sig1 = (i64, i64, i64, i64, i64, i64) system_v
-            sig2 = (i64, i64, i64, i64, i64, i64) system_v
-            fn0 = %bptt_cell_gemm_nn sig0
-            fn1 = %bptt_cell_gemm_nt sig1
-            fn2 = %bptt_cell_gemm_tn sig2
+            fn0 = %bptt_cell_gemm_nn_packed sig0
+            fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64):
-            v10 = iconst.i64 68
-            v11 = imul v0, v10  ; v10 = 68
-            v12 = iadd v9, v11
-            v13 = iconst.i64 136
-            v14 = imul v0, v13  ; v13 = 136
-            v15 = iadd v9, v14
-            v17 = iconst.i64 0
-            brif v0, block1(v17), block2  ; v17 = 0
+        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
+            v12 = iconst.i64 68
+            v13 = imul v0, v12  ; v12 = 68
+            v14 = iadd v9, v13
+            v15 = iconst.i64 136
+            v16 = imul v0, v15  ; v15 = 136
+            v17 = iadd v9, v16
+            v19 = iconst.i64 0
+            brif v0, block1(v19), block2  ; v19 = 0
 
-        block1(v16: i64):
-            v18 = iconst.i64 68
-            v19 = imul v16, v18  ; v18 = 68
-            v20 = iadd.i64 v5, v19
-            v21 = iconst.i64 136
-            v22 = imul v16, v21  ; v21 = 136
-            v23 = iadd.i64 v4, v22
-            v24 = iconst.i64 68
-            v25 = imul v16, v24  ; v24 = 68
-            v26 = iadd.i64 v9, v25
-            v27 = iconst.i64 68
-            v28 = imul v16, v27  ; v27 = 68
-            v29 = iadd.i64 v12, v28
-            v30 = iconst.i64 68
-            v31 = imul v16, v30  ; v30 = 68
-            v32 = iadd.i64 v15, v31
-            v34 = iconst.i64 0
-            jump block3(v34)  ; v34 = 0
+        block1(v18: i64):
+            v20 = iconst.i64 68
+            v21 = imul v18, v20  ; v20 = 68
+            v22 = iadd.i64 v5, v21
+            v23 = iconst.i64 136
+            v24 = imul v18, v23  ; v23 = 136
+            v25 = iadd.i64 v4, v24
+            v26 = iconst.i64 68
+            v27 = imul v18, v26  ; v26 = 68
+            v28 = iadd.i64 v9, v27
+            v29 = iconst.i64 68
+            v30 = imul v18, v29  ; v29 = 68
+            v31 = iadd.i64 v14, v30
+            v32 = iconst.i64 68
+            v33 = imul v18, v32  ; v32 = 68
+            v34 = iadd.i64 v17, v33
+            v36 = iconst.i64 0
+            jump block3(v36)  ; v36 = 0
 
-        block3(v33: i64):
-            v35 = iadd.i64 v20, v33
-            v36 = iadd.i64 v23, v33
-            v37 = iadd.i64 v26, v33
-            v38 = iadd.i64 v29, v33
-            v39 = iadd.i64 v8, v33
-            v40 = iadd.i64 v32, v33
-            v41 = f32const 0.0
-            v42 = splat.f32x4 v41  ; v41 = 0.0
-            v43 = load.f32x4 notrap v35
-            v44 = load.f32x4 notrap v35+16
-            v45 = load.f32x4 notrap v35+32
-            v46 = load.f32x4 notrap v35+48
-            v47 = load.f32x4 notrap v36+68
-            v48 = load.f32x4 notrap v36+84
-            v49 = load.f32x4 notrap v36+100
-            v50 = load.f32x4 notrap v36+116
-            v51 = f32const 0.0
-            v52 = splat.f32x4 v51  ; v51 = 0.0
-            v53 = fcmp gt v47, v52
-            v54 = fcmp gt v48, v52
-            v55 = fcmp gt v49, v52
-            v56 = fcmp gt v50, v52
-            v57 = bitcast.f32x4 v53
-            v58 = bitcast.f32x4 v54
+        block3(v35: i64):
+            v37 = iadd.i64 v22, v35
+            v38 = iadd.i64 v25, v35
+            v39 = iadd.i64 v28, v35
+            v40 = iadd.i64 v31, v35
+            v41 = iadd.i64 v8, v35
+            v42 = iadd.i64 v34, v35
+            v43 = f32const 0.0
+            v44 = splat.f32x4 v43  ; v43 = 0.0
+            v45 = load.f32x4 notrap v37
+            v46 = load.f32x4 notrap v37+16
+            v47 = load.f32x4 notrap v37+32
+            v48 = load.f32x4 notrap v37+48
+            v49 = load.f32x4 notrap v38+68
+            v50 = load.f32x4 notrap v38+84
+            v51 = load.f32x4 notrap v38+100
+            v52 = load.f32x4 notrap v38+116
+            v53 = f32const 0.0
+            v54 = splat.f32x4 v53  ; v53 = 0.0
+            v55 = fcmp gt v49, v54
+            v56 = fcmp gt v50, v54
+            v57 = fcmp gt v51, v54
+            v58 = fcmp gt v52, v54
             v59 = bitcast.f32x4 v55
             v60 = bitcast.f32x4 v56
-            v61 = bitselect v57, v43, v52
-            v62 = bitselect v58, v44, v52
-            v63 = bitselect v59, v45, v52
-            v64 = bitselect v60, v46, v52
-            v65 = load.f32x4 notrap v36
-            v66 = load.f32x4 notrap v36+16
-            v67 = load.f32x4 notrap v36+32
-            v68 = load.f32x4 notrap v36+48
-            store notrap v42, v37
-            store notrap v42, v37+16
-            store notrap v42, v37+32
-            store notrap v42, v37+48
-            store notrap v61, v38
-            store notrap v62, v38+16
-            store notrap v63, v38+32
-            store notrap v64, v38+48
-            v69 = load.f32x4 notrap v39+1224
-            v70 = load.f32x4 notrap v39+1240
-            v71 = load.f32x4 notrap v39+1256
-            v72 = load.f32x4 notrap v39+1272
-            v73 = fadd v69, v61
-            v74 = fadd v70, v62
+            v61 = bitcast.f32x4 v57
+            v62 = bitcast.f32x4 v58
+            v63 = bitselect v59, v45, v54
+            v64 = bitselect v60, v46, v54
+            v65 = bitselect v61, v47, v54
+            v66 = bitselect v62, v48, v54
+            v67 = load.f32x4 notrap v38
+            v68 = load.f32x4 notrap v38+16
+            v69 = load.f32x4 notrap v38+32
+            v70 = load.f32x4 notrap v38+48
+            store notrap v44, v39
+            store notrap v44, v39+16
+            store notrap v44, v39+32
+            store notrap v44, v39+48
+            store notrap v63, v40
+            store notrap v64, v40+16
+            store notrap v65, v40+32
+            store notrap v66, v40+48
+            v71 = load.f32x4 notrap v41+1224
+            v72 = load.f32x4 notrap v41+1240
+            v73 = load.f32x4 notrap v41+1256
+            v74 = load.f32x4 notrap v41+1272
             v75 = fadd v71, v63
             v76 = fadd v72, v64
-            store notrap v73, v39+1224
-            store notrap v74, v39+1240
-            store notrap v75, v39+1256
-            store notrap v76, v39+1272
-            store notrap v65, v40
-            store notrap v66, v40+16
-            store notrap v67, v40+32
-            store notrap v68, v40+48
-            v77 = iconst.i64 64
-            v78 = iadd v33, v77  ; v77 = 64
+            v77 = fadd v73, v65
+            v78 = fadd v74, v66
+            store notrap v75, v41+1224
+            store notrap v76, v41+1240
+            store notrap v77, v41+1256
+            store notrap v78, v41+1272
+            store notrap v67, v42
+            store notrap v68, v42+16
+            store notrap v69, v42+32
+            store notrap v70, v42+48
             v79 = iconst.i64 64
-            v80 = icmp ult v78, v79  ; v79 = 64
-            brif v80, block3(v78), block4
+            v80 = iadd v35, v79  ; v79 = 64
+            v81 = iconst.i64 64
+            v82 = icmp ult v80, v81  ; v81 = 64
+            brif v82, block3(v80), block4
 
         block4:
-            v81 = f32const 0.0
-            v82 = splat.f32x4 v81  ; v81 = 0.0
-            v83 = load.f32 notrap v20+64
-            v84 = scalar_to_vector.f32x4 v83
-            v85 = load.f32 notrap v23+132
+            v83 = f32const 0.0
+            v84 = splat.f32x4 v83  ; v83 = 0.0
+            v85 = load.f32 notrap v22+64
             v86 = scalar_to_vector.f32x4 v85
-            v87 = f32const 0.0
-            v88 = splat.f32x4 v87  ; v87 = 0.0
-            v89 = fcmp gt v86, v88
-            v90 = bitcast.f32x4 v89
-            v91 = bitselect v90, v84, v88
-            v92 = load.f32 notrap v23+64
-            v93 = scalar_to_vector.f32x4 v92
-            v94 = extractlane v82, 0
-            store notrap v94, v26+64
-            v95 = extractlane v91, 0
-            store notrap v95, v29+64
-            v96 = load.f32 notrap v8+1288
-            v97 = scalar_to_vector.f32x4 v96
-            v98 = fadd v97, v91
-            v99 = extractlane v98, 0
-            store notrap v99, v8+1288
-            v100 = extractlane v93, 0
-            store notrap v100, v32+64
-            v101 = iconst.i64 1
-            v102 = iadd.i64 v16, v101  ; v101 = 1
-            v103 = icmp ult v102, v0
-            brif v103, block1(v102), block2
+            v87 = load.f32 notrap v25+132
+            v88 = scalar_to_vector.f32x4 v87
+            v89 = f32const 0.0
+            v90 = splat.f32x4 v89  ; v89 = 0.0
+            v91 = fcmp gt v88, v90
+            v92 = bitcast.f32x4 v91
+            v93 = bitselect v92, v86, v90
+            v94 = load.f32 notrap v25+64
+            v95 = scalar_to_vector.f32x4 v94
+            v96 = extractlane v84, 0
+            store notrap v96, v28+64
+            v97 = extractlane v93, 0
+            store notrap v97, v31+64
+            v98 = load.f32 notrap v8+1288
+            v99 = scalar_to_vector.f32x4 v98
+            v100 = fadd v99, v93
+            v101 = extractlane v100, 0
+            store notrap v101, v8+1288
+            v102 = extractlane v95, 0
+            store notrap v102, v34+64
+            v103 = iconst.i64 1
+            v104 = iadd.i64 v18, v103  ; v103 = 1
+            v105 = icmp ult v104, v0
+            brif v105, block1(v104), block2
 
         block2:
-            v104 = iconst.i64 17
-            v105 = iconst.i64 17
-            v106 = iconst.i64 68
-            v107 = imul.i64 v0, v106  ; v106 = 68
-            v108 = iadd.i64 v9, v107
-            v109 = iconst.i64 68
-            v110 = iadd.i64 v7, v109  ; v109 = 68
-            call fn1(v0, v104, v105, v108, v110, v9) ; s0[17] += s17[17] . w[1..18]^T
-            v112 = iconst.i64 0
-            brif.i64 v0, block5(v112), block6  ; v112 = 0
+            v106 = iconst.i64 17
+            v107 = iconst.i64 17
+            v108 = iconst.i64 68
+            v109 = imul.i64 v0, v108  ; v108 = 68
+            v110 = iadd.i64 v9, v109
+            v111 = load.i64 notrap readonly v11+16
+            v112 = iconst.i64 4
+            v113 = imul v111, v112  ; v112 = 4
+            v114 = iadd.i64 v10, v113
+            call fn0(v0, v106, v107, v110, v114, v9) ; s0[17] += s17[17] . w[1..18]^T
+            v116 = iconst.i64 0
+            brif.i64 v0, block5(v116), block6  ; v116 = 0
 
-        block5(v111: i64):
-            v113 = iconst.i64 68
-            v114 = imul v111, v113  ; v113 = 68
-            v115 = iadd.i64 v9, v114
-            v116 = iconst.i64 68
-            v117 = imul v111, v116  ; v116 = 68
-            v118 = iadd.i64 v6, v117
-            v120 = iconst.i64 0
-            jump block7(v120)  ; v120 = 0
+        block5(v115: i64):
+            v117 = iconst.i64 68
+            v118 = imul v115, v117  ; v117 = 68
+            v119 = iadd.i64 v9, v118
+            v120 = iconst.i64 68
+            v121 = imul v115, v120  ; v120 = 68
+            v122 = iadd.i64 v6, v121
+            v124 = iconst.i64 0
+            jump block7(v124)  ; v124 = 0
 
-        block7(v119: i64):
-            v121 = iadd.i64 v115, v119
-            v122 = iadd.i64 v118, v119
-            v123 = load.f32x4 notrap v121
-            v124 = load.f32x4 notrap v121+16
-            v125 = load.f32x4 notrap v121+32
-            v126 = load.f32x4 notrap v121+48
-            store notrap v123, v122
-            store notrap v124, v122+16
-            store notrap v125, v122+32
-            store notrap v126, v122+48
-            v127 = iconst.i64 64
-            v128 = iadd v119, v127  ; v127 = 64
-            v129 = iconst.i64 64
-            v130 = icmp ult v128, v129  ; v129 = 64
-            brif v130, block7(v128), block8
+        block7(v123: i64):
+            v125 = iadd.i64 v119, v123
+            v126 = iadd.i64 v122, v123
+            v127 = load.f32x4 notrap v125
+            v128 = load.f32x4 notrap v125+16
+            v129 = load.f32x4 notrap v125+32
+            v130 = load.f32x4 notrap v125+48
+            store notrap v127, v126
+            store notrap v128, v126+16
+            store notrap v129, v126+32
+            store notrap v130, v126+48
+            v131 = iconst.i64 64
+            v132 = iadd v123, v131  ; v131 = 64
+            v133 = iconst.i64 64
+            v134 = icmp ult v132, v133  ; v133 = 64
+            brif v134, block7(v132), block8
 
         block8:
-            v131 = load.f32 notrap v115+64
-            v132 = scalar_to_vector.f32x4 v131
-            v133 = extractlane v132, 0
-            store notrap v133, v118+64
-            v134 = iconst.i64 1
-            v135 = iadd.i64 v111, v134  ; v134 = 1
-            v136 = icmp ult v135, v0
-            brif v136, block5(v135), block6
+            v135 = load.f32 notrap v119+64
+            v136 = scalar_to_vector.f32x4 v135
+            v137 = extractlane v136, 0
+            store notrap v137, v122+64
+            v138 = iconst.i64 1
+            v139 = iadd.i64 v115, v138  ; v138 = 1
+            v140 = icmp ult v139, v0
+            brif v140, block5(v139), block6
 
         block6:
-            v137 = iconst.i64 1
-            v138 = iconst.i64 17
-            v139 = iconst.i64 68
-            v140 = imul.i64 v0, v139  ; v139 = 68
-            v141 = iadd.i64 v9, v140
-            call fn2(v137, v0, v138, v1, v141, v8) ; dw[0..1] += x^T . s17[17]
+            v141 = iconst.i64 1
             v142 = iconst.i64 17
-            v143 = iconst.i64 17
-            v144 = iconst.i64 136
-            v145 = imul.i64 v0, v144  ; v144 = 136
-            v146 = iadd.i64 v9, v145
-            v147 = iconst.i64 68
-            v148 = imul.i64 v0, v147  ; v147 = 68
-            v149 = iadd.i64 v9, v148
-            v150 = iconst.i64 68
-            v151 = iadd.i64 v8, v150  ; v150 = 68
-            call fn2(v142, v0, v143, v146, v149, v151) ; dw[1..18] += s34[17]^T . s17[17]
+            v143 = iconst.i64 68
+            v144 = imul.i64 v0, v143  ; v143 = 68
+            v145 = iadd.i64 v9, v144
+            call fn1(v141, v0, v142, v1, v145, v8) ; dw[0..1] += x^T . s17[17]
+            v146 = iconst.i64 17
+            v147 = iconst.i64 17
+            v148 = iconst.i64 136
+            v149 = imul.i64 v0, v148  ; v148 = 136
+            v150 = iadd.i64 v9, v149
+            v151 = iconst.i64 68
+            v152 = imul.i64 v0, v151  ; v151 = 68
+            v153 = iadd.i64 v9, v152
+            v154 = iconst.i64 68
+            v155 = iadd.i64 v8, v154  ; v154 = 68
+            call fn1(v146, v0, v147, v150, v153, v155) ; dw[1..18] += s34[17]^T . s17[17]
             return
         }
     "#]]

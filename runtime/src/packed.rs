@@ -80,6 +80,20 @@ impl Packed<'_> {
         &self.panels[w.starts[i]..w.starts[i] + w.packings[i].floats()]
     }
 
+    /// The panels of the copy made for `p`.
+    ///
+    /// # Panics
+    /// If there is none.
+    pub fn find(&self, p: Packing) -> &[f32] {
+        let i = self.weights.packings.iter().position(|q| *q == p);
+        self.matrix(i.unwrap_or_else(|| panic!("no packed copy of {p:?}")))
+    }
+
+    /// Where each copy starts in [`Packed::all`], in order.
+    pub fn starts(&self) -> &[usize] {
+        &self.weights.starts
+    }
+
     /// All copies, back to back (copy `i` at [`PackedWeights::start`]`(i)`).
     pub fn all(&self) -> &[f32] {
         &self.panels
@@ -89,20 +103,30 @@ impl Packed<'_> {
 impl PackedWeights {
     /// Buffers for `packings`, stale until first used.
     pub fn new(packings: Vec<Packing>) -> PackedWeights {
-        let mut starts = Vec::with_capacity(packings.len());
-        let mut len = 0usize;
-        for p in &packings {
-            starts.push(len);
-            len = len
-                .checked_add(p.floats())
-                .expect("PackedWeights: size overflows");
-        }
+        let (starts, len) = Self::layout(&packings);
         PackedWeights {
             packings,
             starts,
             panels: RwLock::new(vec![0.0; len]),
             stale: AtomicBool::new(true),
         }
+    }
+
+    /// Where each copy of `packings` starts on this machine, and the floats
+    /// of all of them: the layout of [`Packed::all`].
+    ///
+    /// # Panics
+    /// If the size overflows.
+    fn layout(packings: &[Packing]) -> (Vec<usize>, usize) {
+        let mut starts = Vec::with_capacity(packings.len());
+        let mut len = 0usize;
+        for p in packings {
+            starts.push(len);
+            len = len
+                .checked_add(p.floats())
+                .expect("PackedWeights: size overflows");
+        }
+        (starts, len)
     }
 
     /// The copies' sources, in order.
@@ -165,6 +189,14 @@ impl Clone for PackedWeights {
             panels: RwLock::new(self.read().clone()),
             stale: AtomicBool::new(self.stale.load(Ordering::Acquire)),
         }
+    }
+}
+
+impl fmt::Debug for Packed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packed")
+            .field("floats", &self.panels.len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -16,9 +16,8 @@ pub use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2};
 // initialisation and errors, the shape checks of its methods, and the
 // kernels its four methods call, products and activations alike (the
 // activations are `#[inline]`, so they vectorise inside the generated loops).
-pub use crate::kernels::{
-    exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, log, sigmoid, softplus, tanh,
-};
+pub use crate::kernels::{exp, gemm_nn_packed_acc, gemm_tn_acc, log, sigmoid, softplus, tanh};
+pub use crate::packed::{PackedWeights, Packing};
 pub use crate::readout::ShapeError;
 pub use crate::rng::Rng;
 pub use crate::shape::{check_grads, rows, rows_mut, scratch_rows};

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use bptt_runtime::shape::{check_grads, rows, rows_mut, scratch_rows};
-use bptt_runtime::{Cell, ShapeError};
+use bptt_runtime::{Cell, Packed, PackedWeights, ShapeError};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::method::Method;
@@ -49,8 +49,8 @@ impl Buf<'_> {
 }
 
 /// The arrays of one method call, shape-checked: the batch rows, a
-/// [`Buf`] per [`Buffer`], the parameters and (in `backward`) the
-/// parameter gradients.
+/// [`Buf`] per [`Buffer`], the parameters, their packed copies and (in
+/// `backward`) the parameter gradients.
 #[derive(Debug)]
 pub struct Frame<'a> {
     /// Batch rows.
@@ -59,6 +59,8 @@ pub struct Frame<'a> {
     pub buffers: [Buf<'a>; 7],
     /// The flat parameter vector.
     pub params: &'a [f32],
+    /// The packed copies of [`CellProgram::packings`], in that order.
+    pub packed: &'a Packed<'a>,
     /// The flat parameter gradients (empty but in `backward`).
     pub grads: &'a mut [f32],
 }
@@ -77,11 +79,12 @@ impl<'a> Frame<'a> {
         }
     }
 
-    fn new(rows: usize, params: &'a [f32]) -> Self {
+    fn new(rows: usize, params: &'a [f32], packed: &'a Packed<'a>) -> Self {
         Frame {
             rows,
             buffers: std::array::from_fn(|_| Buf::Absent),
             params,
+            packed,
             grads: &mut [],
         }
     }
@@ -110,6 +113,8 @@ pub trait Engine: Send + Sync {
 pub struct ProgramCell<E> {
     program: Arc<CellProgram>,
     params: Vec<f32>,
+    /// The weights the products read, packed ([`CellProgram::packings`]).
+    packed: PackedWeights,
     /// `cell NAME::method` per method, for messages (made once, so that a
     /// step does not allocate).
     what: [String; 4],
@@ -132,6 +137,7 @@ impl<E> ProgramCell<E> {
         )?;
         let what = Method::ALL.map(|m| format!("cell {}::{}", program.name, m.name()));
         Ok(ProgramCell {
+            packed: PackedWeights::new(program.packings()),
             program,
             params,
             what,
@@ -176,7 +182,12 @@ impl<E: Engine> Cell for ProgramCell<E> {
     }
 
     fn params_mut(&mut self) -> &mut [f32] {
+        self.packed.invalidate();
         &mut self.params
+    }
+
+    fn packed_floats(&self) -> usize {
+        self.packed.floats()
     }
 
     fn forward(
@@ -187,7 +198,8 @@ impl<E: Engine> Cell for ProgramCell<E> {
         scratch: ArrayViewMut2<f32>,
     ) {
         let (p, what, n) = (&*self.program, &self.what[0], x.nrows());
-        let frame = Frame::new(n, &self.params)
+        let packed = self.packed.get(&self.params);
+        let frame = Frame::new(n, &self.params, &packed)
             .with(
                 Buffer::Input,
                 Buf::Read(rows(what, "x", x, n, p.input_size)),
@@ -216,7 +228,8 @@ impl<E: Engine> Cell for ProgramCell<E> {
         scratch: ArrayViewMut2<f32>,
     ) {
         let (p, what, n) = (&*self.program, &self.what[1], x.nrows());
-        let frame = Frame::new(n, &self.params)
+        let packed = self.packed.get(&self.params);
+        let frame = Frame::new(n, &self.params, &packed)
             .with(
                 Buffer::Input,
                 Buf::Read(rows(what, "x", x, n, p.input_size)),
@@ -242,7 +255,8 @@ impl<E: Engine> Cell for ProgramCell<E> {
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         let (p, what, n) = (&*self.program, &self.what[2], tape.nrows());
-        let frame = Frame::new(n, &self.params)
+        let packed = self.packed.get(&self.params);
+        let frame = Frame::new(n, &self.params, &packed)
             .with(
                 Buffer::Tape,
                 Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
@@ -265,7 +279,8 @@ impl<E: Engine> Cell for ProgramCell<E> {
     ) {
         let (p, what, n) = (&*self.program, &self.what[3], x.nrows());
         check_grads(what, grads, p.param_count);
-        let mut frame = Frame::new(n, &self.params)
+        let packed = self.packed.get(&self.params);
+        let mut frame = Frame::new(n, &self.params, &packed)
             .with(
                 Buffer::Input,
                 Buf::Read(rows(what, "x", x, n, p.input_size)),

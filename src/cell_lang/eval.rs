@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use bptt_runtime::kernels::{
-    exp, gemm_nn_acc, gemm_nt_acc, gemm_tn_acc, log, sigmoid, softplus, tanh,
-};
+use bptt_runtime::kernels::{exp, gemm_nn_packed_acc, gemm_tn_acc, log, sigmoid, softplus, tanh};
 use bptt_runtime::{Rng, ShapeError};
 
 use super::cell::{Engine, Frame, ProgramCell};
@@ -112,18 +110,18 @@ impl Frame<'_> {
     }
 
     fn run(&mut self, kernel: &Kernel) {
-        let rows = self.rows;
+        let (rows, packed) = (self.rows, self.packed);
         for instr in &kernel.instrs {
             match instr {
                 Instr::MatMul { a, w, out } => {
-                    let wm = &self.params[w.floats()];
+                    let wm = packed.find(w.packing(false));
                     let (a, out) = self.operand_and_out(*a, *out);
-                    gemm_nn_acc(rows, w.rows, w.cols, a, wm, out);
+                    gemm_nn_packed_acc(rows, w.rows, w.cols, a, wm, out);
                 }
                 Instr::MatMulT { a, w, out } => {
-                    let wm = &self.params[w.floats()];
+                    let wt = packed.find(w.packing(true));
                     let (a, out) = self.operand_and_out(Matrix::Temp(*a), *out);
-                    gemm_nt_acc(rows, w.cols, w.rows, a, wm, out);
+                    gemm_nn_packed_acc(rows, w.cols, w.rows, a, wt, out);
                 }
                 Instr::WeightGrad { a, dy, w } => {
                     let dy = dy.floats(rows);

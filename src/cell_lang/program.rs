@@ -38,6 +38,8 @@
 
 use std::fmt;
 
+use bptt_runtime::Packing;
+
 /// Which buffer of a [`Cell`](bptt_runtime::Cell) method a view addresses.
 /// Every buffer is a row-major `[rows, features]` matrix except the two flat
 /// parameter vectors.
@@ -141,6 +143,17 @@ pub struct ParamMatrix {
 }
 
 impl ParamMatrix {
+    /// The packed copy of it (`transposed` false: `B = W` for `a·W`) or of
+    /// its transpose (`B = Wᵀ` for `a·Wᵀ`).
+    pub fn packing(self, transposed: bool) -> Packing {
+        Packing {
+            offset: self.offset,
+            rows: self.rows,
+            cols: self.cols,
+            transposed,
+        }
+    }
+
     /// Its floats in the parameter vector (and in the gradient).
     pub fn floats(self) -> std::ops::Range<usize> {
         self.offset..self.offset + self.rows * self.cols
@@ -151,7 +164,8 @@ impl ParamMatrix {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instr {
     /// `out[rows × w.cols] += a[rows × w.rows] · W`:
-    /// `gemm_nn_acc(rows, w.rows, w.cols, a, W, out)`.
+    /// `gemm_nn_packed_acc(rows, w.rows, w.cols, a, W, out)` with `W` packed
+    /// (bitwise `gemm_nn_acc` on `W` itself).
     MatMul {
         /// Left operand.
         a: Matrix,
@@ -161,8 +175,9 @@ pub enum Instr {
         out: Temp,
     },
     /// `out[rows × w.rows] += a[rows × w.cols] · Wᵀ`:
-    /// `gemm_nt_acc(rows, w.cols, w.rows, a, W, out)` (a gradient through a
-    /// product).
+    /// `gemm_nn_packed_acc(rows, w.cols, w.rows, a, Wᵀ, out)` with `Wᵀ`
+    /// packed (a gradient through a product; each element sums its `w.cols`
+    /// products in order).
     MatMulT {
         /// Left operand, `[rows, w.cols]`.
         a: Temp,
@@ -389,6 +404,31 @@ pub struct CellProgram {
 }
 
 impl CellProgram {
+    /// The packed weight copies its products read, in order of first use
+    /// over the four kernels ([`Method::ALL`](super::Method::ALL)): `W` for
+    /// each `MatMul`, `Wᵀ` for each `MatMulT`.
+    pub fn packings(&self) -> Vec<Packing> {
+        let mut out: Vec<Packing> = Vec::new();
+        for kernel in [
+            &self.forward,
+            &self.forward_tape,
+            &self.state_from_tape,
+            &self.backward,
+        ] {
+            for instr in &kernel.instrs {
+                let p = match *instr {
+                    Instr::MatMul { w, .. } => w.packing(false),
+                    Instr::MatMulT { w, .. } => w.packing(true),
+                    _ => continue,
+                };
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
     /// The tape's size over the state's: the planning model's alpha.
     pub fn alpha(&self) -> f64 {
         self.tape_size as f64 / self.state_size as f64

@@ -86,7 +86,7 @@ fn new_fn(program: &CellProgram) -> TokenStream {
             #k
             let mut params = ::std::vec::Vec::with_capacity(#count);
             #(#fills)*
-            Self { params }
+            Self::with(params)
         }
     }
 }
@@ -121,12 +121,17 @@ pub(super) fn item(
     let alpha = Literal::f64_suffixed(program.alpha());
     let what = format!("{name} ({})", program.sizes_text());
     let new_fn = new_fn(program);
+    let packings = program.packings().into_iter().map(|p| {
+        let (offset, rows, cols, transposed) = (lit(p.offset), lit(p.rows), lit(p.cols), p.transposed);
+        quote!(__bptt::Packing { offset: #offset, rows: #rows, cols: #cols, transposed: #transposed })
+    });
     Ok(quote! {
         #(#attrs)*
         #separator
         #(#[doc = #docs])*
         #vis struct #name {
             params: ::std::vec::Vec<f32>,
+            packed: ::bptt_runtime::__private::PackedWeights,
         }
 
         const _: () = {
@@ -167,7 +172,14 @@ pub(super) fn item(
                         Self::PARAM_COUNT,
                         params.len(),
                     )?;
-                    ::core::result::Result::Ok(Self { params })
+                    ::core::result::Result::Ok(Self::with(params))
+                }
+
+                /// The cell with `params` and buffers for the packed
+                /// copies of the weights its products read.
+                fn with(params: ::std::vec::Vec<f32>) -> Self {
+                    let packings = ::std::vec![#(#packings),*];
+                    Self { params, packed: __bptt::PackedWeights::new(packings) }
                 }
             }
 
@@ -197,7 +209,12 @@ pub(super) fn item(
                 }
 
                 fn params_mut(&mut self) -> &mut [f32] {
+                    self.packed.invalidate();
                     &mut self.params
+                }
+
+                fn packed_floats(&self) -> usize {
+                    self.packed.floats()
                 }
 
                 #(#methods)*

@@ -33,7 +33,7 @@ pub(super) struct Frame<'a> {
     /// Whether the method receives `grads`.
     grads: bool,
     /// The slices the emitted statements name: buffers, `scratch`,
-    /// `params`, `grads`.
+    /// `params`, `grads`, `packed`.
     used: BTreeSet<&'static str>,
 }
 
@@ -151,6 +151,15 @@ impl<'a> Frame<'a> {
         })
     }
 
+    /// The packed copy of `w` (`transposed`: of `Wᵀ`) that a product reads.
+    fn packed(&mut self, w: ParamMatrix, transposed: bool) -> TokenStream {
+        self.used.insert("packed");
+        let p = w.packing(transposed);
+        let i = self.program.packings().iter().position(|q| *q == p);
+        let i = lit(i.expect("packings lists every product's weights"));
+        quote!(packed.matrix(#i))
+    }
+
     /// A product's read-only operand `[batch, width]`.
     fn operand(&mut self, a: Matrix, width: usize) -> Result<TokenStream, String> {
         match a {
@@ -218,25 +227,25 @@ fn check_width(t: Temp, width: usize) -> Result<(), String> {
 fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
     match instr {
         Instr::MatMul { a, w, out } => {
-            let weights = frame.weights(*w, false)?;
+            let weights = frame.packed(*w, false);
             let (k, n) = (lit(w.rows), lit(w.cols));
             frame.product(
                 *a,
                 w.rows,
                 *out,
                 w.cols,
-                |a, out| quote!(__bptt::gemm_nn_acc(batch, #k, #n, #a, #weights, #out);),
+                |a, out| quote!(__bptt::gemm_nn_packed_acc(batch, #k, #n, #a, #weights, #out);),
             )
         }
         Instr::MatMulT { a, w, out } => {
-            let weights = frame.weights(*w, false)?;
+            let weights = frame.packed(*w, true);
             let (k, n) = (lit(w.cols), lit(w.rows));
             frame.product(
                 Matrix::Temp(*a),
                 w.cols,
                 *out,
                 w.rows,
-                |a, out| quote!(__bptt::gemm_nt_acc(batch, #k, #n, #a, #weights, #out);),
+                |a, out| quote!(__bptt::gemm_nn_packed_acc(batch, #k, #n, #a, #weights, #out);),
             )
         }
         Instr::WeightGrad { a, dy, w } => {
@@ -312,6 +321,9 @@ pub(super) fn method(
     }
     if frame.used.contains("params") {
         checks.push(quote!(let params: &[f32] = &self.params;));
+    }
+    if frame.used.contains("packed") {
+        checks.push(quote!(let packed = self.packed.get(&self.params);));
     }
     let first = Ident::new(frame.buffers[0].1.name, Span::call_site());
     let method = Ident::new(method, Span::call_site());

@@ -14,7 +14,9 @@
 //! `#[bptt(..)]` attributes, [compiles](CellDef::compile) it for the sizes
 //! and emits, from the [`CellProgram`]:
 //!
-//! * `pub struct Mgu { params: Vec<f32> }` with the definition's other
+//! * `pub struct Mgu { params: Vec<f32>, packed: PackedWeights }` (the
+//!   weights packed for the products, refreshed after `params_mut`) with the
+//!   definition's other
 //!   attributes (doc comments, derives) and visibility, and a generated
 //!   paragraph on its sizes and parameter layout;
 //! * an inherent impl: the consts `INPUT_SIZE`, `STATE_SIZE`,
@@ -24,7 +26,8 @@
 //!   Result<Self, ShapeError>`;
 //! * `impl Cell`, whose four methods are the program's kernels as
 //!   straight-line Rust: shape checks, then one statement per instruction, a
-//!   call of `gemm_*_acc` on sub-slices for a product and one loop over rows
+//!   call of `gemm_nn_packed_acc` (on a packed `W` or `Wᵀ`) or `gemm_tn_acc`
+//!   on sub-slices for a product and one loop over rows
 //!   and a column loop over equal-length slices for a fused loop, every op
 //!   one f32 operation; so the results are bitwise those of
 //!   [`DerivedCell`](crate::cell_lang::DerivedCell) and of the JIT;
@@ -108,7 +111,7 @@ pub fn cell_tokens(
 /// let program = def.compile(&[("input", 3), ("hidden", 4)]).unwrap();
 /// let code = emit_cell_rust(&program, "Rnn").unwrap();
 /// assert!(code.contains("pub struct Rnn {"));
-/// assert!(code.contains("__bptt::gemm_nn_acc("));
+/// assert!(code.contains("__bptt::gemm_nn_packed_acc("));
 /// ```
 ///
 /// # Errors

@@ -3,7 +3,8 @@
 //! fused loops (see [`super::fused`]).
 
 use cranelift_codegen::ir::{
-    AbiParam, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, Signature, Type, Value,
+    AbiParam, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, MemFlagsData, Signature,
+    Type, Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -11,12 +12,15 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use super::fused::emit_loop;
 use super::gemm::{Gemm, gemm_signature};
 use super::reduce::emit_row_sum;
-use crate::cell_lang::{Buffer, Instr, Kernel, Matrix, Temp};
+use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, ParamMatrix, Temp};
 
 /// The kernel's parameters, in order: `rows`, then the pointers `x`,
 /// `state_prev`, `state_next`, `tape`, `grad_state`, `grad_state_prev`,
-/// `params`, `grads`, `scratch` (null where the method has no such buffer).
-pub(super) const PARAMS: [&str; 10] = [
+/// `params`, `grads`, `scratch` (null where the method has no such buffer),
+/// `packed`, the packed weights (`bptt_runtime::Packed::all`), and
+/// `packed_at`, where each copy of `CellProgram::packings` starts in them (a
+/// `usize` each: the layout depends on the machine, the code does not).
+pub(super) const PARAMS: [&str; 12] = [
     "rows",
     "x",
     "state_prev",
@@ -27,6 +31,8 @@ pub(super) const PARAMS: [&str; 10] = [
     "params",
     "grads",
     "scratch",
+    "packed",
+    "packed_at",
 ];
 
 /// The signature of every kernel: [`PARAMS`], all pointer-sized, nothing
@@ -40,7 +46,10 @@ pub(super) fn kernel_signature(config: TargetFrontendConfig) -> Signature {
 
 /// Imports the product shims into `func` under their symbol names as
 /// test-case names: for IR that is printed, never compiled.
-pub(super) fn import_by_name(func: &mut Function, config: TargetFrontendConfig) -> [FuncRef; 3] {
+pub(super) fn import_by_name(
+    func: &mut Function,
+    config: TargetFrontendConfig,
+) -> [FuncRef; Gemm::ALL.len()] {
     Gemm::ALL.map(|gemm| {
         let signature = func.import_signature(gemm_signature(config));
         func.import_function(ExtFuncData {
@@ -57,7 +66,7 @@ pub(super) fn import_by_name(func: &mut Function, config: TargetFrontendConfig) 
 pub(super) struct Args {
     /// The pointer type, also that of `rows`.
     pub ty: Type,
-    values: [Value; 10],
+    values: [Value; PARAMS.len()],
 }
 
 impl Args {
@@ -88,18 +97,38 @@ impl Args {
     pub fn grads(&self) -> Value {
         self.values[8]
     }
+
+    /// The first float of copy `i` of the packed weights:
+    /// `packed + 4·packed_at[i]`.
+    pub fn packed(&self, b: &mut FunctionBuilder<'_>, i: usize) -> Value {
+        let size = self.ty.bytes() as i32;
+        let flags = MemFlagsData::new().with_notrap().with_readonly();
+        let at = b
+            .ins()
+            .load(self.ty, flags, self.values[11], i as i32 * size);
+        let bytes = b.ins().imul_imm_u(at, 4);
+        b.ins().iadd(self.values[10], bytes)
+    }
 }
 
-/// Fills `func` (its name already set) with `kernel`: one call of the
-/// imported shim `gemms` (in [`Gemm::ALL`] order) per product and one loop
-/// nest per fused loop, in order, then a return.
+/// Fills `func` (its name already set) with `kernel` of `program`: one call
+/// of the imported shim `gemms` (in [`Gemm::ALL`] order) per product (the
+/// weights' packed copies found through `packed_at`) and one loop nest per
+/// fused loop, in order, then a return.
 pub(super) fn build_kernel(
     func: &mut Function,
     builder_ctx: &mut FunctionBuilderContext,
-    gemms: [FuncRef; 3],
+    gemms: [FuncRef; Gemm::ALL.len()],
+    program: &CellProgram,
     kernel: &Kernel,
     config: TargetFrontendConfig,
 ) {
+    let packings = program.packings();
+    let packing = |w: ParamMatrix, transposed| {
+        let p = w.packing(transposed);
+        let i = packings.iter().position(|q| *q == p);
+        i.expect("packings lists every product's weights")
+    };
     func.signature = kernel_signature(config);
     let mut b = FunctionBuilder::new(func, builder_ctx);
     let entry = b.create_block();
@@ -118,10 +147,10 @@ pub(super) fn build_kernel(
                     constant(&mut b, &args, w.rows),
                     constant(&mut b, &args, w.cols),
                     matrix(&mut b, &args, a),
-                    offset(&mut b, args.params(), w.offset),
+                    args.packed(&mut b, packing(w, false)),
                     temp(&mut b, &args, out),
                 ];
-                b.ins().call(gemms[Gemm::Nn as usize], &operands);
+                b.ins().call(gemms[Gemm::NnPacked as usize], &operands);
             }
             Instr::MatMulT { a, w, out } => {
                 let operands = [
@@ -129,10 +158,10 @@ pub(super) fn build_kernel(
                     constant(&mut b, &args, w.cols),
                     constant(&mut b, &args, w.rows),
                     temp(&mut b, &args, a),
-                    offset(&mut b, args.params(), w.offset),
+                    args.packed(&mut b, packing(w, true)),
                     temp(&mut b, &args, out),
                 ];
-                b.ins().call(gemms[Gemm::Nt as usize], &operands);
+                b.ins().call(gemms[Gemm::NnPacked as usize], &operands);
             }
             Instr::WeightGrad { a, dy, w } => {
                 let operands = [

@@ -27,6 +27,8 @@ type KernelFn = unsafe extern "C" fn(
     *const f32,
     *mut f32,
     *mut f32,
+    *const f32,
+    *const usize,
 );
 
 /// The arguments of one kernel call: the batch rows and a pointer per
@@ -42,6 +44,8 @@ pub(super) struct Buffers {
     pub params: *const f32,
     pub grads: *mut f32,
     pub scratch: *mut f32,
+    pub packed: *const f32,
+    pub packed_at: *const usize,
 }
 
 /// One line: Cranelift's errors (the verifier's especially) span several.
@@ -124,7 +128,7 @@ impl Native {
         let mut owned = Owned(Some(JITModule::new(builder)));
         let module = owned.module();
         let config = module.target_config();
-        let mut gemms = [FuncId::from_u32(0); 3];
+        let mut gemms = [FuncId::from_u32(0); Gemm::ALL.len()];
         for (id, gemm) in gemms.iter_mut().zip(Gemm::ALL) {
             *id = module.declare_function(gemm.name(), Linkage::Import, &gemm_signature(config))?;
         }
@@ -139,7 +143,14 @@ impl Native {
                 Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig.clone());
             let refs = gemms.map(|gemm| module.declare_func_in_func(gemm, &mut ctx.func));
             let kernel = method.kernel(program);
-            build_kernel(&mut ctx.func, &mut builder_ctx, refs, kernel, config);
+            build_kernel(
+                &mut ctx.func,
+                &mut builder_ctx,
+                refs,
+                program,
+                kernel,
+                config,
+            );
             module.define_function(*id, &mut ctx)?;
             module.clear_context(&mut ctx);
         }
@@ -147,7 +158,7 @@ impl Native {
         let kernels = ids.map(|id| {
             let code = module.get_finalized_function(id);
             // SAFETY: `code` is the entry of a function just compiled and
-            // finalized with `kernel_signature`: ten pointer-sized arguments,
+            // finalized with `kernel_signature`: twelve pointer-sized arguments,
             // nothing returned, in the host's default calling convention,
             // which is the platform's C ABI. The pointer is kept in the
             // `Native` only, which frees the code after the last use.
@@ -190,6 +201,8 @@ impl Native {
                 args.params,
                 args.grads,
                 args.scratch,
+                args.packed,
+                args.packed_at,
             );
         }
     }

@@ -34,12 +34,15 @@ impl Engine for Native {
                 std::ptr::null_mut()
             },
             scratch: ptr(&mut frame, Buffer::Scratch),
+            packed: frame.packed.all().as_ptr(),
+            packed_at: frame.packed.starts().as_ptr(),
         };
         // SAFETY: every pointer comes from a slice of `frame.rows` rows of
         // its buffer's width in the program (checked by `ProgramCell` with
         // the runtime's shape helpers; scratch has at least `scratch_size`
         // columns), the parameters have `param_count` floats (checked when
-        // the cell was made), the mutable ones come from `&mut` slices that
+        // the cell was made), the packed copies are those of the program's
+        // `packings` with their starts, the mutable ones come from `&mut` slices that
         // nothing else borrows, and each method passes every buffer its
         // kernel may use (the others are null, and `check` rejected programs
         // whose kernels use them or write a buffer received read-only).

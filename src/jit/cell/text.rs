@@ -88,7 +88,7 @@ fn legend(program: &CellProgram) -> String {
     );
     let _ = writeln!(
         text,
-        "; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products"
+        "; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products, b packed for nn_packed"
     );
     text
 }
@@ -103,7 +103,7 @@ pub(super) fn render(program: &CellProgram, config: TargetFrontendConfig) -> Res
         let name = UserFuncName::testcase(method.name());
         let mut func = Function::with_name_signature(name, kernel_signature(config));
         let gemms = import_by_name(&mut func, config);
-        build_kernel(&mut func, &mut builder_ctx, gemms, kernel, config);
+        build_kernel(&mut func, &mut builder_ctx, gemms, program, kernel, config);
         let products: Vec<String> = kernel
             .instrs
             .iter()

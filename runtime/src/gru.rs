@@ -6,7 +6,7 @@ use crate::cell::add_window;
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::packed::{Packed, PackedWeights};
-use crate::par_rows::{RowsMut, forward_by_rows, par_rows};
+use crate::par_rows::{forward_by_rows, par_rows_mut};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -225,44 +225,41 @@ impl Gru {
         let x = rows(what, "x", x, batch, nx);
         let tape = rows(what, "tape", tape, batch, 5 * n);
         let dh = rows(what, "dh", dh, batch, n);
-        let dh_prev = RowsMut::new(rows_mut(what, "dh_prev", dh_prev, batch, n), n);
-        let lend = |data, width| RowsMut::new(data, width);
-        let (a_rz, d_rz) = (lend(a_rz, nx + n), lend(d_rz, 2 * n));
-        let (a_xn, d_xn) = (lend(a_xn, nx), lend(d_xn, n));
-        let (a_hn, d_hn) = (lend(a_hn, n), lend(d_hn, n));
+        let dh_prev = rows_mut(what, "dh_prev", dh_prev, batch, n);
+        let writes = [
+            (dh_prev, n),
+            (a_rz, nx + n),
+            (d_rz, 2 * n),
+            (a_xn, nx),
+            (d_xn, n),
+            (a_hn, n),
+            (d_hn, n),
+        ];
         let packs = self.packed.get(&self.params);
-        par_rows(batch, |r| {
-            let m = r.len();
-            // SAFETY: `par_rows` hands each part its own rows.
-            let (dh_prev, a_rz, d_rz, a_xn, d_xn, a_hn, d_hn) = unsafe {
-                (
-                    dh_prev.rows(r.clone()),
-                    a_rz.rows(r.clone()),
-                    d_rz.rows(r.clone()),
-                    a_xn.rows(r.clone()),
-                    d_xn.rows(r.clone()),
-                    a_hn.rows(r.clone()),
-                    d_hn.rows(r.clone()),
-                )
-            };
-            let (x, tape, dh) = (
-                &x[row_span(&r, nx)],
-                &tape[row_span(&r, 5 * n)],
-                &dh[row_span(&r, n)],
-            );
-            // Pre-activation gradients of every block and dh_prev's direct term
-            // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
-            backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, a_hn);
-            a_xn.copy_from_slice(x);
-            for b in 0..m {
-                let a = &mut a_rz[b * (nx + n)..(b + 1) * (nx + n)];
-                a[..nx].copy_from_slice(&x[b * nx..(b + 1) * nx]);
-                a[nx..].copy_from_slice(&a_hn[b * n..(b + 1) * n]);
-            }
-            self.rz.add_dh(&packs, 0, m, d_rz, dh_prev);
-            self.hn
-                .add_dh(&packs, 2 * GateBlock::PACKINGS, m, d_hn, dh_prev);
-        });
+        par_rows_mut(
+            batch,
+            writes,
+            |r, [dh_prev, a_rz, d_rz, a_xn, d_xn, a_hn, d_hn]| {
+                let m = r.len();
+                let (x, tape, dh) = (
+                    &x[row_span(&r, nx)],
+                    &tape[row_span(&r, 5 * n)],
+                    &dh[row_span(&r, n)],
+                );
+                // Pre-activation gradients of every block and dh_prev's direct term
+                // (z⊙dh), one fused pass per row; h_prev gathered contiguous.
+                backward_rows(n, tape, dh, dh_prev, d_rz, d_xn, d_hn, a_hn);
+                a_xn.copy_from_slice(x);
+                for b in 0..m {
+                    let a = &mut a_rz[b * (nx + n)..(b + 1) * (nx + n)];
+                    a[..nx].copy_from_slice(&x[b * nx..(b + 1) * nx]);
+                    a[nx..].copy_from_slice(&a_hn[b * n..(b + 1) * n]);
+                }
+                self.rz.add_dh(&packs, 0, m, d_rz, dh_prev);
+                self.hn
+                    .add_dh(&packs, 2 * GateBlock::PACKINGS, m, d_hn, dh_prev);
+            },
+        );
     }
 
     /// Scratch floats per batch row that `backward` uses.

@@ -103,6 +103,7 @@ pub use exec::{Execution, Gradients, Mismatch};
 pub use gru::Gru;
 pub use lstm::Lstm;
 pub use packed::{Packed, PackedWeights, Packing};
+pub use par_rows::{MIN_ROWS, par_rows, par_rows_mut};
 pub use readout::*;
 pub use rng::Rng;
 pub use rnn::Rnn;

@@ -7,7 +7,7 @@ use crate::elementwise::{
 };
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::packed::{Packed, PackedWeights};
-use crate::par_rows::{RowsMut, forward_by_rows, par_rows};
+use crate::par_rows::{forward_by_rows, par_rows_mut};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -372,10 +372,8 @@ impl Cell for Lstm {
         const WHAT: &str = "Lstm::state_from_tape";
         let (batch, n) = (tape.nrows(), self.hidden);
         let tape = rows(WHAT, "tape", tape, batch, 6 * n);
-        let h = RowsMut::new(rows_mut(WHAT, "h", h, batch, 2 * n), 2 * n);
-        par_rows(batch, |r| {
-            // SAFETY: `par_rows` hands each part its own rows.
-            let h = unsafe { h.rows(r.clone()) };
+        let h = rows_mut(WHAT, "h", h, batch, 2 * n);
+        par_rows_mut(batch, [(h, 2 * n)], |r, [h]| {
             rebuild_rows(n, &tape[row_span(&r, 6 * n)], h);
         });
     }
@@ -424,19 +422,13 @@ impl Cell for Lstm {
         self.check_operands(WHAT, batch, xh, dpre);
         let (x, tape, dh, dh_prev) = self.backward_rows_of(WHAT, x, tape, dh, dh_prev);
         let (n, nx) = (self.hidden, self.input);
-        let lend = |data, width| RowsMut::new(data, width);
-        let (xh, dpre) = (lend(xh, nx + n), lend(dpre, 4 * n));
-        let (dh_prev, temp) = (lend(dh_prev, 2 * n), lend(scratch, self.scratch_per_row()));
-        par_rows(batch, |r| {
-            // SAFETY: `par_rows` hands each part its own rows.
-            let (xh, dpre, dh_prev, temp) = unsafe {
-                (
-                    xh.rows(r.clone()),
-                    dpre.rows(r.clone()),
-                    dh_prev.rows(r.clone()),
-                    temp.rows(r.clone()),
-                )
-            };
+        let writes = [
+            (xh, nx + n),
+            (dpre, 4 * n),
+            (dh_prev, 2 * n),
+            (scratch, self.scratch_per_row()),
+        ];
+        par_rows_mut(batch, writes, |r, [xh, dpre, dh_prev, temp]| {
             let (x, tape, dh) = (
                 &x[row_span(&r, nx)],
                 &tape[row_span(&r, 6 * n)],

@@ -26,13 +26,13 @@ use crate::shape::{rows, rows_mut};
 
 /// Fewest rows per thread: one tile of the widest instruction set's packed
 /// product (8 rows with AVX-512F).
-pub(crate) const MIN_ROWS: usize = 8;
+pub const MIN_ROWS: usize = 8;
 
 /// Calls `f(rows)` for blocks of rows covering `0..batch`, one block per
 /// thread of the pool (the same block to the same thread every time while
 /// no one is late), or `f(0..batch)` on the calling thread when the batch
 /// is small.
-pub(crate) fn par_rows(batch: usize, f: impl Fn(Range<usize>) + Sync) {
+pub fn par_rows(batch: usize, f: impl Fn(Range<usize>) + Sync) {
     let parts = pool_threads().min(batch / MIN_ROWS).max(1);
     if parts == 1 {
         f(0..batch);
@@ -41,11 +41,40 @@ pub(crate) fn par_rows(batch: usize, f: impl Fn(Range<usize>) + Sync) {
     run_parts(parts, &|p| f(p * batch / parts..(p + 1) * batch / parts));
 }
 
+/// [`par_rows`] with mutable arrays: `f(rows, [that block of each array])`
+/// for each part, where array `i` is `writes[i].0`, rows of `writes[i].1`
+/// floats (at least `batch` of them).
+///
+/// # Panics
+/// If an array has fewer than `batch` rows.
+pub fn par_rows_mut<const W: usize>(
+    batch: usize,
+    writes: [(&mut [f32], usize); W],
+    f: impl Fn(Range<usize>, [&mut [f32]; W]) + Sync,
+) {
+    let lent = writes.map(|(data, width)| {
+        assert!(
+            data.len() >= batch.saturating_mul(width),
+            "par_rows_mut: {} floats hold fewer than {batch} rows of {width}",
+            data.len()
+        );
+        RowsMut::new(data, width)
+    });
+    par_rows(batch, |r| {
+        // SAFETY: `par_rows` hands each part its own rows, so no two
+        // parts' blocks overlap.
+        f(
+            r.clone(),
+            std::array::from_fn(|i| unsafe { lent[i].rows(r.clone()) }),
+        );
+    });
+}
+
 /// A mutable array of rows of `width` floats lent to the parts of a
 /// [`par_rows`] job, each taking its own rows.
 pub(crate) struct RowsMut<'a> {
     ptr: *mut f32,
-    rows: usize,
+    len: usize,
     width: usize,
     _lent: PhantomData<&'a mut [f32]>,
 }
@@ -59,7 +88,7 @@ impl<'a> RowsMut<'a> {
     pub fn new(data: &'a mut [f32], width: usize) -> Self {
         RowsMut {
             ptr: data.as_mut_ptr(),
-            rows: data.len() / width.max(1),
+            len: data.len(),
             width,
             _lent: PhantomData,
         }
@@ -72,7 +101,10 @@ impl<'a> RowsMut<'a> {
     /// of a `par_rows` job take disjoint blocks).
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn rows(&self, r: Range<usize>) -> &mut [f32] {
-        assert!(r.start <= r.end && r.end <= self.rows, "rows out of range");
+        assert!(
+            r.start <= r.end && r.end.saturating_mul(self.width) <= self.len,
+            "rows out of range"
+        );
         // SAFETY: in bounds (checked); exclusive by the caller's contract.
         unsafe {
             std::slice::from_raw_parts_mut(self.ptr.add(r.start * self.width), r.len() * self.width)

@@ -18,6 +18,7 @@ pub use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2};
 // activations are `#[inline]`, so they vectorise inside the generated loops).
 pub use crate::kernels::{exp, gemm_nn_packed_acc, gemm_tn_acc, log, sigmoid, softplus, tanh};
 pub use crate::packed::{PackedWeights, Packing};
+pub use crate::par_rows::par_rows_mut;
 pub use crate::readout::ShapeError;
 pub use crate::rng::Rng;
 pub use crate::shape::{check_grads, rows, rows_mut, scratch_rows};

@@ -5,7 +5,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params};
 use crate::kernels::{simd_fn, tanh};
 use crate::packed::PackedWeights;
-use crate::par_rows::{RowsMut, forward_by_rows, par_rows};
+use crate::par_rows::{forward_by_rows, par_rows_mut};
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -219,10 +219,7 @@ impl Cell for Rnn {
         let [(xh, dpre)] = operands.rows::<1>();
         let (batch, n) = (x.nrows(), self.hidden);
         let dh_prev = self.backward_operands(WHAT, x, tape, dh, dh_prev, xh, dpre);
-        let (dpre, dh_prev) = (RowsMut::new(dpre, n), RowsMut::new(dh_prev, n));
-        par_rows(batch, |r| {
-            // SAFETY: `par_rows` hands each part its own rows.
-            let (dpre, dh_prev) = unsafe { (dpre.rows(r.clone()), dh_prev.rows(r)) };
+        par_rows_mut(batch, [(dpre, n), (dh_prev, n)], |_, [dpre, dh_prev]| {
             self.write_dh_prev(dpre, dh_prev);
         });
     }

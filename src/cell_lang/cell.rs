@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use bptt_runtime::shape::{check_grads, rows, rows_mut, scratch_rows};
-use bptt_runtime::{Cell, Packed, PackedWeights, ShapeError};
+use bptt_runtime::{Cell, Packed, PackedWeights, ShapeError, par_rows_mut};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::method::Method;
@@ -156,6 +156,40 @@ impl<E> ProgramCell<E> {
     }
 }
 
+impl<E: Engine> ProgramCell<E> {
+    /// Runs `method`, which reads `reads` and writes `writes` (buffers of
+    /// `batch` rows with their widths, shape-checked), row-parallel
+    /// ([`par_rows_mut`]): a block of rows of every buffer per part. Only for
+    /// the forward methods, whose every instruction works row by row (no
+    /// parameter gradient sums over rows there), so the result is bitwise
+    /// that of one call on the whole batch.
+    fn run_by_rows<const R: usize, const W: usize>(
+        &self,
+        method: Method,
+        batch: usize,
+        reads: [(Buffer, &[f32], usize); R],
+        writes: [(Buffer, &mut [f32], usize); W],
+    ) {
+        debug_assert!(!method.has_grads());
+        let packed = self.packed.get(&self.params);
+        let names = writes.each_ref().map(|w| w.0);
+        par_rows_mut(
+            batch,
+            writes.map(|(_, data, width)| (data, width)),
+            |r, blocks| {
+                let mut frame = Frame::new(r.len(), &self.params, &packed);
+                for (buffer, data, width) in &reads {
+                    frame = frame.with(*buffer, Buf::Read(&data[r.start * width..r.end * width]));
+                }
+                for (buffer, block) in names.into_iter().zip(blocks) {
+                    frame = frame.with(buffer, Buf::Write(block));
+                }
+                self.engine.run(&self.program, method, frame);
+            },
+        );
+    }
+}
+
 impl<E: Engine> Cell for ProgramCell<E> {
     fn input_size(&self) -> usize {
         self.program.input_size
@@ -198,25 +232,34 @@ impl<E: Engine> Cell for ProgramCell<E> {
         scratch: ArrayViewMut2<f32>,
     ) {
         let (p, what, n) = (&*self.program, &self.what[0], x.nrows());
-        let packed = self.packed.get(&self.params);
-        let frame = Frame::new(n, &self.params, &packed)
-            .with(
-                Buffer::Input,
-                Buf::Read(rows(what, "x", x, n, p.input_size)),
-            )
-            .with(
-                Buffer::StatePrev,
-                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
-            )
-            .with(
-                Buffer::StateNext,
-                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
-            )
-            .with(
-                Buffer::Scratch,
-                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
-            );
-        self.engine.run(p, Method::Forward, frame);
+        self.run_by_rows(
+            Method::Forward,
+            n,
+            [
+                (
+                    Buffer::Input,
+                    rows(what, "x", x, n, p.input_size),
+                    p.input_size,
+                ),
+                (
+                    Buffer::StatePrev,
+                    rows(what, "h_prev", h_prev, n, p.state_size),
+                    p.state_size,
+                ),
+            ],
+            [
+                (
+                    Buffer::StateNext,
+                    rows_mut(what, "h_next", h_next, n, p.state_size),
+                    p.state_size,
+                ),
+                (
+                    Buffer::Scratch,
+                    scratch_rows(what, scratch, n, p.scratch_size),
+                    p.scratch_size,
+                ),
+            ],
+        );
     }
 
     fn forward_tape(
@@ -228,44 +271,57 @@ impl<E: Engine> Cell for ProgramCell<E> {
         scratch: ArrayViewMut2<f32>,
     ) {
         let (p, what, n) = (&*self.program, &self.what[1], x.nrows());
-        let packed = self.packed.get(&self.params);
-        let frame = Frame::new(n, &self.params, &packed)
-            .with(
-                Buffer::Input,
-                Buf::Read(rows(what, "x", x, n, p.input_size)),
-            )
-            .with(
-                Buffer::StatePrev,
-                Buf::Read(rows(what, "h_prev", h_prev, n, p.state_size)),
-            )
-            .with(
-                Buffer::Tape,
-                Buf::Write(rows_mut(what, "tape", tape, n, p.tape_size)),
-            )
-            .with(
-                Buffer::StateNext,
-                Buf::Write(rows_mut(what, "h_next", h_next, n, p.state_size)),
-            )
-            .with(
-                Buffer::Scratch,
-                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
-            );
-        self.engine.run(p, Method::ForwardTape, frame);
+        self.run_by_rows(
+            Method::ForwardTape,
+            n,
+            [
+                (
+                    Buffer::Input,
+                    rows(what, "x", x, n, p.input_size),
+                    p.input_size,
+                ),
+                (
+                    Buffer::StatePrev,
+                    rows(what, "h_prev", h_prev, n, p.state_size),
+                    p.state_size,
+                ),
+            ],
+            [
+                (
+                    Buffer::Tape,
+                    rows_mut(what, "tape", tape, n, p.tape_size),
+                    p.tape_size,
+                ),
+                (
+                    Buffer::StateNext,
+                    rows_mut(what, "h_next", h_next, n, p.state_size),
+                    p.state_size,
+                ),
+                (
+                    Buffer::Scratch,
+                    scratch_rows(what, scratch, n, p.scratch_size),
+                    p.scratch_size,
+                ),
+            ],
+        );
     }
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
         let (p, what, n) = (&*self.program, &self.what[2], tape.nrows());
-        let packed = self.packed.get(&self.params);
-        let frame = Frame::new(n, &self.params, &packed)
-            .with(
+        self.run_by_rows(
+            Method::StateFromTape,
+            n,
+            [(
                 Buffer::Tape,
-                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
-            )
-            .with(
+                rows(what, "tape", tape, n, p.tape_size),
+                p.tape_size,
+            )],
+            [(
                 Buffer::StateNext,
-                Buf::Write(rows_mut(what, "h", h, n, p.state_size)),
-            );
-        self.engine.run(p, Method::StateFromTape, frame);
+                rows_mut(what, "h", h, n, p.state_size),
+                p.state_size,
+            )],
+        );
     }
 
     fn backward(

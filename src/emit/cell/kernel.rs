@@ -326,15 +326,54 @@ pub(super) fn method(
         checks.push(quote!(let packed = self.packed.get(&self.params);));
     }
     let first = Ident::new(frame.buffers[0].1.name, Span::call_site());
+    let body = if frame.grads {
+        quote!(#(#statements)*)
+    } else {
+        by_rows(program, &frame, &statements)
+    };
     let method = Ident::new(method, Span::call_site());
     Ok(quote! {
         fn #method(&self, #(#args),*) {
             const WHAT: &str = #what;
             let batch = #first.nrows();
             #(#checks)*
-            #(#statements)*
+            #body
         }
     })
+}
+
+/// A forward method's statements run row-parallel
+/// (`bptt_runtime::par_rows_mut`), as `ProgramCell` runs them: each part
+/// rebinds `batch` and the slices the statements name to its own rows.
+/// Every instruction of a forward kernel works row by row, so the result is
+/// bitwise one call's.
+fn by_rows(program: &CellProgram, frame: &Frame, statements: &[TokenStream]) -> TokenStream {
+    let used = |name: &str| frame.used.contains(name);
+    let mut writes = Vec::new();
+    let mut names = Vec::new();
+    let mut reads = Vec::new();
+    for (_, b) in frame.buffers.iter().filter(|(_, b)| used(b.name)) {
+        let (name, width) = (Ident::new(b.name, Span::call_site()), lit(b.width));
+        if b.writable {
+            writes.push(quote!((#name, #width)));
+            names.push(name);
+        } else {
+            reads.push(quote!(let #name = &#name[r.start * #width..r.end * #width];));
+        }
+    }
+    if frame.scratch && used("scratch") {
+        let width = lit(program.scratch_size);
+        writes.push(quote!((scratch, #width)));
+        names.push(Ident::new("scratch", Span::call_site()));
+    }
+    quote! {
+        __bptt::par_rows_mut(batch, [#(#writes),*], |r, [#(#names),*]| {
+            #[allow(unused_variables)]
+            let batch = r.len();
+            #(#reads)*
+            #(#statements)*
+        });
+    }
 }
 
 /// `let name = check;` when the statements use `name`, else `check;`.

@@ -143,22 +143,22 @@ fn a_row_that_a_loop_reads_and_writes_is_split_apart() {
     }));
     let code = emit_cell_rust(&program, "Rnn").unwrap();
     let expected = "
-                fn columns(v0: &[f32], v1: &[f32], v2: &mut [f32]) {
-                    for j in 0..5 {
-                        let r0 = v0[j];
-                        let r1 = v1[j];
-                        let r2 = r0 + r1;
-                        v2[j] = r2;
-                    }
-                }
-                for a0 in h_next.chunks_exact_mut(15) {
-                    let (a0_0, a0) = a0.split_at_mut(7);
-                    let v0 = &a0_0[0..5];
-                    let v1 = &a0_0[2..7];
-                    let (_, a0) = a0.split_at_mut(3);
-                    let v2 = &mut a0[..5];
-                    columns(v0, v1, v2);
-                }";
+                        fn columns(v0: &[f32], v1: &[f32], v2: &mut [f32]) {
+                            for j in 0..5 {
+                                let r0 = v0[j];
+                                let r1 = v1[j];
+                                let r2 = r0 + r1;
+                                v2[j] = r2;
+                            }
+                        }
+                        for a0 in h_next.chunks_exact_mut(15) {
+                            let (a0_0, a0) = a0.split_at_mut(7);
+                            let v0 = &a0_0[0..5];
+                            let v1 = &a0_0[2..7];
+                            let (_, a0) = a0.split_at_mut(3);
+                            let v2 = &mut a0[..5];
+                            columns(v0, v1, v2);
+                        }";
     assert!(code.contains(expected), "{code}");
     // Writing what the loop reads is refused.
     let Some(Instr::Loop(l)) = program.forward.instrs.last_mut() else {

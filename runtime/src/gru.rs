@@ -6,7 +6,7 @@ use crate::cell::add_window;
 use crate::elementwise::{GateBlock, check_hidden, in_row_blocks, init_params, row_span};
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::packed::{Packed, PackedWeights};
-use crate::par_rows::{forward_by_rows, par_rows_mut};
+use crate::par_rows::par_rows_mut;
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -267,33 +267,9 @@ impl Gru {
         2 * self.input + 6 * self.hidden
     }
 
-    /// The forward step shared by `forward` and `forward_tape`, row-parallel
-    /// ([`par_rows`]), then block by block of rows in stack buffers so that
-    /// neither needs the caller's scratch.
-    fn run(
-        &self,
-        what: &str,
-        x: ArrayView2<f32>,
-        h_prev: ArrayView2<f32>,
-        tape: Option<ArrayViewMut2<f32>>,
-        h_next: ArrayViewMut2<f32>,
-    ) {
-        let (n, nx) = (self.hidden, self.input);
-        let packs = self.packed.get(&self.params);
-        let widths = (nx, n, 5 * n);
-        forward_by_rows(
-            what,
-            x,
-            h_prev,
-            tape,
-            h_next,
-            widths,
-            |x, h_prev, tape, h_next| self.forward_block(&packs, x, h_prev, tape, h_next),
-        );
-    }
-
-    /// [`Gru::run`] on some rows: `x`, `h_prev`, `tape` and `h_next` hold
-    /// the same rows.
+    /// The forward step (with a tape for `forward_tape`) on some rows, in
+    /// stack buffers block by block so that it needs no scratch: `x`,
+    /// `h_prev`, `tape` and `h_next` hold the same rows.
     fn forward_block(
         &self,
         packs: &Packed,

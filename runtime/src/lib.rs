@@ -10,8 +10,9 @@
 /// The methods every runtime cell implements the same way: sizes as
 /// multiples of the hidden size (scratch from the cell's own
 /// `scratch_per_row`), the flat parameters, and `forward` /
-/// `forward_tape` as one shared `run` with or without a tape (which is what
-/// makes them write bitwise the same state). The runtime cells' forward steps
+/// `forward_tape` as the cell's one `forward_block` with or without a tape
+/// (which is what makes them write bitwise the same state), row-parallel
+/// (`par_rows::forward_by_rows`). The runtime cells' forward steps
 /// need no scratch, so they ignore it (`backward` still uses it).
 macro_rules! cell_plumbing {
     ($name:literal, state = $state:literal, tape = $tape:literal) => {
@@ -55,7 +56,18 @@ macro_rules! cell_plumbing {
             h_next: ArrayViewMut2<f32>,
             _scratch: ArrayViewMut2<f32>,
         ) {
-            self.run(concat!($name, "::forward"), x, h_prev, None, h_next);
+            let packs = self.packed.get(&self.params);
+            let widths = (self.input, $state * self.hidden, $tape * self.hidden);
+            let what = concat!($name, "::forward");
+            $crate::par_rows::forward_by_rows(
+                what,
+                x,
+                h_prev,
+                None,
+                h_next,
+                widths,
+                |x, h, t, hn| self.forward_block(&packs, x, h, t, hn),
+            );
         }
 
         fn forward_tape(
@@ -66,12 +78,18 @@ macro_rules! cell_plumbing {
             h_next: ArrayViewMut2<f32>,
             _scratch: ArrayViewMut2<f32>,
         ) {
-            self.run(
-                concat!($name, "::forward_tape"),
+            let packs = self.packed.get(&self.params);
+            let widths = (self.input, $state * self.hidden, $tape * self.hidden);
+            let what = concat!($name, "::forward_tape");
+            let tape = Some(tape);
+            $crate::par_rows::forward_by_rows(
+                what,
                 x,
                 h_prev,
-                Some(tape),
+                tape,
                 h_next,
+                widths,
+                |x, h, t, hn| self.forward_block(&packs, x, h, t, hn),
             );
         }
     };

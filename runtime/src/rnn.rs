@@ -4,8 +4,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::elementwise::{GateBlock, check_hidden, gather_cols, init_params};
 use crate::kernels::{simd_fn, tanh};
-use crate::packed::PackedWeights;
-use crate::par_rows::{forward_by_rows, par_rows_mut};
+use crate::packed::{Packed, PackedWeights};
+use crate::par_rows::par_rows_mut;
 use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
@@ -130,44 +130,30 @@ impl Rnn {
             .add_dh(&self.packed.get(&self.params), 0, batch, dpre, dh_prev);
     }
 
-    /// The forward step shared by `forward` and `forward_tape`, row-parallel
-    /// ([`par_rows`]): each block's pre-activations go straight into
-    /// `h_next`, then `tanh` in place.
-    fn run(
+    /// The forward step (with a tape for `forward_tape`) on some rows: the
+    /// pre-activations go straight into `h_next`, then `tanh` in place.
+    fn forward_block(
         &self,
-        what: &str,
-        x: ArrayView2<f32>,
-        h_prev: ArrayView2<f32>,
-        tape: Option<ArrayViewMut2<f32>>,
-        h_next: ArrayViewMut2<f32>,
+        packs: &Packed,
+        x: &[f32],
+        h_prev: &[f32],
+        tape: Option<&mut [f32]>,
+        h_next: &mut [f32],
     ) {
-        let (h, nx) = (self.hidden, self.input);
-        let packs = self.packed.get(&self.params);
-        let widths = (nx, h, 2 * h);
-        forward_by_rows(
-            what,
-            x,
-            h_prev,
-            tape,
-            h_next,
-            widths,
-            |x, h_prev, tape, h_next| {
-                let m = h_prev.len() / h;
-                self.block
-                    .pre(&self.params, &packs, 0, m, x, h_prev, h_next);
-                tanh_in_place(h_next);
-                if let Some(tape) = tape {
-                    for ((t, hp), hn) in tape
-                        .chunks_exact_mut(2 * h)
-                        .zip(h_prev.chunks_exact(h))
-                        .zip(h_next.chunks_exact(h))
-                    {
-                        t[..h].copy_from_slice(hp);
-                        t[h..].copy_from_slice(hn);
-                    }
-                }
-            },
-        );
+        let h = self.hidden;
+        let m = h_prev.len() / h;
+        self.block.pre(&self.params, packs, 0, m, x, h_prev, h_next);
+        tanh_in_place(h_next);
+        if let Some(tape) = tape {
+            for ((t, hp), hn) in tape
+                .chunks_exact_mut(2 * h)
+                .zip(h_prev.chunks_exact(h))
+                .zip(h_next.chunks_exact(h))
+            {
+                t[..h].copy_from_slice(hp);
+                t[h..].copy_from_slice(hn);
+            }
+        }
     }
 }
 

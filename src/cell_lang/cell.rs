@@ -157,6 +157,43 @@ impl<E> ProgramCell<E> {
 }
 
 impl<E: Engine> ProgramCell<E> {
+    /// A forward step's `x` and `h_prev`, checked, with their widths.
+    fn inputs<'a>(
+        &self,
+        what: &str,
+        x: ArrayView2<'a, f32>,
+        h_prev: ArrayView2<'a, f32>,
+    ) -> [(Buffer, &'a [f32], usize); 2] {
+        let (p, n) = (&*self.program, x.nrows());
+        [
+            (
+                Buffer::Input,
+                rows(what, "x", x, n, p.input_size),
+                p.input_size,
+            ),
+            (
+                Buffer::StatePrev,
+                rows(what, "h_prev", h_prev, n, p.state_size),
+                p.state_size,
+            ),
+        ]
+    }
+
+    /// A method's scratch for `n` rows, checked, with its width.
+    fn scratch<'a>(
+        &self,
+        what: &str,
+        scratch: ArrayViewMut2<'a, f32>,
+        n: usize,
+    ) -> (Buffer, &'a mut [f32], usize) {
+        let width = self.program.scratch_size;
+        (
+            Buffer::Scratch,
+            scratch_rows(what, scratch, n, width),
+            width,
+        )
+    }
+
     /// Runs `method`, which reads `reads` and writes `writes` (buffers of
     /// `batch` rows with their widths, shape-checked), row-parallel
     /// ([`par_rows_mut`]): a block of rows of every buffer per part. Only for
@@ -232,34 +269,12 @@ impl<E: Engine> Cell for ProgramCell<E> {
         scratch: ArrayViewMut2<f32>,
     ) {
         let (p, what, n) = (&*self.program, &self.what[0], x.nrows());
-        self.run_by_rows(
-            Method::Forward,
-            n,
-            [
-                (
-                    Buffer::Input,
-                    rows(what, "x", x, n, p.input_size),
-                    p.input_size,
-                ),
-                (
-                    Buffer::StatePrev,
-                    rows(what, "h_prev", h_prev, n, p.state_size),
-                    p.state_size,
-                ),
-            ],
-            [
-                (
-                    Buffer::StateNext,
-                    rows_mut(what, "h_next", h_next, n, p.state_size),
-                    p.state_size,
-                ),
-                (
-                    Buffer::Scratch,
-                    scratch_rows(what, scratch, n, p.scratch_size),
-                    p.scratch_size,
-                ),
-            ],
-        );
+        let next = rows_mut(what, "h_next", h_next, n, p.state_size);
+        let writes = [
+            (Buffer::StateNext, next, p.state_size),
+            self.scratch(what, scratch, n),
+        ];
+        self.run_by_rows(Method::Forward, n, self.inputs(what, x, h_prev), writes);
     }
 
     fn forward_tape(
@@ -271,39 +286,14 @@ impl<E: Engine> Cell for ProgramCell<E> {
         scratch: ArrayViewMut2<f32>,
     ) {
         let (p, what, n) = (&*self.program, &self.what[1], x.nrows());
-        self.run_by_rows(
-            Method::ForwardTape,
-            n,
-            [
-                (
-                    Buffer::Input,
-                    rows(what, "x", x, n, p.input_size),
-                    p.input_size,
-                ),
-                (
-                    Buffer::StatePrev,
-                    rows(what, "h_prev", h_prev, n, p.state_size),
-                    p.state_size,
-                ),
-            ],
-            [
-                (
-                    Buffer::Tape,
-                    rows_mut(what, "tape", tape, n, p.tape_size),
-                    p.tape_size,
-                ),
-                (
-                    Buffer::StateNext,
-                    rows_mut(what, "h_next", h_next, n, p.state_size),
-                    p.state_size,
-                ),
-                (
-                    Buffer::Scratch,
-                    scratch_rows(what, scratch, n, p.scratch_size),
-                    p.scratch_size,
-                ),
-            ],
-        );
+        let tape = rows_mut(what, "tape", tape, n, p.tape_size);
+        let next = rows_mut(what, "h_next", h_next, n, p.state_size);
+        let writes = [
+            (Buffer::Tape, tape, p.tape_size),
+            (Buffer::StateNext, next, p.state_size),
+            self.scratch(what, scratch, n),
+        ];
+        self.run_by_rows(Method::ForwardTape, n, self.inputs(what, x, h_prev), writes);
     }
 
     fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {

@@ -34,13 +34,11 @@ impl GateBlock {
         self.offset + self.len()
     }
 
-    /// The `W_x` range.
-    pub fn wx(&self) -> Range<usize> {
+    fn wx(&self) -> Range<usize> {
         self.offset..self.offset + self.input * self.width
     }
 
-    /// The `W_h` range.
-    pub fn wh(&self) -> Range<usize> {
+    fn wh(&self) -> Range<usize> {
         let start = self.wx().end;
         start..start + self.hidden * self.width
     }

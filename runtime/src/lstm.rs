@@ -295,12 +295,11 @@ impl Lstm {
 
     /// Writes `dh_prev`'s `h` half, `dpre·W_hᵀ`, computed contiguous in
     /// `temp` (`[batch × H]`).
-    fn add_dh_prev(&self, dpre: &[f32], temp: &mut [f32], dh_prev: &mut [f32]) {
+    fn add_dh_prev(&self, packs: &Packed, dpre: &[f32], temp: &mut [f32], dh_prev: &mut [f32]) {
         let n = self.hidden;
         let batch = temp.len() / n;
         temp.fill(0.0);
-        self.gates
-            .add_dh(&self.packed.get(&self.params), 0, batch, dpre, temp);
+        self.gates.add_dh(packs, 0, batch, dpre, temp);
         scatter_cols(temp, dh_prev, 2 * n, 0..n);
     }
 
@@ -373,7 +372,8 @@ impl Cell for Lstm {
         backward_rows(self.hidden, self.input, x, tape, dh, xh, dpre, dh_prev);
         self.deferred[0].add(xh, dpre, grads);
         // xh is free again: dh_prev's h part is computed there.
-        self.add_dh_prev(dpre, &mut xh[..batch * self.hidden], dh_prev);
+        let packs = self.packed.get(&self.params);
+        self.add_dh_prev(&packs, dpre, &mut xh[..batch * self.hidden], dh_prev);
     }
 
     fn weight_gradients(&self) -> &[WeightGradient] {
@@ -404,6 +404,7 @@ impl Cell for Lstm {
             (dh_prev, 2 * n),
             (scratch, self.scratch_per_row()),
         ];
+        let packs = self.packed.get(&self.params);
         par_rows_mut(batch, writes, |r, [xh, dpre, dh_prev, temp]| {
             let (x, tape, dh) = (
                 &x[row_span(&r, nx)],
@@ -411,7 +412,7 @@ impl Cell for Lstm {
                 &dh[row_span(&r, 2 * n)],
             );
             backward_rows(n, nx, x, tape, dh, xh, dpre, dh_prev);
-            self.add_dh_prev(dpre, &mut temp[..r.len() * n], dh_prev);
+            self.add_dh_prev(&packs, dpre, &mut temp[..r.len() * n], dh_prev);
         });
     }
 }

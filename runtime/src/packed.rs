@@ -94,7 +94,7 @@ impl Packed<'_> {
         &self.weights.starts
     }
 
-    /// All copies, back to back (copy `i` at [`PackedWeights::start`]`(i)`).
+    /// All copies, back to back (copy `i` at [`Packed::starts`]`[i]`).
     pub fn all(&self) -> &[f32] {
         &self.panels
     }
@@ -127,16 +127,6 @@ impl PackedWeights {
                 .expect("PackedWeights: size overflows");
         }
         (starts, len)
-    }
-
-    /// The copies' sources, in order.
-    pub fn packings(&self) -> &[Packing] {
-        &self.packings
-    }
-
-    /// Where copy `i` starts among [`Packed::all`].
-    pub fn start(&self, i: usize) -> usize {
-        self.starts[i]
     }
 
     /// Floats the copies occupy (part of a cell's fixed memory).
@@ -254,7 +244,7 @@ mod tests {
             (0..2).map(|i| packed.matrix(i).to_vec()).collect()
         };
         assert_eq!(got(&w, &params), expect(&params));
-        assert_eq!(w.start(1), w.packings()[0].floats());
+        assert_eq!(w.get(&params).starts(), [0, packings[0].floats()]);
         assert_eq!(w.floats(), 8 * panel_width());
         params[7] = -1.0;
         w.invalidate();

@@ -71,8 +71,9 @@ pub fn par_rows_mut<const W: usize>(
 }
 
 /// A mutable array of rows of `width` floats lent to the parts of a
-/// [`par_rows`] job, each taking its own rows.
-pub(crate) struct RowsMut<'a> {
+/// [`par_rows`] job, each taking its own rows (only through
+/// [`par_rows_mut`]).
+struct RowsMut<'a> {
     ptr: *mut f32,
     len: usize,
     width: usize,
@@ -85,7 +86,7 @@ unsafe impl Sync for RowsMut<'_> {}
 
 impl<'a> RowsMut<'a> {
     /// Lends `data`, rows of `width` floats.
-    pub fn new(data: &'a mut [f32], width: usize) -> Self {
+    fn new(data: &'a mut [f32], width: usize) -> Self {
         RowsMut {
             ptr: data.as_mut_ptr(),
             len: data.len(),
@@ -100,7 +101,7 @@ impl<'a> RowsMut<'a> {
     /// No other live slice from this `RowsMut` overlaps rows `r` (the parts
     /// of a `par_rows` job take disjoint blocks).
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn rows(&self, r: Range<usize>) -> &mut [f32] {
+    unsafe fn rows(&self, r: Range<usize>) -> &mut [f32] {
         assert!(
             r.start <= r.end && r.end.saturating_mul(self.width) <= self.len,
             "rows out of range"
@@ -128,17 +129,23 @@ pub(crate) fn forward_by_rows(
     let batch = x.nrows();
     let x = rows(what, "x", x, batch, input);
     let h_prev = rows(what, "h_prev", h_prev, batch, state);
-    let h_next = RowsMut::new(rows_mut(what, "h_next", h_next, batch, state), state);
-    let tape = tape.map(|t| RowsMut::new(rows_mut(what, "tape", t, batch, tape_width), tape_width));
-    par_rows(batch, |r| {
-        // SAFETY: `par_rows` hands each part its own rows.
-        let (h_next, tape) = unsafe {
-            (
-                h_next.rows(r.clone()),
-                tape.as_ref().map(|t| t.rows(r.clone())),
-            )
-        };
-        let (x, h_prev) = (&x[row_span(&r, input)], &h_prev[row_span(&r, state)]);
-        f(x, h_prev, tape, h_next);
-    });
+    let h_next = rows_mut(what, "h_next", h_next, batch, state);
+    let inputs = |r: &Range<usize>| (&x[row_span(r, input)], &h_prev[row_span(r, state)]);
+    match tape {
+        Some(tape) => {
+            let tape = rows_mut(what, "tape", tape, batch, tape_width);
+            par_rows_mut(
+                batch,
+                [(tape, tape_width), (h_next, state)],
+                |r, [t, hn]| {
+                    let (x, h) = inputs(&r);
+                    f(x, h, Some(t), hn)
+                },
+            );
+        }
+        None => par_rows_mut(batch, [(h_next, state)], |r, [hn]| {
+            let (x, h) = inputs(&r);
+            f(x, h, None, hn)
+        }),
+    }
 }

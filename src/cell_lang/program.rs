@@ -429,6 +429,19 @@ impl CellProgram {
         out
     }
 
+    /// Where the packed copy of `w` (`transposed`: of `Wᵀ`) that a product
+    /// of the program reads stands in [`CellProgram::packings`].
+    ///
+    /// # Panics
+    /// If no product of the program reads it.
+    pub fn packing_index(&self, w: ParamMatrix, transposed: bool) -> usize {
+        let p = w.packing(transposed);
+        self.packings()
+            .iter()
+            .position(|q| *q == p)
+            .expect("packings lists every product's weights")
+    }
+
     /// The tape's size over the state's: the planning model's alpha.
     pub fn alpha(&self) -> f64 {
         self.tape_size as f64 / self.state_size as f64

@@ -129,6 +129,14 @@ impl<'a> Frame<'a> {
         if grad && !self.grads {
             return Err(format!("`{}` has no gradients", self.method));
         }
+        let end = self.param_end(offset, len)?;
+        self.used.insert(if grad { "grads" } else { "params" });
+        let (start, end) = (lit(offset), lit(end));
+        Ok(quote!(#start..#end))
+    }
+
+    /// `offset + len`, or an error unless the parameters hold that range.
+    fn param_end(&self, offset: usize, len: usize) -> Result<usize, String> {
         let end = offset + len;
         if end > self.program.param_count {
             return Err(format!(
@@ -136,28 +144,22 @@ impl<'a> Frame<'a> {
                 self.program.param_count
             ));
         }
-        self.used.insert(if grad { "grads" } else { "params" });
-        let (start, end) = (lit(offset), lit(end));
-        Ok(quote!(#start..#end))
+        Ok(end)
     }
 
-    /// A matrix product's weights, or their gradient when `grad`.
-    fn weights(&mut self, w: ParamMatrix, grad: bool) -> Result<TokenStream, String> {
-        let range = self.params(w.offset, w.rows * w.cols, grad)?;
-        Ok(if grad {
-            quote!(&mut grads[#range])
-        } else {
-            quote!(&params[#range])
-        })
+    /// A matrix product's weight gradient.
+    fn weight_grads(&mut self, w: ParamMatrix) -> Result<TokenStream, String> {
+        let range = self.params(w.offset, w.rows * w.cols, true)?;
+        Ok(quote!(&mut grads[#range]))
     }
 
-    /// The packed copy of `w` (`transposed`: of `Wᵀ`) that a product reads.
-    fn packed(&mut self, w: ParamMatrix, transposed: bool) -> TokenStream {
+    /// The packed copy of `w` (`transposed`: of `Wᵀ`) that a product reads,
+    /// or an error unless the parameters hold `w`.
+    fn packed(&mut self, w: ParamMatrix, transposed: bool) -> Result<TokenStream, String> {
+        self.param_end(w.offset, w.rows * w.cols)?;
         self.used.insert("packed");
-        let p = w.packing(transposed);
-        let i = self.program.packings().iter().position(|q| *q == p);
-        let i = lit(i.expect("packings lists every product's weights"));
-        quote!(packed.matrix(#i))
+        let i = lit(self.program.packing_index(w, transposed));
+        Ok(quote!(packed.matrix(#i)))
     }
 
     /// A product's read-only operand `[batch, width]`.
@@ -227,7 +229,7 @@ fn check_width(t: Temp, width: usize) -> Result<(), String> {
 fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
     match instr {
         Instr::MatMul { a, w, out } => {
-            let weights = frame.packed(*w, false);
+            let weights = frame.packed(*w, false)?;
             let (k, n) = (lit(w.rows), lit(w.cols));
             frame.product(
                 *a,
@@ -238,7 +240,7 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
             )
         }
         Instr::MatMulT { a, w, out } => {
-            let weights = frame.packed(*w, true);
+            let weights = frame.packed(*w, true)?;
             let (k, n) = (lit(w.cols), lit(w.rows));
             frame.product(
                 Matrix::Temp(*a),
@@ -252,7 +254,7 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
             let a = frame.operand(*a, w.rows)?;
             check_width(*dy, w.cols)?;
             let dy = frame.temp(*dy)?;
-            let grads = frame.weights(*w, true)?;
+            let grads = frame.weight_grads(*w)?;
             let (m, n) = (lit(w.rows), lit(w.cols));
             Ok(quote!(__bptt::gemm_tn_acc(#m, batch, #n, #a, &scratch[#dy], #grads);))
         }

@@ -12,7 +12,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use super::fused::emit_loop;
 use super::gemm::{Gemm, gemm_signature};
 use super::reduce::emit_row_sum;
-use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, ParamMatrix, Temp};
+use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, Temp};
 
 /// The kernel's parameters, in order: `rows`, then the pointers `x`,
 /// `state_prev`, `state_next`, `tape`, `grad_state`, `grad_state_prev`,
@@ -123,12 +123,6 @@ pub(super) fn build_kernel(
     kernel: &Kernel,
     config: TargetFrontendConfig,
 ) {
-    let packings = program.packings();
-    let packing = |w: ParamMatrix, transposed| {
-        let p = w.packing(transposed);
-        let i = packings.iter().position(|q| *q == p);
-        i.expect("packings lists every product's weights")
-    };
     func.signature = kernel_signature(config);
     let mut b = FunctionBuilder::new(func, builder_ctx);
     let entry = b.create_block();
@@ -147,7 +141,7 @@ pub(super) fn build_kernel(
                     constant(&mut b, &args, w.rows),
                     constant(&mut b, &args, w.cols),
                     matrix(&mut b, &args, a),
-                    args.packed(&mut b, packing(w, false)),
+                    args.packed(&mut b, program.packing_index(w, false)),
                     temp(&mut b, &args, out),
                 ];
                 b.ins().call(gemms[Gemm::NnPacked as usize], &operands);
@@ -158,7 +152,7 @@ pub(super) fn build_kernel(
                     constant(&mut b, &args, w.cols),
                     constant(&mut b, &args, w.rows),
                     temp(&mut b, &args, a),
-                    args.packed(&mut b, packing(w, true)),
+                    args.packed(&mut b, program.packing_index(w, true)),
                     temp(&mut b, &args, out),
                 ];
                 b.ins().call(gemms[Gemm::NnPacked as usize], &operands);

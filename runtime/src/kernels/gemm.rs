@@ -530,28 +530,10 @@ unsafe fn broadcast_panels<S: Simd, const MR: usize, const NV: usize>(
 ) {
     let nr = PANEL_VECTORS * S::LANES;
     let pstride = g.k * nr;
-    for j in cols.clone().step_by(NV * S::LANES) {
-        for i in rows.clone().step_by(MR) {
-            let t = Tile {
-                k: g.k,
-                a: Strided {
-                    // SAFETY: `(i, 0)` is inside `A`.
-                    p: unsafe { g.a.p.add(i * g.a.rs) },
-                    ..g.a
-                },
-                // SAFETY: column `j` starts panel `j / nr`, inside the panels.
-                b: unsafe { g.b.add(j / nr * pstride) },
-                ldb: nr,
-                pstride,
-                // SAFETY: `(i, j)` is inside `C`.
-                c: unsafe { g.c.add(i * g.n + j) },
-                ldc: g.n,
-                cols: (NV * S::LANES).min(cols.end - j),
-            };
-            // SAFETY: the tile's rows and columns lie in the region; panels
-            // are zero-padded to whole vectors.
-            unsafe { broadcast_rows::<S, MR, NV>(&t, MR.min(rows.end - i)) };
-        }
+    // SAFETY: column `j` starts panel `j / nr`, inside the panels, which are
+    // zero-padded to whole vectors; the rest is the caller's contract.
+    unsafe {
+        whole_reduction::<S, MR, NV>(g, rows, cols, |j| (g.b.add(j / nr * pstride), nr, pstride))
     }
 }
 
@@ -643,8 +625,29 @@ unsafe fn broadcast_direct<S: Simd, const MR: usize, const NV: usize>(
     rows: Range<usize>,
     cols: Range<usize>,
 ) {
+    let pstride = PANEL_VECTORS * S::LANES;
+    // SAFETY: `(0, j)` is inside `B`, and whole tiles fit the region's
+    // columns; the rest is the caller's contract.
+    unsafe { whole_reduction::<S, MR, NV>(g, rows, cols, |j| (g.b.add(j), g.n, pstride)) }
+}
+
+/// The tiles of a region over the whole reduction, `B` read where it lies:
+/// the tile at column `j` reads `b_at(j) = (first float, row stride, floats
+/// from one pair of vectors to the next)`.
+///
+/// # Safety
+/// As for [`broadcast_region`], and `b_at(j)` describes `k` rows of `B`
+/// with whole vectors readable for the tile's columns.
+#[inline(always)]
+unsafe fn whole_reduction<S: Simd, const MR: usize, const NV: usize>(
+    g: &Broadcast,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    b_at: impl Fn(usize) -> (*const f32, usize, usize),
+) {
     let nr = NV * S::LANES;
     for j in cols.clone().step_by(nr) {
+        let (b, ldb, pstride) = b_at(j);
         for i in rows.clone().step_by(MR) {
             let t = Tile {
                 k: g.k,
@@ -653,16 +656,16 @@ unsafe fn broadcast_direct<S: Simd, const MR: usize, const NV: usize>(
                     p: unsafe { g.a.p.add(i * g.a.rs) },
                     ..g.a
                 },
-                // SAFETY: `(0, j)` is inside `B`, and `j + nr <= cols.end`.
-                b: unsafe { g.b.add(j) },
-                ldb: g.n,
-                pstride: PANEL_VECTORS * S::LANES,
+                b,
+                ldb,
+                pstride,
                 // SAFETY: `(i, j)` is inside `C`.
                 c: unsafe { g.c.add(i * g.n + j) },
                 ldc: g.n,
-                cols: nr,
+                cols: nr.min(cols.end - j),
             };
-            // SAFETY: the tile's rows and whole columns lie in the region.
+            // SAFETY: the tile's rows and columns lie in the region; `B`'s
+            // vectors are readable by the caller's contract.
             unsafe { broadcast_rows::<S, MR, NV>(&t, MR.min(rows.end - i)) };
         }
     }

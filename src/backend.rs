@@ -8,8 +8,9 @@ use bptt_runtime::{Cell, Readout};
 use crate::error::Error;
 use crate::interp::Interpret;
 use crate::jit::{JitEngine, JitOptions};
+use crate::planner::Plan;
 use crate::runner::{Engine, Runner};
-use crate::schedule::IntoVerified;
+use crate::schedule::{Schedule, Verified};
 
 /// A runner whose engine was chosen at run time ([`BackendKind::build`]).
 pub type Backend = Runner<Box<dyn Engine>>;
@@ -28,19 +29,26 @@ impl BackendKind {
     /// Every backend that runs a schedule chosen at run time.
     pub const ALL: [BackendKind; 2] = [BackendKind::Interpreter, BackendKind::Jit];
 
-    /// Verifies the schedule (unless it is [`Verified`](crate::schedule::Verified)
-    /// already) and builds the runner on this backend's engine for a cell, a
-    /// read-out and a batch size.
+    /// Verifies `plan`'s schedule and builds its runner on this backend's
+    /// engine for a cell, a read-out and a batch size. The one rule: the
+    /// interpreter streams the schedule from the plan (verified in one pass,
+    /// held in memory of the recursion's depth, never `T`); the JIT lists it,
+    /// since it compiles every call, refusing up front a list larger than
+    /// the memory available.
     pub fn build(
         self,
-        schedule: impl IntoVerified,
+        plan: &Plan,
         cell: &dyn Cell,
         readout: &Readout,
         batch: usize,
     ) -> Result<Backend, Error> {
+        let schedule = match self {
+            BackendKind::Interpreter => Verified::stream(plan.clone())?,
+            BackendKind::Jit => Verified::new(Schedule::try_from_plan(plan)?)?,
+        };
         Runner::with_engine(schedule, cell, readout, batch, |lowered, layout| {
             Ok(match self {
-                BackendKind::Interpreter => Box::new(Interpret) as Box<dyn Engine>,
+                BackendKind::Interpreter => Box::<Interpret>::default() as Box<dyn Engine>,
                 BackendKind::Jit => {
                     Box::new(JitEngine::compile(lowered, layout, JitOptions::default())?)
                 }

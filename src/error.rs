@@ -100,6 +100,11 @@ pub enum Error {
     /// A schedule failed verification.
     #[error("schedule rejected by the verifier: {0}")]
     Verify(String),
+    /// Code generation asked for the operations of a streamed schedule.
+    #[error(
+        "the schedule of T = {0} is streamed from its plan, not listed; code generation needs it listed (Schedule::from_plan)"
+    )]
+    Streamed(u32),
     /// Arrays whose shapes do not fit the cell or each other.
     #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
     Shape {

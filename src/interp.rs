@@ -5,7 +5,7 @@ use bptt_runtime::{Cell, Execution, Readout};
 use crate::error::Error;
 use crate::lower::{Call, Lowered};
 use crate::runner::{Engine, Runner};
-use crate::schedule::IntoVerified;
+use crate::schedule::{IntoVerified, StreamMemory};
 
 /// Runs a verified [`Schedule`](crate::Schedule) on any [`Cell`], owning
 /// the arena: the [`Runner`] over the [`Interpret`] engine.
@@ -33,9 +33,12 @@ use crate::schedule::IntoVerified;
 pub type Interpreter = Runner<Interpret>;
 
 /// The interpreting engine: walks the lowered calls, one [`Execution`]
-/// primitive each.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Interpret;
+/// primitive each; a streamed schedule's it lowers from the plan's stream
+/// as it goes, in memory it keeps between runs.
+#[derive(Debug, Default)]
+pub struct Interpret {
+    memory: StreamMemory,
+}
 
 impl Engine for Interpret {
     fn run<'e>(
@@ -45,40 +48,40 @@ impl Engine for Interpret {
     ) -> Result<Execution<'e>, Error> {
         let layout = *exec.layout();
         let at = |region| layout.offset(region);
-        for call in lowered.calls() {
-            match *call {
-                Call::RestoreInitial { dst } => exec.restore_initial(at(dst)),
-                Call::CopyState { src, dst } => exec.copy_state(at(src), at(dst)),
-                Call::StateFromTape { tape, dst } => exec.state_from_tape(at(tape), at(dst)),
-                Call::Forward { step, src, dst } => exec.forward(step, at(src), at(dst)),
-                Call::ForwardTape {
-                    step,
-                    src,
-                    tape,
-                    dst,
-                } => exec.forward_tape(step, at(src), at(tape), at(dst)),
-                Call::Backward {
-                    step,
-                    tape,
-                    grad,
-                    grad_prev,
-                } => exec.backward(step, at(tape), at(grad), at(grad_prev)),
-            }
-        }
+        lowered.for_each(&mut self.memory, |call| match call {
+            Call::RestoreInitial { dst } => exec.restore_initial(at(dst)),
+            Call::CopyState { src, dst } => exec.copy_state(at(src), at(dst)),
+            Call::StateFromTape { tape, dst } => exec.state_from_tape(at(tape), at(dst)),
+            Call::Forward { step, src, dst } => exec.forward(step, at(src), at(dst)),
+            Call::ForwardTape {
+                step,
+                src,
+                tape,
+                dst,
+            } => exec.forward_tape(step, at(src), at(tape), at(dst)),
+            Call::Backward {
+                step,
+                tape,
+                grad,
+                grad_prev,
+            } => exec.backward(step, at(tape), at(grad), at(grad_prev)),
+        });
         Ok(exec)
     }
 }
 
 impl Interpreter {
     /// Verifies the schedule (unless it is [`Verified`](crate::schedule::Verified)
-    /// already) and allocates the arena for a cell, a read-out and a batch
-    /// size.
+    /// already; a [`Plan`](crate::Plan) is verified and run as a stream) and
+    /// allocates the arena for a cell, a read-out and a batch size.
     pub fn new(
         schedule: impl IntoVerified,
         cell: &dyn Cell,
         readout: &Readout,
         batch: usize,
     ) -> Result<Self, Error> {
-        Runner::with_engine(schedule, cell, readout, batch, |_, _| Ok(Interpret))
+        Runner::with_engine(schedule, cell, readout, batch, |_, _| {
+            Ok(Interpret::default())
+        })
     }
 }

@@ -8,9 +8,13 @@
 //! `#[bptt]` macro, the JIT) runs the same lowered calls on
 //! [`bptt_runtime::Execution`].
 
+use std::sync::Arc;
+
 use bptt_runtime::Region;
 
-use crate::schedule::{Op, Source, Tape, Verified};
+use crate::error::Error;
+use crate::planner::Plan;
+use crate::schedule::{Op, OpStream, Ops, Source, StreamMemory, Tape, Verified};
 
 /// One call on an [`Execution`](bptt_runtime::Execution), regions resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +75,20 @@ pub enum Call {
 /// A verified schedule lowered: the calls, and where `dL/dh[0]` ends up.
 ///
 /// Made only from a [`Verified`] schedule, so the calls an engine runs are
-/// those of a proved schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// those of a proved schedule. A listed schedule's calls are listed; a
+/// streamed one's are lowered again from its plan's stream at every run
+/// ([`Lowered::for_each`]), in memory of the recursion's depth.
+#[derive(Debug, Clone)]
 pub struct Lowered {
-    calls: Vec<Call>,
+    calls: Calls,
+    count: usize,
     final_grad: Region,
+}
+
+#[derive(Debug, Clone)]
+enum Calls {
+    Listed(Vec<Call>),
+    Streamed(Arc<Plan>),
 }
 
 fn tape_region(tape: Tape) -> Region {
@@ -158,21 +171,65 @@ impl Lowering {
 }
 
 impl Lowered {
-    /// Lowers a verified schedule's operations to calls on regions.
+    /// Lowers a verified schedule's operations to calls on regions (a
+    /// streamed schedule's in one pass that keeps none of them).
     pub fn new(schedule: &Verified) -> Self {
-        let ops = schedule.schedule().ops();
         let mut lowering = Lowering::default();
-        let mut calls = Vec::with_capacity(ops.len());
-        calls.extend(ops.iter().filter_map(|&op| lowering.call(op)));
+        let (calls, count) = match schedule.ops() {
+            Ops::Streamed(plan) => {
+                let count = OpStream::new(plan)
+                    .filter_map(|op| lowering.call(op))
+                    .count();
+                (Calls::Streamed(Arc::clone(plan)), count)
+            }
+            Ops::Listed(listed) => {
+                let calls: Vec<Call> = listed
+                    .ops()
+                    .iter()
+                    .filter_map(|&op| lowering.call(op))
+                    .collect();
+                let count = calls.len();
+                (Calls::Listed(calls), count)
+            }
+        };
         Lowered {
             calls,
+            count,
             final_grad: lowering.final_grad(),
         }
     }
 
-    /// The calls, in order.
-    pub fn calls(&self) -> &[Call] {
-        &self.calls
+    /// The calls of a listed schedule, in order; [`Error::Streamed`] for a
+    /// streamed one, whose calls are never held at once.
+    pub fn calls(&self) -> Result<&[Call], Error> {
+        match &self.calls {
+            Calls::Listed(calls) => Ok(calls),
+            Calls::Streamed(plan) => Err(Error::Streamed(plan.len())),
+        }
+    }
+
+    /// Runs `f` on every call in order: a listed schedule's from its list, a
+    /// streamed one's lowered from its plan's stream in `memory` (reused, so
+    /// a run as deep as an earlier one allocates nothing).
+    pub fn for_each(&self, memory: &mut StreamMemory, mut f: impl FnMut(Call)) {
+        match &self.calls {
+            Calls::Listed(calls) => calls.iter().copied().for_each(f),
+            Calls::Streamed(plan) => {
+                let mut lowering = Lowering::default();
+                let mut stream = OpStream::reusing(plan, std::mem::take(memory));
+                for op in stream.by_ref() {
+                    if let Some(call) = lowering.call(op) {
+                        f(call);
+                    }
+                }
+                *memory = stream.into_memory();
+            }
+        }
+    }
+
+    /// How many calls one run makes.
+    pub fn count(&self) -> usize {
+        self.count
     }
 
     /// The gradient buffer holding `dL/dh[0]` at the end.

@@ -16,7 +16,7 @@ use ndarray::{ArrayView2, ArrayView3};
 
 use crate::error::Error;
 use crate::lower::Lowered;
-use crate::schedule::{IntoVerified, Schedule, Verified};
+use crate::schedule::{Header, IntoVerified, Verified};
 
 /// What runs a lowered schedule's calls on a started [`Execution`].
 pub trait Engine: fmt::Debug {
@@ -31,21 +31,22 @@ impl<E: Engine + ?Sized> Engine for Box<E> {
     }
 }
 
-/// The arena layout of a schedule's checkpoint stack for a cell, a read-out
-/// and a batch size; fails if the cell's tape exceeds the planned `alpha`.
+/// The arena layout of a schedule's checkpoint stack (what its header
+/// promises) for a cell, a read-out and a batch size; fails if the cell's
+/// tape exceeds the planned `alpha`.
 pub fn arena_layout(
-    schedule: &Schedule,
+    header: &Header,
     cell: &dyn Cell,
     readout: &Readout,
     batch: usize,
 ) -> Result<ArenaLayout, Error> {
-    let alpha = schedule.alpha();
+    let alpha = header.alpha;
     Ok(ArenaLayout::new(
         cell,
         readout,
         batch,
         (alpha.denominator(), alpha.numerator()),
-        schedule.capacity().0,
+        header.capacity.0,
     )?)
 }
 
@@ -70,7 +71,7 @@ impl<E: Engine> Runner<E> {
         engine: impl FnOnce(&Lowered, &ArenaLayout) -> Result<E, Error>,
     ) -> Result<Self, Error> {
         let schedule = schedule.into_verified()?;
-        let layout = arena_layout(schedule.schedule(), cell, readout, batch)?;
+        let layout = arena_layout(schedule.header(), cell, readout, batch)?;
         let lowered = Lowered::new(&schedule);
         let engine = engine(&lowered, &layout)?;
         Ok(Runner {
@@ -81,9 +82,9 @@ impl<E: Engine> Runner<E> {
         })
     }
 
-    /// The schedule being run.
-    pub fn schedule(&self) -> &Schedule {
-        self.schedule.schedule()
+    /// What the schedule being run promises.
+    pub fn header(&self) -> &Header {
+        self.schedule.header()
     }
 
     /// The schedule being run, with the verifier's report.
@@ -98,7 +99,7 @@ impl<E: Engine> Runner<E> {
 
     /// How many calls one run makes.
     pub fn calls(&self) -> usize {
-        self.lowered.calls().len()
+        self.lowered.count()
     }
 
     /// The engine.
@@ -132,7 +133,7 @@ impl<E: Engine> Runner<E> {
         targets: Targets,
         grads: &mut Gradients,
     ) -> Result<f64, Error> {
-        let len = self.schedule().len();
+        let len = self.header().len;
         let exec = Execution::start(
             cell,
             readout,

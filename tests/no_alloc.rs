@@ -2,6 +2,7 @@
 //! every backend: a counting global allocator proves it.
 
 use bptt::cell_lang::{CellDef, DerivedCell};
+use bptt::interp::Interpret;
 use bptt::jit::{JitEngine, JitOptions};
 use bptt::{Alpha, Backend, BackendKind, Budget, Engine, Plan, Policy, Runner, Schedule};
 use bptt_runtime::{
@@ -12,22 +13,26 @@ use ndarray::{Array2, Array3};
 #[global_allocator]
 static HEAP: CountingAllocator = CountingAllocator::new();
 
-/// The backends under test: the interpreter, the JIT, and the JIT split into
-/// many small functions.
-const BACKENDS: [&str; 3] = ["interp", "jit", "jit, 5 calls per function"];
+/// The backends under test: the interpreter streaming the schedule (as
+/// `BackendKind` builds it) and walking it listed, the JIT, and the JIT
+/// split into many small functions.
+const BACKENDS: [&str; 4] = [
+    "interp",
+    "interp, listed",
+    "jit",
+    "jit, 5 calls per function",
+];
 
-fn backend(
-    name: &str,
-    schedule: Schedule,
-    cell: &dyn Cell,
-    readout: &Readout,
-    batch: usize,
-) -> Backend {
+fn backend(name: &str, plan: &Plan, cell: &dyn Cell, readout: &Readout, batch: usize) -> Backend {
+    let schedule = Schedule::from_plan(plan);
     match name {
         "interp" | "jit" => name
             .parse::<BackendKind>()
             .unwrap()
-            .build(schedule, cell, readout, batch),
+            .build(plan, cell, readout, batch),
+        "interp, listed" => Runner::with_engine(schedule, cell, readout, batch, |_, _| {
+            Ok(Box::<Interpret>::default() as Box<dyn Engine>)
+        }),
         _ => {
             let options = JitOptions {
                 calls_per_function: 5,
@@ -54,7 +59,7 @@ fn allocations_of_one_step(cell: &dyn Cell, policy: Policy, name: &str) -> usize
     let alpha = Alpha::new(cell.alpha()).unwrap();
     let budget = if policy.is_dynamic() { 10.0 } else { 100.0 };
     let plan = Plan::new(policy, alpha, len, Budget::Percent(budget)).unwrap();
-    let mut runner = backend(name, Schedule::from_plan(&plan), cell, &readout, batch);
+    let mut runner = backend(name, &plan, cell, &readout, batch);
     let x = Array3::from_shape_simple_fn((len as usize, batch, input), || rng.uniform(-1.0, 1.0));
     let y = Array2::from_shape_simple_fn((len as usize, batch), || rng.below(classes) as u32);
     let h0 = Array2::zeros((batch, cell.state_size()));

@@ -69,7 +69,7 @@ fn main() {
             t_verify.as_secs_f64(),
             t_lower.as_secs_f64(),
             t_total.as_secs_f64(),
-            lowered.calls().len(),
+            lowered.count(),
             text.len() / 1000,
         );
     }

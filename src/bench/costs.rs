@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::lower::{Call, Lowered};
 use crate::planner::Weights;
-use crate::schedule::Verified;
+use crate::schedule::{StreamMemory, Verified};
 use crate::units::Alpha;
 
 /// Tape slots the timed forward and backward steps cycle through, so that
@@ -63,18 +63,17 @@ impl CellCosts {
     /// The predicted seconds of one iteration of `schedule`: the sum of its
     /// lowered calls' costs, plus the set-up.
     pub fn predict(&self, schedule: &Verified) -> f64 {
-        self.setup
-            + Lowered::new(schedule)
-                .calls()
-                .iter()
-                .map(|call| match call {
-                    Call::RestoreInitial { .. } | Call::CopyState { .. } => self.copy,
-                    Call::StateFromTape { .. } => self.from_tape,
-                    Call::Forward { .. } => self.forward,
-                    Call::ForwardTape { .. } => self.forward_tape,
-                    Call::Backward { .. } => self.backward,
-                })
-                .sum::<f64>()
+        let mut seconds = self.setup;
+        Lowered::new(schedule).for_each(&mut StreamMemory::default(), |call| {
+            seconds += match call {
+                Call::RestoreInitial { .. } | Call::CopyState { .. } => self.copy,
+                Call::StateFromTape { .. } => self.from_tape,
+                Call::Forward { .. } => self.forward,
+                Call::ForwardTape { .. } => self.forward_tape,
+                Call::Backward { .. } => self.backward,
+            }
+        });
+        seconds
     }
 
     /// The unit model's time relative to store-all with the measured `b / f`:

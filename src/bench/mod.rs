@@ -522,11 +522,12 @@ pub fn run(
                 && s.percent == Some(config.trace.1)
         })
         .map(|(s, schedule)| {
-            Trace::of(
-                schedule.schedule(),
+            Ok::<_, Error>(Trace::of(
+                schedule.schedule()?,
                 format!("{} at {}% of store-all", s.plan.policy(), config.trace.1),
-            )
-        });
+            ))
+        })
+        .transpose()?;
 
     // Build every row on every backend: one untimed run measures the heap and
     // checks the gradients.
@@ -534,9 +535,9 @@ pub fn run(
     let mut reference: Option<(f64, Gradients)> = None;
     for kind in &kinds {
         log(&format!("building {} schedules on {kind}", schedules.len()));
-        for (index, schedule) in schedules.iter().enumerate() {
+        for (index, spec) in specs.iter().enumerate() {
             let base = live();
-            let mut runner = kind.build(schedule.clone(), &cell, &readout, config.batch)?;
+            let mut runner = kind.build(&spec.plan, &cell, &readout, config.batch)?;
             let mut grads = Gradients::zeros(&cell, &readout, config.batch);
             let held = live().saturating_sub(base);
             if let Some(h) = heap {
@@ -624,7 +625,7 @@ pub fn run(
             let spec = &specs[b.spec_index];
             let plan = &spec.plan;
             let summary = plan.summary();
-            let sim = simulate(schedules[b.spec_index].schedule(), sizes)?;
+            let sim = simulate(schedules[b.spec_index].schedule()?, sizes)?;
             let seconds = median(&b.samples);
             let budget_units = if plan.policy().is_dynamic() {
                 summary.budget

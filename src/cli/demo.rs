@@ -6,7 +6,7 @@ use clap::Args;
 use ndarray::{Array2, Array3};
 
 use bptt::train::memory::CellShape;
-use bptt::{Alpha, BackendKind, Budget, Error, Gradients, Plan, Policy, Schedule};
+use bptt::{Alpha, BackendKind, Budget, Error, Gradients, Plan, Policy};
 use bptt_runtime::{Cell, LossKind, Lstm, Readout, Rng, Targets};
 
 /// Arguments of `bptt demo`.
@@ -114,7 +114,7 @@ pub fn demo(args: &DemoArgs) -> Result<(), Error> {
         cell.state_size()
     );
     let measure = |plan: Plan| -> Result<Measured, Error> {
-        let mut runner = backend.build(Schedule::from_plan(&plan), &cell, &readout, args.batch)?;
+        let mut runner = backend.build(&plan, &cell, &readout, args.batch)?;
         let mut grads = Gradients::zeros(&cell, &readout, args.batch);
         let mut times = Vec::with_capacity(args.iters);
         let mut loss = 0.0;

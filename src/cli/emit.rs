@@ -119,7 +119,7 @@ pub fn emit(args: &EmitArgs) -> Result<(), Error> {
             Some(path) => emit_cell_clif(&spec.program(path)?)?,
             None => {
                 let schedule = Verified::new(Schedule::from_plan(&spec.plan()?.1))?;
-                emit_clif(&schedule, &layout_for_alpha(schedule.schedule()))?
+                emit_clif(&schedule, &layout_for_alpha(schedule.schedule()?))?
             }
         },
     };

@@ -34,7 +34,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<Compiled, Error> {
     Ok(Compiled {
         alpha,
         summary: plan.summary(),
-        capacity: schedule.schedule().capacity().0,
+        capacity: schedule.header().capacity.0,
         lowered: Lowered::new(&schedule),
     })
 }
@@ -124,7 +124,7 @@ fn statement(call: &Call) -> Result<TokenStream, Error> {
 fn body(compiled: &Compiled, segment_calls: usize) -> Result<TokenStream, Error> {
     let statements = compiled
         .lowered
-        .calls()
+        .calls()?
         .iter()
         .map(statement)
         .collect::<Result<Vec<_>, _>>()?;

@@ -99,7 +99,7 @@ impl JitEngine {
         options: JitOptions,
     ) -> Result<Self, Error> {
         let mut jit = Jit::new(options.verifier)?;
-        jit.compile(lowered.calls(), layout, options.calls_per_function)?;
+        jit.compile(lowered.calls()?, layout, options.calls_per_function)?;
         Ok(JitEngine { jit, options })
     }
 
@@ -123,7 +123,7 @@ impl JitEngine {
     ) -> Result<String, Error> {
         text::render(
             schedule,
-            lowered.calls(),
+            lowered.calls()?,
             layout,
             self.options.calls_per_function,
             self.jit.config(),
@@ -197,7 +197,7 @@ impl CompiledSchedule {
     /// code.
     pub fn clif(&self) -> Result<String, Error> {
         self.engine()
-            .clif(self.schedule(), self.lowered(), self.layout())
+            .clif(self.verified().schedule()?, self.lowered(), self.layout())
     }
 }
 
@@ -208,7 +208,7 @@ impl CompiledSchedule {
 /// The layout must have the schedule's ticks per state and per tape (its
 /// `alpha`) and a stack of at least its capacity, [`Error::Shape`] otherwise.
 pub fn emit_clif(verified: &Verified, layout: &ArenaLayout) -> Result<String, Error> {
-    let schedule = verified.schedule();
+    let schedule = verified.schedule()?;
     let alpha = schedule.alpha();
     let capacity = schedule.capacity().0;
     let fits = layout.ticks_per_state == alpha.denominator()

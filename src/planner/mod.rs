@@ -13,7 +13,7 @@ mod plan;
 mod reference;
 mod regime;
 mod table;
-mod walk;
+pub(crate) mod walk;
 mod weighted;
 
 pub use choice::Choice;

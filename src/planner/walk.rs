@@ -70,7 +70,8 @@ pub enum Event {
     Free(Stored),
 }
 
-enum Task {
+/// One entry of the walk's stack: what is left to do.
+pub(crate) enum Task {
     Expand(Segment),
     Backward { step: u32, slot: u32 },
     Free(Stored, u32),
@@ -87,18 +88,36 @@ pub struct Walk<'a> {
 impl<'a> Walk<'a> {
     /// The walk of `len` steps from `h[0]` with `budget` ticks.
     pub fn new(strategy: &'a Strategy, alpha: Alpha, len: u32, budget: Ticks) -> Self {
-        let root = Segment {
+        Self::reusing(strategy, alpha, len, budget, Vec::new())
+    }
+
+    /// [`Walk::new`] on the stack of an earlier walk ([`Walk::into_stack`]),
+    /// so a walk as deep as one before it allocates nothing.
+    pub(crate) fn reusing(
+        strategy: &'a Strategy,
+        alpha: Alpha,
+        len: u32,
+        budget: Ticks,
+        mut stack: Vec<Task>,
+    ) -> Self {
+        stack.clear();
+        stack.push(Task::Expand(Segment {
             start: 0,
             len,
             budget,
             from: Stored::Initial,
-        };
+        }));
         Walk {
             strategy,
             alpha,
-            stack: vec![Task::Expand(root)],
+            stack,
             live: 0,
         }
+    }
+
+    /// The walk's stack, for a later walk to reuse.
+    pub(crate) fn into_stack(self) -> Vec<Task> {
+        self.stack
     }
 
     /// The ticks of checkpoints live after the last event.

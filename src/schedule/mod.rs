@@ -9,8 +9,8 @@ mod verify;
 use serde::Serialize;
 
 pub use op::{HiddenSlot, Op, Source, Tape, TapeSlot};
-pub use stream::OpStream;
-pub use verified::{IntoVerified, Verified};
+pub use stream::{OpStream, StreamMemory};
+pub use verified::{IntoVerified, Ops, Verified};
 pub use verify::{MemorySizes, Report, Simulation, simulate, verify, verify_plan, verify_stream};
 
 use crate::error::Error;

@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use super::Header;
 use super::op::{HiddenSlot, Op, Source, Tape, TapeSlot};
+use crate::planner::walk::Task;
 use crate::planner::{Choice, Event, Plan, Stored, Walk};
 
 /// Operations waiting to be yielded, in order.
@@ -17,6 +18,24 @@ enum Pending {
     Op(Op),
     /// `Forward` through each step of the range.
     Forwards(Range<u32>),
+}
+
+/// The memory of an [`OpStream`] (the walk's stack and the pending
+/// operations), kept between streams so that streaming a plan again, as a
+/// runner does every training step, allocates nothing.
+#[derive(Default)]
+pub struct StreamMemory {
+    stack: Vec<Task>,
+    pending: VecDeque<Pending>,
+}
+
+impl std::fmt::Debug for StreamMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamMemory")
+            .field("stack", &self.stack.capacity())
+            .field("pending", &self.pending.capacity())
+            .finish()
+    }
 }
 
 /// The operations of a plan's schedule, generated lazily in order.
@@ -39,16 +58,33 @@ fn source(stored: Stored) -> Source {
 impl<'a> OpStream<'a> {
     /// The stream of `plan`'s schedule.
     pub fn new(plan: &'a Plan) -> Self {
+        Self::reusing(plan, StreamMemory::default())
+    }
+
+    /// The stream of `plan`'s schedule in the memory of an earlier stream
+    /// ([`OpStream::into_memory`]).
+    pub fn reusing(plan: &'a Plan, memory: StreamMemory) -> Self {
+        let StreamMemory { stack, mut pending } = memory;
+        pending.clear();
         OpStream {
-            walk: Walk::new(
+            walk: Walk::reusing(
                 plan.strategy(),
                 plan.alpha(),
                 plan.len(),
                 plan.root_budget(),
+                stack,
             ),
             header: Header::of(plan),
             running: None,
-            pending: VecDeque::with_capacity(4),
+            pending,
+        }
+    }
+
+    /// The stream's memory, for a later stream to reuse.
+    pub fn into_memory(self) -> StreamMemory {
+        StreamMemory {
+            stack: self.walk.into_stack(),
+            pending: self.pending,
         }
     }
 

@@ -30,7 +30,6 @@ use crate::error::Error;
 use crate::jit::cell::JitCell;
 use crate::planner::Plan;
 use crate::policy::Policy;
-use crate::schedule::Schedule;
 use crate::units::{Alpha, Budget};
 
 /// Which task to train on, as stored in checkpoints.
@@ -334,7 +333,7 @@ impl Trainer {
             task.output_size(),
             &mut rng,
         );
-        let backend = backend.build(Schedule::from_plan(&plan), &*cell, &readout, config.batch)?;
+        let backend = backend.build(&plan, &*cell, &readout, config.batch)?;
         let n = cell.params().len() + readout.params().len();
         Ok(Trainer {
             adam: Adam::new(config.lr, n),

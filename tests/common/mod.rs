@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
+use bptt::schedule::IntoVerified;
 use bptt::{Alpha, Budget, Gradients, Interpreter, Plan, Policy, Schedule};
 use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
 use ndarray::{Array2, Array3, Axis};
@@ -82,17 +83,27 @@ impl Problem {
         self.x.len_of(Axis(1))
     }
 
-    /// Loss and gradients through the interpreter under a policy and budget.
+    /// Loss and gradients through the interpreter under a policy and budget,
+    /// streaming the schedule from its plan; checked bitwise against the
+    /// interpreter walking the same schedule listed.
     pub fn run(&self, policy: Policy, budget: Budget) -> (f64, Gradients) {
         let alpha = Alpha::new(self.cell.alpha()).unwrap();
         let plan = Plan::new(policy, alpha, self.len(), budget).unwrap();
-        let mut interp = Interpreter::new(
-            Schedule::from_plan(&plan),
-            &*self.cell,
-            &self.readout,
-            self.batch(),
-        )
-        .unwrap();
+        let listed = self.run_on(Schedule::from_plan(&plan));
+        let streamed = self.run_on(plan);
+        assert_eq!(
+            (listed.0.to_bits(), bits(&listed.1)),
+            (streamed.0.to_bits(), bits(&streamed.1)),
+            "{policy} {budget:?}: the streamed schedule differs from the listed one"
+        );
+        streamed
+    }
+
+    /// Loss and gradients through the interpreter of a schedule (listed, or
+    /// a plan to stream).
+    pub fn run_on(&self, schedule: impl IntoVerified) -> (f64, Gradients) {
+        let mut interp =
+            Interpreter::new(schedule, &*self.cell, &self.readout, self.batch()).unwrap();
         let mut grads = interp.gradients(&*self.cell, &self.readout);
         let loss = interp
             .run(
@@ -225,4 +236,15 @@ pub fn step(
         dh_prev,
         grads,
     }
+}
+
+/// Every gradient's bits: the cell's, the read-out's and `dL/dh[0]`.
+pub fn bits(grads: &Gradients) -> Vec<u32> {
+    grads
+        .cell
+        .iter()
+        .chain(&grads.readout)
+        .chain(&grads.h0)
+        .map(|g| g.to_bits())
+        .collect()
 }

@@ -29,6 +29,7 @@ fn config(task: TaskSpec) -> TrainConfig {
         cell: None,
         sizes: Vec::new(),
         budget: "10%".to_string(),
+        memory: None,
         policy: "msm".to_string(),
         lr: 1e-2,
         clip: 1.0,

@@ -7,13 +7,6 @@ use clap::Args;
 use bptt::bench::{self, BenchConfig};
 use bptt::train::memory::{CellShape, Need};
 use bptt::{Alpha, BackendKind, Budget, Error, Plan, Policy};
-use bptt_runtime::CountingAllocator;
-
-/// The `bptt` binary counts its heap for the benchmark's peak-heap column: a
-/// few atomic operations per allocation, and none on the training hot path
-/// (which allocates nothing).
-#[global_allocator]
-static HEAP: CountingAllocator = CountingAllocator::new();
 
 /// Arguments of `bptt bench`.
 #[derive(Debug, Args)]
@@ -179,7 +172,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     let config = args.config()?;
     check_out(&args.out)?;
     need(&config)?.check("the benchmark", args.max_memory)?;
-    let report = bench::run(&config, Some(&HEAP), &mut |line| eprintln!("{line}"))?;
+    let report = bench::run(&config, Some(&super::HEAP), &mut |line| eprintln!("{line}"))?;
     println!("{}", report.header());
     println!("{}", report.table());
     print!("{}", report.targets_text());

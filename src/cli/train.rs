@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use bptt::train::memory::human;
 use bptt::train::{TaskSpec, TrainConfig, Trainer};
 use bptt::{BackendKind, Error};
 
@@ -49,6 +50,11 @@ pub struct TrainArgs {
     /// Checkpoint memory: units of hidden state or percent of store-all.
     #[arg(long, default_value = "5%", allow_hyphen_values = true)]
     budget: String,
+    /// All the memory the run may hold (e.g. 256MiB), instead of --budget:
+    /// the plan with the most checkpoints whose parameters, optimiser,
+    /// batches, arena and schedule fit in it.
+    #[arg(long, value_parser = super::memory_size, conflicts_with = "budget")]
+    memory: Option<u64>,
     /// hsm, ism, msm, store-all, sqrt or interval:K.
     #[arg(long, default_value = "msm")]
     policy: String,
@@ -166,6 +172,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         cell: args.cell.clone(),
         sizes: args.sizes.clone(),
         budget: args.budget.clone(),
+        memory: args.memory,
         policy: args.policy.clone(),
         lr: args.lr,
         clip: args.clip,
@@ -209,6 +216,14 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         trainer.store_all_bytes() as f64 / 1e6,
         trainer.steps_taken(),
         trainer.evaluate()
+    );
+    println!(
+        "memory: this run holds {} in all{}; store-all would hold {}",
+        human(trainer.planned_bytes()),
+        args.memory
+            .map(|m| format!(" (--memory {})", human(u128::from(m))))
+            .unwrap_or_default(),
+        human(trainer.store_all_total_bytes()),
     );
     let bar = if args.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -258,6 +273,14 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         trainer.checkpoint_bytes() as f64 / 1e6,
         trainer.store_all_bytes() as f64 / 1e6,
         args.checkpoint.display()
+    );
+    println!(
+        "peak heap of the process {} (counted {}{})",
+        human(super::HEAP.peak_bytes() as u128),
+        human(trainer.planned_bytes()),
+        args.memory
+            .map(|m| format!(", --memory {}", human(u128::from(m))))
+            .unwrap_or_default(),
     );
     if text && args.sample > 0 {
         println!("--- sample (temperature {}) ---", args.temperature);

@@ -67,6 +67,11 @@ pub struct TrainConfig {
     pub sizes: Vec<(String, usize)>,
     /// Checkpoint memory: units (`200`) or percent of store-all (`5%`).
     pub budget: String,
+    /// All the memory the run may hold, in bytes, instead of `budget`: the
+    /// plan with the most checkpoints within it ([`memory::plan_within`]).
+    /// Like the budget, it may change on resuming.
+    #[serde(default)]
+    pub memory: Option<u64>,
     /// Planning policy.
     pub policy: String,
     /// Adam's learning rate.
@@ -223,6 +228,9 @@ pub struct Trainer {
     adam: Adam,
     backend: Backend,
     plan: Plan,
+    /// Bytes the run was counted to hold, and what store-all would.
+    planned: u128,
+    store_all: u128,
     batch: Batch,
     h0: Array2<f32>,
     grads: Gradients,
@@ -295,24 +303,46 @@ impl Trainer {
             Some(p) => CellShape::of(p),
             None => CellShape::lstm(task.input_size(), config.hidden),
         };
-        let plan = Plan::new(policy, Alpha::new(shape.alpha())?, config.len, budget)?;
+        let alpha = Alpha::new(shape.alpha())?;
         let (len, batch) = (u128::from(config.len), config.batch as u128);
-        shape
-            .run(&plan, config.batch, task.output_size(), backend)
-            .floats(
-                "parameters and gradients",
-                // Adam's two moments, and a checkpoint's copy on resuming.
-                shape
-                    .params_with_readout(task.output_size())
-                    .saturating_mul(3),
-            )
-            .floats(
-                "batches",
-                len.saturating_mul(batch)
-                    .saturating_mul((task.input_size() as u128).saturating_add(1))
-                    .saturating_mul(2),
-            )
-            .check("training", config.max_memory)?;
+        let need = |plan: &Plan| {
+            shape
+                .run(plan, config.batch, task.output_size(), backend)
+                .floats(
+                    "parameters and gradients",
+                    // Adam's two moments, and a checkpoint's copy on resuming.
+                    shape
+                        .params_with_readout(task.output_size())
+                        .saturating_mul(3),
+                )
+                .floats(
+                    "batches",
+                    len.saturating_mul(batch)
+                        .saturating_mul((task.input_size() as u128).saturating_add(1))
+                        .saturating_mul(2),
+                )
+                .bytes("task", task.bytes())
+        };
+        let plan = match config.memory {
+            None => Plan::new(policy, alpha, config.len, budget)?,
+            Some(memory) => memory::plan_within(
+                memory,
+                policy,
+                alpha,
+                config.len,
+                (shape.state as u64).saturating_mul(config.batch as u64 * 4),
+                |plan| need(plan).total(),
+            )?,
+        };
+        let planned = need(&plan);
+        planned.check("training", config.max_memory)?;
+        let store_all = need(&Plan::new(
+            Policy::StoreAll,
+            alpha,
+            config.len,
+            Budget::Percent(100.0),
+        )?)
+        .total();
         let mut rng = Rng::new(config.seed);
         let cell: Box<dyn Cell> = match program {
             None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
@@ -347,6 +377,8 @@ impl Trainer {
             readout,
             backend,
             plan,
+            planned: planned.total(),
+            store_all,
             step: 0,
         })
     }
@@ -473,6 +505,16 @@ impl Trainer {
     /// Bytes of checkpoint slots in the arena (what the budget bounds).
     pub fn checkpoint_bytes(&self) -> usize {
         self.backend.layout().checkpoint_bytes()
+    }
+
+    /// Bytes the run was counted to hold in all (what `--memory` bounds).
+    pub fn planned_bytes(&self) -> u128 {
+        self.planned
+    }
+
+    /// Bytes the same run would hold in all under store-all.
+    pub fn store_all_total_bytes(&self) -> u128 {
+        self.store_all
     }
 
     /// Bytes store-all's arena would need for the same model.

@@ -37,6 +37,19 @@ impl Task {
         }
     }
 
+    /// Bytes the task holds: a text's characters as ids and its vocabulary,
+    /// and the text itself while it loads; nothing for the adding problem.
+    pub fn bytes(&self) -> u128 {
+        match self {
+            Task::Text(corpus) => {
+                let ids = (corpus.train().len() + corpus.held_out().len()) as u128;
+                // An id is 4 bytes, its UTF-8 character at most 4 more.
+                ids.saturating_mul(8) + 4 * corpus.chars().len() as u128
+            }
+            Task::Adding => 0,
+        }
+    }
+
     /// Outputs of the read-out.
     pub fn output_size(&self) -> usize {
         match self {

@@ -234,3 +234,44 @@ fn bad_cells_get_one_clear_line() {
         "expected NAME=N",
     );
 }
+
+#[test]
+fn train_takes_a_budget_in_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("memory.ckpt").display().to_string();
+    let args = |memory: &'static str| {
+        [
+            "train",
+            "--task",
+            "adding",
+            "--len",
+            "3000",
+            "--batch",
+            "2",
+            "--hidden",
+            "16",
+            "--steps",
+            "1",
+            "--quiet",
+            "--memory",
+            memory,
+            "--checkpoint",
+        ]
+    };
+    let mut ok_args = args("2MB").to_vec();
+    ok_args.push(&ckpt);
+    let (ok, out, err) = bptt(&ok_args);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("memory: this run holds") && out.contains("(--memory 2.0 MB)"),
+        "{out}"
+    );
+    assert!(out.contains("peak heap of the process"), "{out}");
+    let mut small = args("100kB").to_vec();
+    small.push(&ckpt);
+    fails_with(&small, "--memory 100.0 kB is less than the");
+    fails_with(
+        &["train", "--memory", "1GB", "--budget", "5%"],
+        "cannot be used with",
+    );
+}

@@ -165,9 +165,15 @@ fn budget_in_range(text: &str) -> Result<(), Error> {
     text.parse::<Budget>().map(drop)
 }
 
-/// Parses `--max-memory 2GB`.
+/// Parses a size flag (`--max-memory 2GB`, `--memory 256MiB`): at least one byte.
 fn memory_size(text: &str) -> Result<u64, String> {
-    bptt::train::memory::parse_size(text)
+    match bptt::units::parse_bytes(text) {
+        Ok(0) => Err(format!(
+            "the size '{text}' is out of range: at least one byte"
+        )),
+        Ok(bytes) => Ok(bytes),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 /// Parses `--size NAME=N`, a cell size given on the command line.

@@ -94,40 +94,6 @@ pub fn human(bytes: u128) -> String {
     }
 }
 
-/// Reads a memory size: `2GB`, `512MB`, `64k`, `1.5G`, `1000000` (bytes);
-/// decimal units, `GiB`-style binary ones too.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a size such as 2GB or 512MB, got '{text}'"))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{text}': use B, kB, MB, GB or TB"
-            ));
-        }
-    };
-    let bytes = value * scale;
-    if !(1.0..1.8e19).contains(&bytes) {
-        return Err(format!("the size '{text}' is out of range"));
-    }
-    Ok(bytes as u64)
-}
-
 /// Bytes per schedule operation across its forms (planned, lowered, run):
 /// a generous bound, so the count errs on the safe side.
 pub const BYTES_PER_OP: u128 = 256;
@@ -366,18 +332,6 @@ pub fn plan_within(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_in_decimal_and_binary_units() {
-        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
-        assert_eq!(parse_size("1.5g"), Ok(1_500_000_000));
-        assert_eq!(parse_size("64 KiB"), Ok(65536));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("-1GB").is_err());
-        assert!(parse_size("1e999").is_err());
-        assert!(parse_size("3 parsecs").is_err());
-    }
 
     #[test]
     fn a_need_above_the_limit_names_both_figures() {

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
 /// A checkpointing policy: one of the paper's dynamic programs or a baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(into = "String")]
+/// Serialised as its name (`msm`, `interval:8`), and read back from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Policy {
     /// Hidden state memorisation: stores hidden states only (equals Revolve).
     Hsm,
@@ -68,6 +69,14 @@ impl fmt::Display for Policy {
 impl From<Policy> for String {
     fn from(p: Policy) -> String {
         p.to_string()
+    }
+}
+
+impl TryFrom<String> for Policy {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
     }
 }
 

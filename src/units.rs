@@ -113,8 +113,10 @@ impl fmt::Display for Alpha {
     }
 }
 
-/// A memory budget as the user states it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A memory budget as the user states it. Serialised as the user writes it
+/// (`200`, `5%`), and read back from it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Budget {
     /// Units of one hidden state.
     Units(f64),
@@ -129,6 +131,20 @@ impl Budget {
             Budget::Units(u) => u,
             Budget::Percent(p) => alpha.store_all_units(len) * p / 100.0,
         }
+    }
+}
+
+impl From<Budget> for String {
+    fn from(b: Budget) -> String {
+        b.to_string()
+    }
+}
+
+impl TryFrom<String> for Budget {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tempfile::TempDir;
 
 use bptt::train::{TaskSpec, TrainConfig, Trainer};
-use bptt::{BackendKind, Error};
+use bptt::{BackendKind, Budget, Error, Policy};
 
 /// A file in the test's own temporary directory (removed when it drops).
 fn temp(dir: &TempDir, name: &str) -> PathBuf {
@@ -28,9 +28,9 @@ fn config(task: TaskSpec) -> TrainConfig {
         hidden: 24,
         cell: None,
         sizes: Vec::new(),
-        budget: "10%".to_string(),
+        budget: Budget::Percent(10.0),
         memory: None,
-        policy: "msm".to_string(),
+        policy: Policy::Msm,
         lr: 1e-2,
         clip: 1.0,
         seed: 3,
@@ -83,8 +83,8 @@ fn resuming_continues_exactly() {
     drop(first);
     // Another policy and budget on resume: the gradients are the same.
     let mut other = cfg;
-    other.policy = "hsm".to_string();
-    other.budget = "2".to_string();
+    other.policy = Policy::Hsm;
+    other.budget = Budget::Units(2.0);
     let mut resumed = Trainer::resume(&path, other, BackendKind::Interpreter).unwrap();
     assert_eq!(resumed.steps_taken(), 4);
     got.extend(losses(&mut resumed, 6));
@@ -95,11 +95,11 @@ fn resuming_continues_exactly() {
 fn store_all_and_a_twentieth_of_its_memory_train_identically_on_the_adding_problem() {
     let mut cfg = config(TaskSpec::Adding);
     cfg.len = 400;
-    cfg.policy = "store-all".to_string();
-    cfg.budget = "100%".to_string();
+    cfg.policy = Policy::StoreAll;
+    cfg.budget = Budget::Percent(100.0);
     let mut full = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
-    cfg.policy = "msm".to_string();
-    cfg.budget = "5%".to_string();
+    cfg.policy = Policy::Msm;
+    cfg.budget = Budget::Percent(5.0);
     let mut small = Trainer::new(cfg, BackendKind::Interpreter).unwrap();
     assert!(small.checkpoint_bytes() * 19 <= full.checkpoint_bytes());
     assert_eq!(losses(&mut full, 5), losses(&mut small, 5));
@@ -191,8 +191,8 @@ fn bad_texts_get_clear_errors() {
 #[test]
 fn a_baseline_over_budget_names_the_minimum() {
     let mut cfg = config(TaskSpec::Adding);
-    cfg.policy = "store-all".to_string();
-    cfg.budget = "3".to_string();
+    cfg.policy = Policy::StoreAll;
+    cfg.budget = Budget::Units(3.0);
     let err = Trainer::new(cfg, BackendKind::Interpreter)
         .err()
         .unwrap()

@@ -2,8 +2,8 @@
 //! the plan fills the budget, the process's heap stays within it, and the
 //! model learns. One test in this binary: the heap counter is process-wide.
 
-use bptt::BackendKind;
 use bptt::train::{TaskSpec, TrainConfig, Trainer};
+use bptt::{BackendKind, Budget, Policy};
 use bptt_runtime::CountingAllocator;
 
 #[global_allocator]
@@ -17,9 +17,9 @@ fn config(memory: Option<u64>) -> TrainConfig {
         hidden: 128,
         cell: None,
         sizes: Vec::new(),
-        budget: "5%".to_string(),
+        budget: Budget::Percent(5.0),
         memory,
-        policy: "msm".to_string(),
+        policy: Policy::Msm,
         lr: 1e-2,
         clip: 1.0,
         seed: 5,

@@ -66,14 +66,14 @@ pub struct TrainConfig {
     #[serde(default)]
     pub sizes: Vec<(String, usize)>,
     /// Checkpoint memory: units (`200`) or percent of store-all (`5%`).
-    pub budget: String,
+    pub budget: Budget,
     /// All the memory the run may hold, in bytes, instead of `budget`: the
     /// plan with the most checkpoints within it ([`memory::plan_within`]).
     /// Like the budget, it may change on resuming.
     #[serde(default)]
     pub memory: Option<u64>,
     /// Planning policy.
-    pub policy: String,
+    pub policy: Policy,
     /// Adam's learning rate.
     pub lr: f32,
     /// Gradients are clipped to this global L2 norm.
@@ -280,8 +280,7 @@ impl Trainer {
             return Err(Error::ZeroLength);
         }
         task.check_len(config.len)?;
-        let policy: Policy = config.policy.parse()?;
-        let budget: Budget = config.budget.parse()?;
+        let (policy, budget) = (config.policy, config.budget);
         let (program, tokens) = match &config.cell {
             None => (None, None),
             Some(path) => {

@@ -15,8 +15,9 @@ use crate::schedule::{Schedule, Verified};
 /// A runner whose engine was chosen at run time ([`BackendKind::build`]).
 pub type Backend = Runner<Box<dyn Engine>>;
 
-/// The backends a user can pick by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The backends a user can pick by name (serialised by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(into = "String")]
 pub enum BackendKind {
     /// [`Interpreter`](crate::Interpreter): walks the lowered schedule.
     Interpreter,
@@ -66,6 +67,12 @@ impl FromStr for BackendKind {
             "jit" => Ok(BackendKind::Jit),
             other => Err(Error::UnknownBackend(other.to_string())),
         }
+    }
+}
+
+impl From<BackendKind> for String {
+    fn from(kind: BackendKind) -> String {
+        kind.to_string()
     }
 }
 

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use bptt::BackendKind;
 use bptt::bench::{self, BenchConfig};
+use bptt::{BackendKind, Policy};
 use bptt_runtime::CountingAllocator;
 
 // The heap columns need a counting allocator in this binary too.
@@ -27,8 +27,7 @@ fn the_small_benchmark_runs_end_to_end() {
     let report = bench::run(&config, Some(&HEAP), &mut |_| {}).unwrap();
     assert!(report.heap_counted);
     let backends = report.backends();
-    let every: Vec<String> = BackendKind::ALL.iter().map(ToString::to_string).collect();
-    assert_eq!(backends, every);
+    assert_eq!(backends, BackendKind::ALL);
 
     let mut expected = vec![
         "store-all -".to_string(),
@@ -87,7 +86,7 @@ fn the_small_benchmark_runs_end_to_end() {
         assert!(heap >= r.checkpoint_bytes, "{what}: heap {heap}");
         assert!(r.heap_ratio.unwrap().is_finite(), "{what}");
         assert!(r.identical, "{what}: gradients differ from store-all's");
-        if r.policy == "store-all" {
+        if r.policy == Policy::StoreAll {
             assert_eq!(r.ratio, 1.0);
             assert_eq!(r.predicted_ratio, 1.0);
             assert_eq!(r.checkpoint_ratio, 1.0);

@@ -174,10 +174,10 @@ impl Machine {
 /// One measured row: a backend running one plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// The backend's name.
-    pub backend: String,
+    /// The backend.
+    pub backend: BackendKind,
     /// The policy (`msm`, `store-all`, `interval:100`, ...).
-    pub policy: String,
+    pub policy: Policy,
     /// Whether the plan minimises measured time instead of forward steps.
     pub weighted: bool,
     /// The budget asked, in percent of store-all (dynamic programs only).
@@ -228,7 +228,7 @@ impl Row {
         if self.weighted {
             format!("{}-w", self.policy)
         } else {
-            self.policy.clone()
+            self.policy.to_string()
         }
     }
 
@@ -347,7 +347,7 @@ struct Spec {
 
 /// A row built on a backend, being timed.
 struct Built {
-    backend: String,
+    backend: BackendKind,
     spec_index: usize,
     runner: Backend,
     grads: Gradients,
@@ -564,7 +564,7 @@ pub fn run(
                 Some((l, g)) => l.to_bits() == loss.to_bits() && g.bitwise_eq(&grads),
             };
             built.push(Built {
-                backend: kind.to_string(),
+                backend: *kind,
                 spec_index: index,
                 checkpoint_bytes: runner.layout().checkpoint_bytes() as u64,
                 runner,
@@ -613,8 +613,7 @@ pub fn run(
     let predicted: Vec<f64> = schedules.iter().map(|s| costs.predict(s)).collect();
     let mut rows: Vec<Row> = Vec::new();
     for kind in &kinds {
-        let name = kind.to_string();
-        let mine: Vec<&Built> = built.iter().filter(|b| b.backend == name).collect();
+        let mine: Vec<&Built> = built.iter().filter(|b| b.backend == *kind).collect();
         let base = mine
             .iter()
             .find(|b| specs[b.spec_index].plan.policy() == Policy::StoreAll)
@@ -633,8 +632,8 @@ pub fn run(
                 summary.peak_units
             };
             rows.push(Row {
-                backend: name.clone(),
-                policy: plan.policy().to_string(),
+                backend: *kind,
+                policy: plan.policy(),
                 weighted: plan.is_weighted(),
                 percent: spec.percent,
                 budget_units,
@@ -716,7 +715,7 @@ impl BenchReport {
             // The paper's headline.
             if let Some(msm) = rows
                 .iter()
-                .find(|r| r.policy == "msm" && !r.weighted && r.percent == Some(5.0))
+                .find(|r| r.policy == Policy::Msm && !r.weighted && r.percent == Some(5.0))
             {
                 let best = rows
                     .iter()
@@ -875,14 +874,14 @@ impl BenchReport {
     }
 
     /// The backends measured, in order.
-    pub fn backends(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
+    pub fn backends(&self) -> Vec<BackendKind> {
+        let mut kinds: Vec<BackendKind> = Vec::new();
         for row in &self.rows {
-            if !names.contains(&row.backend) {
-                names.push(row.backend.clone());
+            if !kinds.contains(&row.backend) {
+                kinds.push(row.backend);
             }
         }
-        names
+        kinds
     }
 
     /// One line per setting: the problem, the costs, the machine.
@@ -948,7 +947,7 @@ impl BenchReport {
             .heap_ratio
             .map_or_else(|| "n/a".to_string(), |h| format!("{:.1}%", 100.0 * h));
         [
-            r.backend.clone(),
+            r.backend.to_string(),
             r.label(),
             pct_label(r.percent),
             format!("{:.1}", r.budget_units),

@@ -27,11 +27,11 @@ const MSM: RGBColor = RGBColor(214, 39, 40);
 const BASE: RGBColor = RGBColor(60, 60, 60);
 const GUIDE: RGBColor = RGBColor(150, 150, 150);
 
-fn color(policy: &str) -> RGBColor {
+fn color(policy: Policy) -> RGBColor {
     match policy {
-        "hsm" => HSM,
-        "ism" => ISM,
-        "msm" => MSM,
+        Policy::Hsm => HSM,
+        Policy::Ism => ISM,
+        Policy::Msm => MSM,
         _ => BASE,
     }
 }
@@ -128,7 +128,7 @@ pub fn cost_curve(path: &Path, len: u32, alpha: Alpha) -> Result<(), Error> {
         .draw()
         .map_err(|e| fail(e.to_string()))?;
     for (policy, points) in series {
-        let c = color(&policy.to_string());
+        let c = color(policy);
         chart
             .draw_series(LineSeries::new(points, c.stroke_width(2)))
             .map_err(|e| fail(e.to_string()))?
@@ -182,7 +182,7 @@ pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
     let root = svg(path)?;
     let store_all_mb = rows
         .iter()
-        .find(|r| r.policy == "store-all")
+        .find(|r| r.policy == Policy::StoreAll)
         .map_or(0.0, |r| r.checkpoint_bytes as f64 / 1e6);
     let cfg = &report.config;
     let mut chart = ChartBuilder::on(&root)
@@ -209,7 +209,7 @@ pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
         .map_err(|e| fail(e.to_string()))?;
     let backends = report.backends();
     for (b, backend) in backends.iter().enumerate() {
-        for policy in ["hsm", "ism", "msm"] {
+        for policy in [Policy::Hsm, Policy::Ism, Policy::Msm] {
             for weighted in [false, true] {
                 let mut points: Vec<(f64, f64)> = rows
                     .iter()
@@ -252,7 +252,7 @@ pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
         }
         for r in rows
             .iter()
-            .filter(|r| &r.backend == backend && !r.policy.ends_with("sm"))
+            .filter(|r| &r.backend == backend && !r.policy.is_dynamic())
         {
             let p = (x_of(r), r.ratio);
             chart
@@ -265,7 +265,7 @@ pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
             if b == 0 {
                 chart
                     .draw_series(std::iter::once(Text::new(
-                        r.policy.clone(),
+                        r.policy.to_string(),
                         (p.0 * 1.08, p.1),
                         ("sans-serif", 13).into_font(),
                     )))
@@ -293,7 +293,11 @@ pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
                 format!(
                     "circles: {}; triangles: {}",
                     backends[0],
-                    backends[1..].join(", ")
+                    backends[1..]
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 (x_min * 1.1, y_min + 0.03 * (y_max - y_min)),
                 ("sans-serif", 13).into_font(),

@@ -5,7 +5,7 @@ use thiserror::Error;
 use crate::policy::Policy;
 
 /// Everything that can go wrong when planning, scheduling or executing.
-#[derive(Debug, Error, Clone, PartialEq)]
+#[derive(Debug, Error)]
 pub enum Error {
     /// The sequence length was zero.
     #[error("the sequence length must be at least 1")]
@@ -33,9 +33,20 @@ pub enum Error {
     /// A cell definition with a mistake, or sizes it cannot take.
     #[error("{0}")]
     Cell(String),
-    /// A file could not be read or written.
+    /// A file could not be read or written: what bptt was doing, and the
+    /// system's error.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done (`cannot read the text genesis.txt`).
+        what: String,
+        /// Why the system refused.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file bptt will not use or cannot make, for a reason of its own (too
+    /// large, not UTF-8, a directory, a figure that cannot be drawn).
     #[error("{0}")]
-    Io(String),
+    File(String),
     /// A text with nothing in it.
     #[error("{0} is empty: a corpus needs at least one character")]
     EmptyText(String),
@@ -182,5 +193,13 @@ impl From<bptt_runtime::Mismatch> for Error {
             expected: m.expected,
             got: m.got,
         }
+    }
+}
+
+impl Error {
+    /// The [`Error::Io`] of `what` for a system error, for `map_err`.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
     }
 }

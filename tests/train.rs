@@ -161,7 +161,8 @@ fn bad_texts_get_clear_errors() {
         .err()
         .unwrap();
     assert!(
-        matches!(err, Error::Io(_)) && err.to_string().contains("cannot read the text"),
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+            && err.to_string().contains("cannot read the text"),
         "{err}"
     );
     let empty = temp(&dir, "empty.txt");

@@ -1107,13 +1107,13 @@ impl BenchReport {
     /// (`forward-steps.svg`, `time-memory.svg`, `memory-trace.svg`) into
     /// `dir`, creating it; returns the paths written.
     pub fn write(&self, dir: &Path) -> Result<Vec<String>, Error> {
-        let io = |e: std::io::Error| Error::Io(format!("{}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir)
+            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
         let mut written = Vec::new();
         let mut put = |name: &str, text: String| -> Result<(), Error> {
             let path = dir.join(name);
             std::fs::write(&path, text)
-                .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+                .map_err(Error::io(format!("cannot write {}", path.display())))?;
             written.push(path.display().to_string());
             Ok(())
         };
@@ -1121,7 +1121,9 @@ impl BenchReport {
         put("bench.csv", self.csv())?;
         put(
             "bench.json",
-            serde_json::to_string_pretty(self).map_err(|e| Error::Io(e.to_string()))? + "\n",
+            serde_json::to_string_pretty(self)
+                .map_err(|e| Error::File(format!("cannot write bench.json: {e}")))?
+                + "\n",
         )?;
         let alpha = Alpha::new(self.alpha)?;
         let figures = [

@@ -38,12 +38,13 @@ fn color(policy: Policy) -> RGBColor {
 
 /// A plotting error as one line naming the file.
 fn failed(path: &Path) -> impl Fn(String) -> Error + '_ {
-    move |e| Error::Io(format!("cannot draw {}: {e}", path.display()))
+    move |e| Error::File(format!("cannot draw {}: {e}", path.display()))
 }
 
 fn svg(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
     }
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(path)(e.to_string()))?;
@@ -81,7 +82,7 @@ fn log_budgets(max: f64, n: usize) -> Vec<f64> {
 /// scale) for HSM, ISM and MSM, with Chen's sqrt(t) and store-all as points.
 pub fn cost_curve(path: &Path, len: u32, alpha: Alpha) -> Result<(), Error> {
     if len < 2 {
-        return Err(Error::Io(format!(
+        return Err(Error::File(format!(
             "cannot draw {}: a curve needs T >= 2 (at T = 1 store-all holds nothing)",
             path.display()
         )));

@@ -258,22 +258,21 @@ fn depth(e: &Expr, lets: &HashMap<String, usize>) -> usize {
 
 /// Reads a cell file of at most [`MAX_SOURCE_BYTES`], checked as UTF-8.
 pub fn read_source(path: &Path) -> Result<String, Error> {
-    let io =
-        |e: std::io::Error| Error::Io(format!("cannot read the cell file {}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(io)?;
+    let what = || format!("cannot read the cell file {}", path.display());
+    let file = std::fs::File::open(path).map_err(Error::io(what()))?;
     let mut bytes = Vec::new();
     file.take(MAX_SOURCE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(io)?;
+        .map_err(Error::io(what()))?;
     if bytes.len() as u64 > MAX_SOURCE_BYTES {
-        return Err(Error::Io(format!(
+        return Err(Error::File(format!(
             "the cell file {} is larger than {} bytes, the most bptt reads",
             path.display(),
             MAX_SOURCE_BYTES
         )));
     }
     String::from_utf8(bytes).map_err(|e| {
-        Error::Io(format!(
+        Error::File(format!(
             "the cell file {} is not UTF-8 (at byte {})",
             path.display(),
             e.utf8_error().valid_up_to()

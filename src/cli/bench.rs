@@ -67,13 +67,13 @@ const MAX_PERCENTS: usize = 32;
 
 /// Checks, before measuring, that the figures can be written into `out`.
 fn check_out(out: &Path) -> Result<(), Error> {
-    let bad = |why: String| Error::Io(format!("cannot write into {}: {why}", out.display()));
+    let what = || format!("cannot write into {}", out.display());
     if out.exists() && !out.is_dir() {
-        return Err(bad("it is not a folder".to_string()));
+        return Err(Error::File(format!("{}: it is not a folder", what())));
     }
-    std::fs::create_dir_all(out).map_err(|e| bad(e.to_string()))?;
+    std::fs::create_dir_all(out).map_err(Error::io(what()))?;
     let probe = out.join(format!(".bptt-bench-probe-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| bad(e.to_string()))?;
+    std::fs::File::create(&probe).map_err(Error::io(what()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }

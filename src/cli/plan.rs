@@ -228,7 +228,7 @@ pub fn schedule(spec: &PlanSpec) -> Result<(), Error> {
     let s = plan.summary();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    let io = |e: std::io::Error| Error::Io(format!("cannot write the schedule: {e}"));
+    let io = |e: std::io::Error| Error::io("cannot write the schedule")(e);
     writeln!(
         out,
         "# {} T={} alpha={} budget={} units: {} forward steps, peak {} units; slots named by kind (H state, T tape) and offset in ticks of 1/{} state",

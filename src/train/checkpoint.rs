@@ -40,9 +40,10 @@ fn target(path: &Path) -> Result<PathBuf, Error> {
     for _ in 0..32 {
         match fs::symlink_metadata(&file) {
             Ok(m) if m.file_type().is_symlink() => {
-                let link = fs::read_link(&file).map_err(|e| {
-                    Error::Io(format!("cannot follow the link {}: {e}", file.display()))
-                })?;
+                let link = fs::read_link(&file).map_err(Error::io(format!(
+                    "cannot follow the link {}",
+                    file.display()
+                )))?;
                 file = match file.parent() {
                     Some(dir) => dir.join(link),
                     None => link,
@@ -51,7 +52,7 @@ fn target(path: &Path) -> Result<PathBuf, Error> {
             _ => return Ok(file),
         }
     }
-    Err(Error::Io(format!(
+    Err(Error::File(format!(
         "the checkpoint {} is a loop of symbolic links",
         path.display()
     )))
@@ -97,12 +98,8 @@ fn remove_stale(path: &Path) {
 /// it names a file (not a directory), is none of `inputs` (the text, the
 /// cell file), and its directory (created if missing) takes a new file.
 pub fn check_writable(path: &Path, inputs: &[&Path]) -> Result<(), Error> {
-    let bad = |why: String| {
-        Error::Io(format!(
-            "cannot write the checkpoint {}: {why}",
-            path.display()
-        ))
-    };
+    let what = || format!("cannot write the checkpoint {}", path.display());
+    let bad = |why: String| Error::File(format!("{}: {why}", what()));
     let file = target(path)?;
     let name = match file.file_name() {
         Some(n) if !path.as_os_str().to_string_lossy().ends_with('/') => n.to_os_string(),
@@ -128,9 +125,9 @@ pub fn check_writable(path: &Path, inputs: &[&Path]) -> Result<(), Error> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&dir).map_err(|e| bad(format!("cannot create its folder: {e}")))?;
+    fs::create_dir_all(&dir).map_err(Error::io(format!("{}: cannot create its folder", what())))?;
     let probe = dir.join(temp_name(&name.to_string_lossy(), std::process::id()));
-    fs::File::create(&probe).map_err(|e| bad(e.to_string()))?;
+    fs::File::create(&probe).map_err(Error::io(what()))?;
     let _ = fs::remove_file(&probe);
     Ok(())
 }
@@ -141,12 +138,8 @@ pub fn save<C: Serialize>(
     header: &Header<C>,
     sections: &[&[f32]],
 ) -> Result<(), Error> {
-    let io = |e: std::io::Error| {
-        Error::Io(format!(
-            "cannot write the checkpoint {}: {e}",
-            path.display()
-        ))
-    };
+    let io =
+        |e: std::io::Error| Error::io(format!("cannot write the checkpoint {}", path.display()))(e);
     assert_eq!(
         header.sections,
         sections.iter().map(|s| s.len()).collect::<Vec<_>>()
@@ -166,7 +159,7 @@ pub fn save<C: Serialize>(
     let path = &target(path)?;
     let name = path
         .file_name()
-        .ok_or_else(|| Error::Io(format!("{} is not a file path", path.display())))?;
+        .ok_or_else(|| Error::File(format!("{} is not a file path", path.display())))?;
     remove_stale(path);
     let tmp = path.with_file_name(temp_name(&name.to_string_lossy(), std::process::id()));
     let mut file = fs::File::create(&tmp).map_err(io)?;
@@ -239,10 +232,7 @@ pub fn open<C: for<'de> Deserialize<'de>>(path: &Path) -> Result<Opened<C>, Erro
 }
 
 fn read_error(path: &Path, e: std::io::Error) -> Error {
-    Error::Io(format!(
-        "cannot read the checkpoint {}: {e}",
-        path.display()
-    ))
+    Error::io(format!("cannot read the checkpoint {}", path.display()))(e)
 }
 
 impl<C> Opened<C> {

@@ -18,8 +18,9 @@ pub const MAX_TEXT_BYTES: usize = 32 << 20;
 
 /// Reads a text file, capped and checked as UTF-8 chunk by chunk.
 fn read_text(path: &Path) -> Result<String, Error> {
-    let fail = |why: String| Error::Io(format!("cannot read the text {}: {why}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let what = || format!("cannot read the text {}", path.display());
+    let fail = |why: String| Error::File(format!("{}: {why}", what()));
+    let mut file = std::fs::File::open(path).map_err(Error::io(what()))?;
     let mut bytes: Vec<u8> = Vec::new();
     let mut checked = 0;
     let mut chunk = vec![0u8; 1 << 16];
@@ -28,7 +29,7 @@ fn read_text(path: &Path) -> Result<String, Error> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(fail(e.to_string())),
+            Err(e) => return Err(Error::io(what())(e)),
         };
         if bytes.len() + n > MAX_TEXT_BYTES {
             return Err(fail(format!(

@@ -63,7 +63,7 @@ fn compile_times(quick: bool) {
     let options = JitOptions::default();
     println!(
         "## Compile time (LSTM input {input} hidden {hidden} batch {batch}, {} calls per function, verifier {})\n",
-        options.calls_per_function,
+        options.runs_per_function,
         if options.verifier { "on" } else { "off" },
     );
     println!("| T | policy | budget | plan ms | calls | functions | compile ms | us per call |");
@@ -103,7 +103,7 @@ fn compile_times(quick: bool) {
     let (schedule, _) = plan(&cell, Policy::Sqrt, 100_000, Budget::Percent(100.0));
     for per in [512, 1024, 2048, 4096, 8192, 16384, usize::MAX] {
         let options = JitOptions {
-            calls_per_function: per,
+            runs_per_function: per,
             verifier: false,
         };
         reset_peak();

@@ -10,7 +10,7 @@ use crate::interp::Interpret;
 use crate::jit::{JitEngine, JitOptions};
 use crate::planner::Plan;
 use crate::runner::{Engine, Runner};
-use crate::schedule::{Schedule, Verified};
+use crate::schedule::Verified;
 
 /// A runner whose engine was chosen at run time ([`BackendKind::build`]).
 pub type Backend = Runner<Box<dyn Engine>>;
@@ -31,11 +31,10 @@ impl BackendKind {
     pub const ALL: [BackendKind; 2] = [BackendKind::Interpreter, BackendKind::Jit];
 
     /// Verifies `plan`'s schedule and builds its runner on this backend's
-    /// engine for a cell, a read-out and a batch size. The one rule: the
-    /// interpreter streams the schedule from the plan (verified in one pass,
-    /// held in memory of the recursion's depth, never `T`); the JIT lists it,
-    /// since it compiles every call, refusing up front a list larger than
-    /// the memory available.
+    /// engine for a cell, a read-out and a batch size. Both engines take the
+    /// schedule streamed from the plan (verified in one pass, never listed):
+    /// the interpreter lowers it again at each run, the JIT compiles it once
+    /// as runs of calls.
     pub fn build(
         self,
         plan: &Plan,
@@ -43,10 +42,7 @@ impl BackendKind {
         readout: &Readout,
         batch: usize,
     ) -> Result<Backend, Error> {
-        let schedule = match self {
-            BackendKind::Interpreter => Verified::stream(plan.clone())?,
-            BackendKind::Jit => Verified::new(Schedule::try_from_plan(plan)?)?,
-        };
+        let schedule = Verified::stream(plan.clone())?;
         Runner::with_engine(schedule, cell, readout, batch, |lowered, layout| {
             Ok(match self {
                 BackendKind::Interpreter => Box::<Interpret>::default() as Box<dyn Engine>,

@@ -83,9 +83,9 @@ fn gradients_are_bitwise_those_of_the_interpreter_and_plain_bptt() {
                 let case = format!("{name} {policy} {percent}%");
                 let (interp_loss, interp) = problem.run(policy, budget);
                 // One function, and many small ones: chunking changes nothing.
-                for per_function in [JitOptions::DEFAULT_CALLS_PER_FUNCTION, 5] {
+                for per_function in [JitOptions::DEFAULT_RUNS_PER_FUNCTION, 5] {
                     let options = JitOptions {
-                        calls_per_function: per_function,
+                        runs_per_function: per_function,
                         verifier: true,
                     };
                     let (loss, grads, functions) = jit_run(&problem, policy, budget, options);
@@ -160,7 +160,7 @@ fn the_ir_of_a_tiny_schedule_is_stable() {
     );
     expect![[r#"
         ; bptt: msm schedule, T = 4, alpha = 2, budget = 1 (in hidden states)
-        ; 17 calls in 1 function, run in order; each call passes the frame pointer
+        ; 17 calls in 17 runs (a run of more than one call is a loop) in 1 function, run in order; each call passes the frame pointer
         ; then the step and offsets in floats from the arena base (batch 2, state 3, tape 6):
         ;   run0 = 0, run1 = 16, state = 32, grad0 = 48, grad1 = 64, W = 80
         ;   H<p>, T<p> (tick p of the checkpoint stack) = 1152 + ceil(p * 6 / 1); the stack holds 1 ticks
@@ -261,7 +261,7 @@ fn the_ir_names_shims_and_hides_addresses() {
     let mut rng = Rng::new(2);
     let cell = Gru::new(3, 4, &mut rng);
     let schedule = schedule(&cell, Policy::Hsm, 30, Budget::Units(3.0));
-    let layout = layout_for_alpha(&schedule);
+    let layout = layout_for_alpha(schedule.header());
     let text = emit_clif(&Verified::new(schedule).unwrap(), &layout).unwrap();
     for shim in [
         "%bptt_restore_initial",
@@ -319,7 +319,7 @@ fn a_layout_too_small_for_the_schedule_is_an_error() {
     let mut rng = Rng::new(4);
     let cell = Rnn::new(3, 4, &mut rng);
     let schedule = schedule(&cell, Policy::Sqrt, 40, Budget::Percent(100.0));
-    let mut layout = layout_for_alpha(&schedule);
+    let mut layout = layout_for_alpha(schedule.header());
     layout.capacity_ticks -= 1;
     let err = emit_clif(&Verified::new(schedule).unwrap(), &layout).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
@@ -445,7 +445,7 @@ fn dropping_the_compiled_schedule_frees_its_code() {
     let compile = || {
         let schedule = schedule(&*problem.cell, Policy::Msm, 50, Budget::Percent(10.0));
         let options = JitOptions {
-            calls_per_function: 16,
+            runs_per_function: 4,
             verifier: false,
         };
         CompiledSchedule::compile_with(schedule, &*problem.cell, &problem.readout, 2, options)
@@ -478,7 +478,7 @@ fn dropping_the_compiled_schedule_frees_its_code() {
 }
 
 #[test]
-fn a_long_schedule_compiles_in_several_functions() {
+fn a_long_schedule_compiles_as_loops() {
     let _turn = turn();
     let mut rng = Rng::new(6);
     let cell = Rnn::new(1, 1, &mut rng);
@@ -491,11 +491,16 @@ fn a_long_schedule_compiles_in_several_functions() {
     };
     let mut compiled =
         CompiledSchedule::compile_with(schedule, &cell, &readout, 1, options).unwrap();
+    let runs = compiled.engine().runs();
     assert_eq!(
-        compiled
-            .calls()
-            .div_ceil(JitOptions::DEFAULT_CALLS_PER_FUNCTION),
+        runs.div_ceil(JitOptions::DEFAULT_RUNS_PER_FUNCTION),
         compiled.functions()
+    );
+    // Sqrt(t)'s segments are loops: the code holds far fewer runs than calls.
+    assert!(
+        runs * 50 < compiled.calls(),
+        "{runs} runs for {} calls",
+        compiled.calls()
     );
     let x = Array3::<f32>::zeros((len as usize, 1, 1));
     let y = Array3::<f32>::zeros((len as usize, 1, 1));
@@ -520,4 +525,30 @@ fn a_long_schedule_compiles_in_several_functions() {
 fn compiled_schedules_can_move_between_threads() {
     fn send<T: Send>() {}
     send::<CompiledSchedule>();
+}
+
+#[test]
+fn a_run_of_calls_is_one_loop() {
+    let _turn = turn();
+    let cell = Rnn::new(3, 4, &mut Rng::new(5));
+    // Store-all: forward steps 1..=8 keeping tapes one tape apart (a loop),
+    // step 9 on the working tape and its backward step (two calls), then the
+    // backward steps 8..=1 over the tapes (a loop).
+    let schedule = schedule(&cell, Policy::StoreAll, 9, Budget::Percent(100.0));
+    let layout = layout_for_alpha(schedule.header());
+    let text = emit_clif(&Verified::new(schedule).unwrap(), &layout).unwrap();
+    let calls = |shim: &str| {
+        text.lines()
+            .filter(|l| l.contains(&format!("call {shim}(")))
+            .count()
+    };
+    assert_eq!((calls("fn4"), calls("fn5")), (2, 2), "{text}");
+    assert_eq!(text.matches("brif").count(), 2, "{text}");
+    assert!(text.contains("; 19 calls in 5 runs"), "{text}");
+    for run in [
+        "8 calls, forward 1: run0 -> run1, tape T0 .. forward 8: run1 -> run0, tape T14",
+        "8 calls, backward 8 with T14: grad1 -> grad0 .. backward 1 with T0: grad0 -> grad1",
+    ] {
+        assert!(text.contains(run), "{run} is not in {text}");
+    }
 }

@@ -35,7 +35,7 @@ fn backend(name: &str, plan: &Plan, cell: &dyn Cell, readout: &Readout, batch: u
         }),
         _ => {
             let options = JitOptions {
-                calls_per_function: 5,
+                runs_per_function: 5,
                 ..JitOptions::default()
             };
             Runner::with_engine(schedule, cell, readout, batch, |lowered, layout| {

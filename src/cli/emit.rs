@@ -10,7 +10,7 @@ use bptt::cell_lang::{CellProgram, compile_file};
 use bptt::jit::cell::emit_cell_clif;
 use bptt::jit::{emit_clif, layout_for_alpha};
 use bptt::train::memory::{BYTES_PER_OP, CODE_BYTES_PER_CALL, Need};
-use bptt::{Error, Plan, Schedule, Verified};
+use bptt::{Error, Plan, Verified};
 
 /// Arguments of `bptt emit`.
 #[derive(Debug, Args)]
@@ -118,8 +118,8 @@ pub fn emit(args: &EmitArgs) -> Result<(), Error> {
         Target::Clif(spec) => match &spec.cell {
             Some(path) => emit_cell_clif(&spec.program(path)?)?,
             None => {
-                let schedule = Verified::new(Schedule::from_plan(&spec.plan()?.1))?;
-                emit_clif(&schedule, &layout_for_alpha(schedule.schedule()?))?
+                let schedule = Verified::stream(spec.plan()?.1)?;
+                emit_clif(&schedule, &layout_for_alpha(schedule.header()))?
             }
         },
     };

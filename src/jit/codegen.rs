@@ -1,11 +1,11 @@
 //! Cranelift code generation: lowered calls become straight-line functions of
 //! shim calls, compiled into one JIT module that [`Jit`] owns.
 
-use bptt_runtime::ArenaLayout;
 use cranelift_codegen::Context;
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    AbiParam, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, Signature, UserFuncName,
-    types,
+    AbiParam, BlockArg, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, Signature,
+    UserFuncName, Value, types,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_codegen::settings::{self, Configurable};
@@ -13,9 +13,9 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError, default_libcall_names};
 
-use super::shims::{Frame, Shim, shim_args};
+use super::runs::{Field, Run};
+use super::shims::{Frame, Shim};
 use crate::error::Error;
-use crate::lower::Call;
 
 /// A compiled function: `extern "C" fn(frame)` running one chunk of calls.
 type ChunkFn = unsafe extern "C" fn(*mut Frame<'_>);
@@ -61,18 +61,18 @@ pub(crate) fn import_by_name(func: &mut Function, config: TargetFrontendConfig) 
     })
 }
 
-/// Fills `func` (its name already set) with one block that calls the shim of
-/// every call in order, the frame pointer first and the step and offsets as
-/// constants, then returns. `shims` are the imported shims in
-/// [`Shim::ALL`] order.
+/// Fills `func` (its name already set) with the calls of `runs` in order,
+/// then a return: a run of one call is a call of its shim with the frame
+/// pointer first and the step and offsets as constants; a longer run is a
+/// loop over its calls, its arguments block parameters that step or swap
+/// each iteration. `shims` are the imported shims in [`Shim::ALL`] order.
 pub(crate) fn build_chunk(
     func: &mut Function,
     builder_ctx: &mut FunctionBuilderContext,
     shims: [FuncRef; 6],
-    calls: &[Call],
-    layout: &ArenaLayout,
+    runs: &[Run],
     config: TargetFrontendConfig,
-) -> Result<(), Error> {
+) {
     func.signature = chunk_signature(config);
     let mut b = FunctionBuilder::new(func, builder_ctx);
     let entry = b.create_block();
@@ -80,18 +80,71 @@ pub(crate) fn build_chunk(
     b.switch_to_block(entry);
     b.seal_block(entry);
     let frame = b.block_params(entry)[0];
-    for call in calls {
-        let (shim, args) = shim_args(call, layout)?;
-        let mut values = [frame; 5];
-        for (value, &arg) in values[1..].iter_mut().zip(args.as_slice()) {
-            *value = b.ins().iconst(types::I64, arg);
+    for run in runs {
+        let shim = shims[run.shim as usize];
+        if run.count == 1 {
+            let mut values = vec![frame];
+            for field in run.fields() {
+                let value = field.at(0).expect("a run's first call has its arguments");
+                values.push(b.ins().iconst(types::I64, value));
+            }
+            b.ins().call(shim, &values);
+        } else {
+            build_loop(&mut b, frame, shim, run);
         }
-        b.ins()
-            .call(shims[shim as usize], &values[..=args.as_slice().len()]);
     }
     b.ins().return_(&[]);
     b.finalize(config);
-    Ok(())
+}
+
+/// The loop over a run's calls: block parameters `i`, then per argument its
+/// value (and, for an alternating one, the other value, swapped each
+/// iteration).
+fn build_loop(b: &mut FunctionBuilder<'_>, frame: Value, shim: FuncRef, run: &Run) {
+    let body = b.create_block();
+    let exit = b.create_block();
+    let mut start = vec![BlockArg::Value(b.ins().iconst(types::I64, 0))];
+    b.append_block_param(body, types::I64);
+    for field in run.fields() {
+        let values: &[i64] = match *field {
+            Field::Step { start, .. } => &[start],
+            Field::Alternate { first, second } => &[first, second],
+        };
+        for &v in values {
+            b.append_block_param(body, types::I64);
+            start.push(BlockArg::Value(b.ins().iconst(types::I64, v)));
+        }
+    }
+    b.ins().jump(body, &start);
+    b.switch_to_block(body);
+    let params = b.block_params(body).to_vec();
+    let mut args = vec![frame];
+    let mut next = vec![BlockArg::Value(b.ins().iadd_imm_s(params[0], 1))];
+    let mut p = 1;
+    for field in run.fields() {
+        args.push(params[p]);
+        match *field {
+            Field::Step { delta, .. } => {
+                next.push(BlockArg::Value(b.ins().iadd_imm_s(params[p], delta)));
+                p += 1;
+            }
+            Field::Alternate { .. } => {
+                next.extend([BlockArg::Value(params[p + 1]), BlockArg::Value(params[p])]);
+                p += 2;
+            }
+        }
+    }
+    b.ins().call(shim, &args);
+    let BlockArg::Value(i_next) = next[0] else {
+        unreachable!("the counter is a value")
+    };
+    let more = b
+        .ins()
+        .icmp_imm_u(IntCC::UnsignedLessThan, i_next, i64::from(run.count));
+    b.ins().brif(more, body, &next, exit, &[]);
+    b.seal_block(body);
+    b.switch_to_block(exit);
+    b.seal_block(exit);
 }
 
 /// The host ISA's settings: position-dependent code (cranelift-jit needs it),
@@ -175,14 +228,9 @@ impl Jit {
         self.chunks.len()
     }
 
-    /// Compiles `calls` as functions of at most `per_function` calls each, to
+    /// Compiles `runs` as functions of at most `per_function` runs each, to
     /// be run in order. Called once per `Jit`.
-    pub(crate) fn compile(
-        &mut self,
-        calls: &[Call],
-        layout: &ArenaLayout,
-        per_function: usize,
-    ) -> Result<(), Error> {
+    pub(crate) fn compile(&mut self, runs: &[Run], per_function: usize) -> Result<(), Error> {
         assert!(self.chunks.is_empty(), "a Jit compiles one schedule");
         let Jit {
             module,
@@ -194,13 +242,13 @@ impl Jit {
         let module = module.as_mut().expect("the module lives until drop");
         let config = module.target_config();
         let sig = chunk_signature(config);
-        let mut ids = Vec::with_capacity(calls.len().div_ceil(per_function.max(1)));
-        for (k, chunk) in calls.chunks(per_function.max(1)).enumerate() {
+        let mut ids = Vec::with_capacity(runs.len().div_ceil(per_function.max(1)));
+        for (k, chunk) in runs.chunks(per_function.max(1)).enumerate() {
             let id = module.declare_function(&format!("bptt_chunk_{k}"), Linkage::Local, &sig)?;
             ctx.func =
                 Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig.clone());
             let refs = shims.map(|shim| module.declare_func_in_func(shim, &mut ctx.func));
-            build_chunk(&mut ctx.func, builder_ctx, refs, chunk, layout, config)?;
+            build_chunk(&mut ctx.func, builder_ctx, refs, chunk, config);
             module.define_function(id, ctx)?;
             module.clear_context(ctx);
             ids.push(id);

@@ -4,13 +4,16 @@
 //! [`CompiledSchedule`] is the [`Runner`] over the [`JitEngine`]:
 //! [`CompiledSchedule::compile`] verifies a schedule and lowers it to calls
 //! on arena regions (as for the interpreter), and the engine compiles the
-//! calls into
-//! straight-line functions with cranelift-jit. Each call becomes one native
-//! call of an `extern "C"` shim (`bptt_forward`, `bptt_backward`, ...) with the
-//! step and the regions' offsets from the arena base as constants; the shim
-//! runs the same [`Execution`] primitive the interpreter runs, so gradients
-//! are bitwise the same. Long schedules are split into functions of at most
-//! [`JitOptions::calls_per_function`] calls, run in order.
+//! calls with cranelift-jit. Each call is one native call of an `extern "C"`
+//! shim (`bptt_forward`, `bptt_backward`, ...) with the step and the regions'
+//! offsets from the arena base; the shim runs the same [`Execution`]
+//! primitive the interpreter runs, so gradients are bitwise the same. Runs of
+//! calls whose arguments step by a constant or alternate (`runs.rs`) become
+//! loops, so the code grows with the schedule's runs, not its calls (a
+//! streamed schedule is compiled without ever being listed); a single call
+//! passes its arguments as constants. Long schedules are split into
+//! functions of at most [`JitOptions::runs_per_function`] runs, run in
+//! order.
 //! [`CompiledSchedule::clif`] and [`emit_clif`] print the functions'
 //! Cranelift IR. [`cell::JitCell`] compiles a derived cell's kernels likewise.
 //!
@@ -40,6 +43,7 @@
 
 pub mod cell;
 mod codegen;
+mod runs;
 mod shims;
 mod text;
 
@@ -48,34 +52,36 @@ use bptt_runtime::{ArenaLayout, Cell, Execution, Readout};
 use crate::error::Error;
 use crate::lower::Lowered;
 use crate::runner::{Engine, Runner};
-use crate::schedule::{IntoVerified, Schedule, Verified};
+use crate::schedule::{Header, IntoVerified, StreamMemory, Verified};
 use codegen::Jit;
+use runs::{Run, Runs};
 use shims::Frame;
 
 /// How a schedule is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitOptions {
-    /// The most calls in one compiled function (at least 1). Cranelift's
-    /// compile time grows with a function's size, so long schedules are split
-    /// into several functions run in order.
-    pub calls_per_function: usize,
+    /// The most runs (a single call, or a loop over a run of calls) in one
+    /// compiled function (at least 1). Cranelift's compile time grows with a
+    /// function's size, so long schedules are split into several functions
+    /// run in order.
+    pub runs_per_function: usize,
     /// Whether Cranelift verifies the IR of every function before compiling
     /// it. Defaults to on in debug builds (and tests), off in release builds.
     pub verifier: bool,
 }
 
 impl JitOptions {
-    /// The default size of a compiled function, in calls. Measured at
-    /// T = 100,000 (`examples/jit_bench.rs`): 512 to 4096 compile equally
-    /// fast; one function of all 300,000 calls compiles 2 to 3 times slower
-    /// and peaks at about 8 times the memory.
-    pub const DEFAULT_CALLS_PER_FUNCTION: usize = 2048;
+    /// The default size of a compiled function, in runs. Measured at
+    /// T = 100,000 when every call was its own run (`examples/jit_bench.rs`):
+    /// 512 to 4096 compiled equally fast; one function of all 300,000 calls
+    /// compiled 2 to 3 times slower and peaked at about 8 times the memory.
+    pub const DEFAULT_RUNS_PER_FUNCTION: usize = 2048;
 }
 
 impl Default for JitOptions {
     fn default() -> Self {
         JitOptions {
-            calls_per_function: Self::DEFAULT_CALLS_PER_FUNCTION,
+            runs_per_function: Self::DEFAULT_RUNS_PER_FUNCTION,
             verifier: cfg!(debug_assertions),
         }
     }
@@ -88,19 +94,30 @@ impl Default for JitOptions {
 pub struct JitEngine {
     jit: Jit,
     options: JitOptions,
+    /// The runs compiled, and how many calls they hold (for the IR text).
+    runs: Vec<Run>,
+    calls: usize,
 }
 
 impl JitEngine {
-    /// Compiles `lowered`'s calls for an arena `layout`; a Cranelift failure
-    /// returns [`Error::Codegen`].
+    /// Compiles `lowered`'s calls for an arena `layout`, grouped into runs
+    /// as they are lowered (a streamed schedule's are never listed); a
+    /// region outside the layout returns [`Error::Verify`], a Cranelift
+    /// failure [`Error::Codegen`].
     pub fn compile(
         lowered: &Lowered,
         layout: &ArenaLayout,
         options: JitOptions,
     ) -> Result<Self, Error> {
+        let (runs, calls) = group_runs(lowered, layout)?;
         let mut jit = Jit::new(options.verifier)?;
-        jit.compile(lowered.calls()?, layout, options.calls_per_function)?;
-        Ok(JitEngine { jit, options })
+        jit.compile(&runs, options.runs_per_function)?;
+        Ok(JitEngine {
+            jit,
+            options,
+            runs,
+            calls,
+        })
     }
 
     /// The options it was compiled with.
@@ -113,19 +130,19 @@ impl JitEngine {
         self.jit.functions()
     }
 
-    /// The Cranelift IR of the compiled functions of `schedule`, lowered to
-    /// `lowered` for `layout` (what the engine was compiled from).
-    fn clif(
-        &self,
-        schedule: &Schedule,
-        lowered: &Lowered,
-        layout: &ArenaLayout,
-    ) -> Result<String, Error> {
+    /// How many runs (single calls and loops) were compiled.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The Cranelift IR of the compiled functions of the schedule `header`
+    /// describes, for `layout` (what the engine was compiled for).
+    fn clif(&self, header: &Header, layout: &ArenaLayout) -> Result<String, Error> {
         text::render(
-            schedule,
-            lowered.calls()?,
+            header,
+            (&self.runs, self.calls),
             layout,
-            self.options.calls_per_function,
+            self.options.runs_per_function,
             self.jit.config(),
         )
     }
@@ -196,8 +213,30 @@ impl CompiledSchedule {
     /// bytes per call), with the same builder and chunking as the compiled
     /// code.
     pub fn clif(&self) -> Result<String, Error> {
-        self.engine()
-            .clif(self.verified().schedule()?, self.lowered(), self.layout())
+        self.engine().clif(self.header(), self.layout())
+    }
+}
+
+/// How many runs (single calls and loops, see `runs.rs`) the JIT compiles
+/// `verified` into for `layout`: what its code's size grows with. Streams
+/// the calls, holding only the runs.
+pub fn count_runs(verified: &Verified, layout: &ArenaLayout) -> Result<usize, Error> {
+    Ok(group_runs(&Lowered::new(verified), layout)?.0.len())
+}
+
+/// The runs of `lowered`'s calls for `layout` and how many calls they hold,
+/// grouped as the calls are lowered.
+fn group_runs(lowered: &Lowered, layout: &ArenaLayout) -> Result<(Vec<Run>, usize), Error> {
+    let mut runs = Runs::new(layout);
+    let mut failure = None;
+    lowered.for_each(&mut StreamMemory::default(), |call| {
+        if failure.is_none() {
+            failure = runs.push(call).err();
+        }
+    });
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(runs.finish()),
     }
 }
 
@@ -208,9 +247,9 @@ impl CompiledSchedule {
 /// The layout must have the schedule's ticks per state and per tape (its
 /// `alpha`) and a stack of at least its capacity, [`Error::Shape`] otherwise.
 pub fn emit_clif(verified: &Verified, layout: &ArenaLayout) -> Result<String, Error> {
-    let schedule = verified.schedule()?;
-    let alpha = schedule.alpha();
-    let capacity = schedule.capacity().0;
+    let header = verified.header();
+    let alpha = header.alpha;
+    let capacity = header.capacity.0;
     let fits = layout.ticks_per_state == alpha.denominator()
         && layout.ticks_per_tape == alpha.numerator()
         && layout.capacity_ticks >= capacity;
@@ -230,15 +269,15 @@ pub fn emit_clif(verified: &Verified, layout: &ArenaLayout) -> Result<String, Er
         });
     }
     let lowered = Lowered::new(verified);
-    JitEngine::compile(&lowered, layout, JitOptions::default())?.clif(schedule, &lowered, layout)
+    JitEngine::compile(&lowered, layout, JitOptions::default())?.clif(header, layout)
 }
 
 /// A layout for a schedule without a cell, for printing IR: one batch row, a
 /// state of `den` floats and a tape of `num` floats when `alpha = num / den`,
 /// so a checkpoint at tick `p` starts `p` floats into the stack, and no
 /// scratch.
-pub fn layout_for_alpha(schedule: &Schedule) -> ArenaLayout {
-    let alpha = schedule.alpha();
+pub fn layout_for_alpha(header: &Header) -> ArenaLayout {
+    let alpha = header.alpha;
     ArenaLayout {
         batch: 1,
         state_size: alpha.denominator() as usize,
@@ -247,7 +286,7 @@ pub fn layout_for_alpha(schedule: &Schedule) -> ArenaLayout {
         readout_scratch_size: 0,
         ticks_per_state: alpha.denominator(),
         ticks_per_tape: alpha.numerator(),
-        capacity_ticks: schedule.capacity().0,
+        capacity_ticks: header.capacity.0,
         window_steps: 0,
         window_row: 0,
     }

@@ -11,9 +11,10 @@ use cranelift_codegen::write::{FuncWriter, PlainWriter, decorate_function};
 use cranelift_frontend::FunctionBuilderContext;
 
 use super::codegen::{build_chunk, chunk_signature, import_by_name};
+use super::runs::Run;
 use crate::error::Error;
 use crate::lower::Call;
-use crate::schedule::Schedule;
+use crate::schedule::Header;
 
 /// A region as the schedule printout names it: `H3`, `T1`, `W`, and the
 /// working buffers `run0`, `run1`, `state`, `grad0`, `grad1`.
@@ -56,6 +57,20 @@ fn describe(call: &Call) -> String {
             n(grad),
             n(grad_prev)
         ),
+    }
+}
+
+/// What a run does, in words: its call, or its first and last calls.
+fn describe_run(run: &Run) -> String {
+    if run.count == 1 {
+        describe(&run.first)
+    } else {
+        format!(
+            "{} calls, {} .. {}",
+            run.count,
+            describe(&run.first),
+            describe(&run.last)
+        )
     }
 }
 
@@ -111,20 +126,24 @@ impl<I: Iterator<Item = String>> FuncWriter for Annotated<I> {
 
 /// The comment lines that open the text: the schedule, the calling
 /// convention of the functions, and where each region is.
-fn legend(schedule: &Schedule, calls: usize, functions: usize, layout: &ArenaLayout) -> String {
+fn legend(
+    header: &Header,
+    (calls, runs, functions): (usize, usize, usize),
+    layout: &ArenaLayout,
+) -> String {
     let at = |r| layout.offset(r);
-    let alpha = schedule.alpha();
+    let alpha = header.alpha;
     let mut text = String::new();
     let _ = writeln!(
         text,
         "; bptt: {} schedule, T = {}, alpha = {alpha}, budget = {} (in hidden states)",
-        schedule.policy(),
-        schedule.len(),
-        alpha.to_units(schedule.budget()),
+        header.policy,
+        header.len,
+        alpha.to_units(header.budget),
     );
     let _ = writeln!(
         text,
-        "; {calls} calls in {functions} {}, run in order; each call passes the frame pointer",
+        "; {calls} calls in {runs} runs (a run of more than one call is a loop) in {functions} {}, run in order; each call passes the frame pointer",
         if functions == 1 {
             "function"
         } else {
@@ -163,25 +182,25 @@ fn legend(schedule: &Schedule, calls: usize, functions: usize, layout: &ArenaLay
 }
 
 /// The IR of the functions that [`super::codegen::Jit::compile`] builds for
-/// `calls`, chunked the same way, as text.
+/// `runs` (of `calls` calls), chunked the same way, as text.
 pub(crate) fn render(
-    schedule: &Schedule,
-    calls: &[Call],
+    header: &Header,
+    (runs, calls): (&[Run], usize),
     layout: &ArenaLayout,
     per_function: usize,
     config: TargetFrontendConfig,
 ) -> Result<String, Error> {
     let per_function = per_function.max(1);
-    let functions = calls.len().div_ceil(per_function);
-    let mut text = legend(schedule, calls.len(), functions, layout);
+    let functions = runs.len().div_ceil(per_function);
+    let mut text = legend(header, (calls, runs.len(), functions), layout);
     let mut builder_ctx = FunctionBuilderContext::new();
-    for (k, chunk) in calls.chunks(per_function).enumerate() {
+    for (k, chunk) in runs.chunks(per_function).enumerate() {
         let name = UserFuncName::testcase(format!("bptt_chunk_{k}"));
         let mut func = Function::with_name_signature(name, chunk_signature(config));
         let shims = import_by_name(&mut func, config);
-        build_chunk(&mut func, &mut builder_ctx, shims, chunk, layout, config)?;
+        build_chunk(&mut func, &mut builder_ctx, shims, chunk, config);
         text.push('\n');
-        write_annotated(&mut text, &func, chunk.iter().map(describe))?;
+        write_annotated(&mut text, &func, chunk.iter().map(describe_run))?;
     }
     Ok(text)
 }

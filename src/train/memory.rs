@@ -103,8 +103,8 @@ pub const BYTES_PER_OP: u128 = 256;
 /// and the verifier's entry for it while it proves the stream.
 pub const STREAM_BYTES_PER_FRAME: u128 = 384;
 
-/// Bytes of generated code per lowered call (Rust text and its syntax
-/// tree, or Cranelift IR and machine code): a bound above the most
+/// Bytes of generated code per lowered call or JIT run (Rust text and its
+/// syntax tree, or Cranelift IR and machine code): a bound above the most
 /// measured, `emit rust` at about 5 kB a call (507 MB of peak memory for
 /// the 100,000 calls of sqrt(t) at T = 20,000).
 pub const CODE_BYTES_PER_CALL: u128 = 8192;
@@ -192,6 +192,34 @@ impl CellShape {
             .saturating_add(packed_floats(outputs, self.output))
     }
 
+    /// The runs the JIT compiles `plan` into for these sizes (see
+    /// [`crate::jit::count_runs`]), or `None` if the plan's schedule cannot
+    /// be laid out for them.
+    fn runs(&self, plan: &Plan, batch: usize, outputs: usize, arena_floats: u128) -> Option<u128> {
+        // Sizes past 2^48 floats (a petabyte) are refused by the count of
+        // the arena anyway, and would overflow the layout's offsets.
+        if arena_floats > 1 << 48 {
+            return None;
+        }
+        let alpha = plan.alpha();
+        let layout = bptt_runtime::ArenaLayout {
+            batch,
+            state_size: self.state,
+            tape_size: self.tape,
+            scratch_size: self.scratch,
+            readout_scratch_size: outputs,
+            ticks_per_state: alpha.denominator(),
+            ticks_per_tape: alpha.numerator(),
+            capacity_ticks: plan.peak().0,
+            window_steps: bptt_runtime::window_steps(batch, self.window_row),
+            window_row: self.window_row,
+        };
+        let verified = crate::schedule::Verified::stream(plan.clone()).ok()?;
+        crate::jit::count_runs(&verified, &layout)
+            .ok()
+            .map(|n| n as u128)
+    }
+
     /// What one run of `plan` allocates on `backend` with a read-out to
     /// `outputs`: parameters and their gradients, the arena (checkpoints
     /// at the plan's peak and the working set), the schedule in its forms,
@@ -214,25 +242,26 @@ impl CellShape {
                     .saturating_mul(u(self.window_row)),
             );
         let ops = u128::from(plan.forward_steps()).saturating_add(u128::from(plan.len()) * 3);
+        let arena = checkpoints.saturating_add(working);
         let need = Need::new()
             .floats(
                 "parameters and gradients",
                 self.params_with_readout(outputs).saturating_mul(2),
             )
             .floats("packed weights", self.packed_with_readout(outputs))
-            .floats("arena", checkpoints.saturating_add(working));
+            .floats("arena", arena);
+        // Streamed: the walk's stack, a few frames per live checkpoint.
+        let stream =
+            (plan.summary().peak_units.ceil() as u128 + 64).saturating_mul(STREAM_BYTES_PER_FRAME);
+        let need = need.bytes("schedule", stream);
         match backend {
-            // Listed, lowered and compiled: every operation three times over.
-            BackendKind::Jit => need.bytes(
-                "schedule",
-                ops.saturating_mul(BYTES_PER_OP + CODE_BYTES_PER_CALL),
-            ),
-            // Streamed: the walk's stack, a few frames per live checkpoint.
-            BackendKind::Interpreter => need.bytes(
-                "schedule",
-                (plan.summary().peak_units.ceil() as u128 + 64)
-                    .saturating_mul(STREAM_BYTES_PER_FRAME),
-            ),
+            // Compiled as runs (a call or a loop each), counted on the run's
+            // own layout; every call if they cannot be counted.
+            BackendKind::Jit => {
+                let runs = self.runs(plan, batch, outputs, arena).unwrap_or(ops);
+                need.bytes("schedule", runs.saturating_mul(CODE_BYTES_PER_CALL))
+            }
+            BackendKind::Interpreter => need,
         }
     }
 }

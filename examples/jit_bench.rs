@@ -1,10 +1,10 @@
-//! The JIT backend's figures: compile time against the sequence length and
-//! the function size, and run time against the interpreter on an LSTM.
+//! The JIT backend's figures: compile time and code against the sequence
+//! length (runs as loops against every call unrolled), the function size,
+//! and run time against the interpreter and against unrolled code.
 //!
-//! Run with `cargo run --release --example jit_bench` (about a minute: the
-//! planner takes most of it at T = 10,000 and 100,000; `--quick` skips those
-//! plans). Every figure is from one run of this program, so ratios compare
-//! like with like.
+//! Run with `cargo run --release --example jit_bench` (about a minute;
+//! `--quick` skips T = 1,000,000). Every figure is from one run of this
+//! program, so ratios compare like with like.
 
 use std::time::{Duration, Instant};
 
@@ -62,42 +62,57 @@ fn compile_times(quick: bool) {
     let readout = Readout::new(LossKind::SoftmaxCrossEntropy, hidden, 16, &mut rng);
     let options = JitOptions::default();
     println!(
-        "## Compile time (LSTM input {input} hidden {hidden} batch {batch}, {} calls per function, verifier {})\n",
+        "## Compile time and code (LSTM input {input} hidden {hidden} batch {batch}, {} runs per function, verifier {})\n",
         options.runs_per_function,
         if options.verifier { "on" } else { "off" },
     );
-    println!("| T | policy | budget | plan ms | calls | functions | compile ms | us per call |");
-    println!("|---:|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "Runs of calls as loops against every call unrolled (the code before loops), one run of this program.\n"
+    );
+    println!(
+        "| T | policy | budget | plan ms | calls | runs | code | functions | compile ms | peak MB |"
+    );
+    println!("|---:|---|---|---:|---:|---:|---|---:|---:|---:|");
     let mut cases = vec![
         (1_000, Policy::Msm, Budget::Percent(5.0)),
         (1_000, Policy::Sqrt, Budget::Percent(100.0)),
-        (10_000, Policy::Sqrt, Budget::Percent(100.0)),
+        (100_000, Policy::Msm, Budget::Percent(5.0)),
         (100_000, Policy::Sqrt, Budget::Percent(100.0)),
     ];
     if !quick {
-        // 5% of store-all at T = 100,000 is beyond the planner's table: a
-        // budget of 50 hidden states plans in about half a minute.
-        cases.insert(2, (10_000, Policy::Msm, Budget::Percent(5.0)));
-        cases.push((100_000, Policy::Msm, Budget::Units(50.0)));
+        cases.push((1_000_000, Policy::Msm, Budget::Percent(5.0)));
+        cases.push((1_000_000, Policy::Msm, Budget::Percent(1.0)));
     }
     for (len, policy, budget) in cases {
         let (schedule, planning) = plan(&cell, policy, len, budget);
-        let (compiled, time) = compile(schedule, &cell, &readout, batch, options);
-        let budget = match budget {
-            Budget::Percent(p) => format!("{p}%"),
-            Budget::Units(u) => format!("{u} states"),
+        // Unrolled code at T = 1e6 would hold millions of calls: not built.
+        let forms: &[bool] = if len > 100_000 {
+            &[true]
+        } else {
+            &[true, false]
         };
-        println!(
-            "| {len} | {policy} | {budget} | {:.0} | {} | {} | {:.0} | {:.2} |",
-            ms(planning),
-            compiled.calls(),
-            compiled.functions(),
-            ms(time),
-            time.as_secs_f64() * 1e6 / compiled.calls() as f64,
-        );
+        for &loops in forms {
+            let options = JitOptions { loops, ..options };
+            reset_peak();
+            let (compiled, time) = compile(schedule.clone(), &cell, &readout, batch, options);
+            let budget = match budget {
+                Budget::Percent(p) => format!("{p}%"),
+                Budget::Units(u) => format!("{u} states"),
+            };
+            println!(
+                "| {len} | {policy} | {budget} | {:.0} | {} | {} | {} | {} | {:.0} | {} |",
+                ms(planning),
+                compiled.calls(),
+                compiled.engine().runs(),
+                if loops { "loops" } else { "unrolled" },
+                compiled.functions(),
+                ms(time),
+                peak_mb(),
+            );
+        }
     }
 
-    println!("\n## Function size (T = 100000, sqrt, verifier off)\n");
+    println!("\n## Function size (T = 100000, sqrt, unrolled, verifier off)\n");
     println!("| calls per function | functions | compile ms | peak MB |");
     println!("|---:|---:|---:|---:|");
     let (schedule, _) = plan(&cell, Policy::Sqrt, 100_000, Budget::Percent(100.0));
@@ -105,6 +120,7 @@ fn compile_times(quick: bool) {
         let options = JitOptions {
             runs_per_function: per,
             verifier: false,
+            loops: false,
         };
         reset_peak();
         let (compiled, time) = compile(schedule.clone(), &cell, &readout, batch, options);
@@ -135,14 +151,15 @@ fn compile_times(quick: bool) {
     println!("| 10000 | sqrt | {:.0} | {:.0} |", ms(off), ms(on));
 }
 
-/// Median time per training step of the interpreter and the JIT, timed in
-/// alternation so both see the same machine state, and the calls of a step.
+/// Median time per training step of the interpreter, the JIT with loops and
+/// the JIT unrolled, timed in alternation so all see the same machine state,
+/// and the calls of a step.
 fn run_times(
     cell: &dyn Cell,
     schedule: Schedule,
     batch: usize,
     runs: usize,
-) -> (Duration, Duration, usize) {
+) -> ([Duration; 3], usize) {
     let len = schedule.len() as usize;
     let mut rng = Rng::new(2);
     let (input, classes) = (cell.input_size(), 16);
@@ -157,29 +174,50 @@ fn run_times(
     let h0 = Array2::zeros((batch, cell.state_size()));
     let targets = Targets::Classes(y.view());
     let mut interp = Interpreter::new(schedule.clone(), cell, &readout, batch).expect("verified");
-    let (mut jit, _) = compile(schedule, cell, &readout, batch, JitOptions::default());
-    let mut grads = interp.gradients(cell, &readout);
-    let mut jit_grads = jit.gradients(cell, &readout);
-    let (mut t_interp, mut t_jit) = (Vec::new(), Vec::new());
+    let jit = |loops| {
+        let options = JitOptions {
+            loops,
+            ..JitOptions::default()
+        };
+        compile(schedule.clone(), cell, &readout, batch, options).0
+    };
+    let (mut loops, mut unrolled) = (jit(true), jit(false));
+    let mut grads = [0, 1, 2].map(|_| interp.gradients(cell, &readout));
+    let mut times: [Vec<Duration>; 3] = Default::default();
     for round in 0..=runs {
-        let start = Instant::now();
-        interp
-            .run(cell, &readout, x.view(), h0.view(), targets, &mut grads)
-            .expect("runs");
-        let a = start.elapsed();
-        let start = Instant::now();
-        jit.run(cell, &readout, x.view(), h0.view(), targets, &mut jit_grads)
-            .expect("runs");
-        let b = start.elapsed();
-        if round > 0 {
-            t_interp.push(a);
-            t_jit.push(b);
-        }
+        let mut time = |k: usize, run: &mut dyn FnMut(&mut bptt::Gradients)| {
+            let start = Instant::now();
+            run(&mut grads[k]);
+            if round > 0 {
+                times[k].push(start.elapsed());
+            }
+        };
+        time(0, &mut |g| {
+            interp
+                .run(cell, &readout, x.view(), h0.view(), targets, g)
+                .expect("runs");
+        });
+        time(1, &mut |g| {
+            loops
+                .run(cell, &readout, x.view(), h0.view(), targets, g)
+                .expect("runs");
+        });
+        time(2, &mut |g| {
+            unrolled
+                .run(cell, &readout, x.view(), h0.view(), targets, g)
+                .expect("runs");
+        });
     }
-    assert!(grads.bitwise_eq(&jit_grads), "the backends disagree");
-    t_interp.sort();
-    t_jit.sort();
-    (t_interp[runs / 2], t_jit[runs / 2], interp.calls())
+    assert!(
+        grads[0].bitwise_eq(&grads[1]) && grads[0].bitwise_eq(&grads[2]),
+        "the backends disagree"
+    );
+    let median = |t: &mut Vec<Duration>| {
+        t.sort();
+        t[runs / 2]
+    };
+    let [a, b, c] = &mut times;
+    ([median(a), median(b), median(c)], interp.calls())
 }
 
 fn main() {
@@ -187,27 +225,38 @@ fn main() {
     compile_times(quick);
 
     println!("\n## Run time against the interpreter (median of alternating runs)\n");
-    println!("| case | calls | interpreter ms | JIT ms | JIT / interpreter |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| case | calls | interpreter ms | JIT loops ms | JIT unrolled ms | loops / interpreter | loops / unrolled |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let row = |case: &str, ([interp, loops, unrolled], calls): ([Duration; 3], usize)| {
+        println!(
+            "| {case} | {calls} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} |",
+            ms(interp),
+            ms(loops),
+            ms(unrolled),
+            loops.as_secs_f64() / interp.as_secs_f64(),
+            loops.as_secs_f64() / unrolled.as_secs_f64(),
+        );
+    };
     let mut rng = Rng::new(3);
     let lstm = Lstm::new(32, 128, &mut rng);
     let (schedule, _) = plan(&lstm, Policy::Msm, 1000, Budget::Percent(5.0));
-    let (interp, jit, calls) = run_times(&lstm, schedule, 8, 31);
-    println!(
-        "| LSTM input 32 hidden 128 batch 8, T 1000, MSM 5% | {calls} | {:.2} | {:.2} | {:.3} |",
-        ms(interp),
-        ms(jit),
-        jit.as_secs_f64() / interp.as_secs_f64()
+    row(
+        "LSTM input 32 hidden 128 batch 8, T 1000, MSM 5%",
+        run_times(&lstm, schedule, 8, 31),
     );
     // A cell of one unit: the kernels cost next to nothing, so this shows
     // what each backend spends per call.
     let tiny = Rnn::new(1, 1, &mut rng);
     let (schedule, _) = plan(&tiny, Policy::Sqrt, 100_000, Budget::Percent(100.0));
-    let (interp, jit, calls) = run_times(&tiny, schedule, 1, 21);
-    println!(
-        "| RNN of one unit, batch 1, T 100000, sqrt (dispatch cost) | {calls} | {:.2} | {:.2} | {:.3} |",
-        ms(interp),
-        ms(jit),
-        jit.as_secs_f64() / interp.as_secs_f64()
+    row(
+        "RNN of one unit, batch 1, T 100000, sqrt (dispatch cost)",
+        run_times(&tiny, schedule, 1, 21),
+    );
+    let (schedule, _) = plan(&tiny, Policy::Msm, 100_000, Budget::Percent(5.0));
+    row(
+        "RNN of one unit, batch 1, T 100000, MSM 5% (dispatch cost)",
+        run_times(&tiny, schedule, 1, 21),
     );
 }

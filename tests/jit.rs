@@ -82,11 +82,17 @@ fn gradients_are_bitwise_those_of_the_interpreter_and_plain_bptt() {
                 let budget = Budget::Percent(percent);
                 let case = format!("{name} {policy} {percent}%");
                 let (interp_loss, interp) = problem.run(policy, budget);
-                // One function, and many small ones: chunking changes nothing.
-                for per_function in [JitOptions::DEFAULT_RUNS_PER_FUNCTION, 5] {
+                // One function or many small ones, loops or every call
+                // unrolled: neither changes a bit.
+                for (per_function, loops) in [
+                    (JitOptions::DEFAULT_RUNS_PER_FUNCTION, true),
+                    (5, true),
+                    (JitOptions::DEFAULT_RUNS_PER_FUNCTION, false),
+                ] {
                     let options = JitOptions {
                         runs_per_function: per_function,
                         verifier: true,
+                        loops,
                     };
                     let (loss, grads, functions) = jit_run(&problem, policy, budget, options);
                     assert!(functions >= 1, "{case}");
@@ -447,6 +453,7 @@ fn dropping_the_compiled_schedule_frees_its_code() {
         let options = JitOptions {
             runs_per_function: 4,
             verifier: false,
+            loops: true,
         };
         CompiledSchedule::compile_with(schedule, &*problem.cell, &problem.readout, 2, options)
             .unwrap()

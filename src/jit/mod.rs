@@ -68,6 +68,9 @@ pub struct JitOptions {
     /// Whether Cranelift verifies the IR of every function before compiling
     /// it. Defaults to on in debug builds (and tests), off in release builds.
     pub verifier: bool,
+    /// Whether runs of calls compile as loops (the default) or every call
+    /// as its own constant-argument call, fully unrolled (to compare).
+    pub loops: bool,
 }
 
 impl JitOptions {
@@ -83,6 +86,7 @@ impl Default for JitOptions {
         JitOptions {
             runs_per_function: Self::DEFAULT_RUNS_PER_FUNCTION,
             verifier: cfg!(debug_assertions),
+            loops: true,
         }
     }
 }
@@ -109,7 +113,7 @@ impl JitEngine {
         layout: &ArenaLayout,
         options: JitOptions,
     ) -> Result<Self, Error> {
-        let (runs, calls) = group_runs(lowered, layout)?;
+        let (runs, calls) = group_runs(lowered, layout, options.loops)?;
         let mut jit = Jit::new(options.verifier)?;
         jit.compile(&runs, options.runs_per_function)?;
         Ok(JitEngine {
@@ -221,13 +225,17 @@ impl CompiledSchedule {
 /// `verified` into for `layout`: what its code's size grows with. Streams
 /// the calls, holding only the runs.
 pub fn count_runs(verified: &Verified, layout: &ArenaLayout) -> Result<usize, Error> {
-    Ok(group_runs(&Lowered::new(verified), layout)?.0.len())
+    Ok(group_runs(&Lowered::new(verified), layout, true)?.0.len())
 }
 
 /// The runs of `lowered`'s calls for `layout` and how many calls they hold,
 /// grouped as the calls are lowered.
-fn group_runs(lowered: &Lowered, layout: &ArenaLayout) -> Result<(Vec<Run>, usize), Error> {
-    let mut runs = Runs::new(layout);
+fn group_runs(
+    lowered: &Lowered,
+    layout: &ArenaLayout,
+    loops: bool,
+) -> Result<(Vec<Run>, usize), Error> {
+    let mut runs = Runs::new(layout, loops);
     let mut failure = None;
     lowered.for_each(&mut StreamMemory::default(), |call| {
         if failure.is_none() {

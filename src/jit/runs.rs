@@ -118,6 +118,7 @@ impl Run {
 /// being extended and at most two calls not yet in one.
 pub(crate) struct Runs<'l> {
     layout: &'l ArenaLayout,
+    loops: bool,
     done: Vec<Run>,
     open: Option<Run>,
     waiting: Vec<(Call, Shim, Args)>,
@@ -125,10 +126,12 @@ pub(crate) struct Runs<'l> {
 }
 
 impl<'l> Runs<'l> {
-    /// No calls yet, for arguments in `layout`.
-    pub(crate) fn new(layout: &'l ArenaLayout) -> Self {
+    /// No calls yet, for arguments in `layout`; with `loops` off every call
+    /// is a run of its own (the fully unrolled code, to compare against).
+    pub(crate) fn new(layout: &'l ArenaLayout, loops: bool) -> Self {
         Runs {
             layout,
+            loops,
             done: Vec::new(),
             open: None,
             waiting: Vec::with_capacity(3),
@@ -140,6 +143,10 @@ impl<'l> Runs<'l> {
     pub(crate) fn push(&mut self, call: Call) -> Result<(), Error> {
         let (shim, args) = shim_args(&call, self.layout)?;
         self.calls += 1;
+        if !self.loops {
+            self.done.push(Run::single(call, shim, args));
+            return Ok(());
+        }
         if let Some(run) = &mut self.open {
             if run.extends(shim, &args) {
                 run.count += 1;
@@ -214,7 +221,7 @@ mod tests {
         layout.state_size = 1;
         layout.tape_size = verified.header().alpha.value().ceil() as usize;
         let lowered = Lowered::new(&verified);
-        let mut runs = Runs::new(&layout);
+        let mut runs = Runs::new(&layout, true);
         let mut calls = Vec::new();
         lowered.for_each(&mut StreamMemory::default(), |call| {
             let (shim, args) = shim_args(&call, &layout).unwrap();

@@ -75,7 +75,7 @@ pub mod program;
 
 pub use program::{
     Binary, Buffer, CellProgram, FusedLoop, Instr, Kernel, LoopOp, Matrix, ParamMatrix, ParamSlot,
-    Reg, Sink, Slot, Temp, Unary, View,
+    Reg, RowProduct, Sink, Slot, Temp, Unary, View,
 };
 
 mod build;

@@ -62,6 +62,22 @@ fn describe(program: &CellProgram, instr: &Instr) -> Option<String> {
         Instr::WeightGrad { a, dy, w } => {
             format!("d{} += {}^T . {}", param(program, w), matrix(a), temp(dy))
         }
+        Instr::RowProduct {
+            op,
+            m,
+            n,
+            a,
+            b,
+            out,
+        } => {
+            format!(
+                "{} = {}[{m}x{n}]({}, {}) per row",
+                temp(out),
+                op.name(),
+                temp(a),
+                temp(b)
+            )
+        }
         Instr::Loop(_) => return None,
     })
 }
@@ -102,7 +118,7 @@ pub(super) fn render(program: &CellProgram, config: TargetFrontendConfig) -> Res
         let kernel = method.kernel(program);
         let name = UserFuncName::testcase(method.name());
         let mut func = Function::with_name_signature(name, kernel_signature(config));
-        let gemms = import_by_name(&mut func, config);
+        let gemms = import_by_name(&mut func, config, program);
         build_kernel(&mut func, &mut builder_ctx, gemms, program, kernel, config);
         let products: Vec<String> = kernel
             .instrs

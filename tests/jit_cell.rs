@@ -8,7 +8,7 @@ mod common;
 
 use bptt::cell_lang::{
     Binary, Buffer, CellDef, CellProgram, DerivedCell, FusedLoop, Instr, Kernel, LoopOp, Matrix,
-    ParamMatrix, ParamSlot, Reg, Sink, Slot, Temp, Unary, View,
+    ParamMatrix, ParamSlot, Reg, RowProduct, Sink, Slot, Temp, Unary, View,
 };
 use bptt::jit::cell::{JitCell, emit_cell_clif};
 use bptt::{Budget, Error, Policy};
@@ -617,6 +617,60 @@ fn out_of_bounds_programs_are_rejected() {
                 out: T_PRE,
             },
             "uses a temporary of width 7 as 5 wide",
+        ),
+        (
+            |p| &mut p.forward,
+            Instr::RowProduct {
+                op: RowProduct::Outer,
+                m: H,
+                n: 1,
+                a: T_PRE,
+                b: Temp {
+                    offset: H,
+                    width: 1,
+                },
+                out: T_PRE,
+            },
+            "multiplies into a temporary that overlaps its operand",
+        ),
+        (
+            |p| &mut p.forward,
+            Instr::RowProduct {
+                op: RowProduct::MatVec,
+                m: 2,
+                n: H,
+                a: T_WIDE,
+                b: T_HIN,
+                out: T_PRE,
+            },
+            "uses a temporary of width 7 as 2 wide",
+        ),
+        (
+            |p| &mut p.backward,
+            Instr::RowProduct {
+                op: RowProduct::Outer,
+                m: H,
+                n: H,
+                a: T_PRE,
+                b: T_HIN,
+                out: Temp {
+                    offset: 2 * H,
+                    width: H * H,
+                },
+            },
+            "beyond the 42 floats of a scratch row",
+        ),
+        (
+            |p| &mut p.forward,
+            Instr::RowProduct {
+                op: RowProduct::VecMat,
+                m: usize::MAX,
+                n: 2,
+                a: T_PRE,
+                b: T_HIN,
+                out: T_DH,
+            },
+            "multiplies 18446744073709551615x2 matrices, too many floats",
         ),
     ];
     for (kernel, instr, message) in cases {

@@ -421,26 +421,57 @@ cell_and_text! {
     }
 }
 
+cell_and_text! {
+    MATRIX,
+    /// Every operation on matrix-valued values, as `tests/cells/matrix.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    cell Matrix {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state m: [input, hidden];
+        param w: [input + hidden, hidden];
+        param u: [input, input];
+        param d: [input] = 2.0;
+        param t: [1] = 0.5;
+        let a = tanh(matmul(concat(x, h), w));
+        let r = matmul(m, a);
+        let g = sigmoid(matmul(r, u) + d);
+        let m_next = tanh(scale_rows(g, m) * t + outer(x, a) - m * sigmoid(-m) / 4.0);
+        let y = matmul(x, m_next);
+        let z = matmul(a, outer(h, h));
+        h = tanh(y + z * 0.1);
+        m = m_next;
+    }
+}
+
 /// The matrix-memory cells, as `cell!` emits them, match their files and
 /// the derived cells bit for bit in all four methods: the emitted code
 /// calls the runtime's per-row products as the interpreter does.
 #[test]
 fn the_matrix_memory_cells_match_their_files_and_the_derived_cells_bitwise() {
-    let sizes = [("input", 3), ("key", 4), ("value", 5)];
-    let generated: [Box<dyn Cell>; 2] = [
+    let memory: &[(&str, usize)] = &[("input", 3), ("key", 4), ("value", 5)];
+    let generated: [Box<dyn Cell>; 3] = [
         Box::new(LinearAttention::new(&mut Rng::new(9))),
         Box::new(Mlstm::new(&mut Rng::new(9))),
+        Box::new(Matrix::new(&mut Rng::new(9))),
     ];
     let cases = [
         (
             include_str!("../../cells/linear_attention.cell"),
             LINEAR_ATTENTION,
+            memory,
         ),
-        (include_str!("../../cells/mlstm.cell"), MLSTM),
+        (include_str!("../../cells/mlstm.cell"), MLSTM, memory),
+        (
+            include_str!("../../tests/cells/matrix.cell"),
+            MATRIX,
+            &[("input", 3), ("hidden", 5)],
+        ),
     ];
-    for ((file, text), generated) in cases.into_iter().zip(generated) {
-        let from_file = CellDef::parse_str(file).unwrap().compile(&sizes).unwrap();
-        let mut written = CellDef::parse_str(text).unwrap().compile(&sizes).unwrap();
+    for ((file, text, sizes), generated) in cases.into_iter().zip(generated) {
+        let from_file = CellDef::parse_str(file).unwrap().compile(sizes).unwrap();
+        let mut written = CellDef::parse_str(text).unwrap().compile(sizes).unwrap();
         written.name = from_file.name.clone();
         assert_eq!(written, from_file, "the test repeats the file's equations");
         let derived = DerivedCell::new(from_file, &mut Rng::new(9));

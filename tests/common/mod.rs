@@ -10,11 +10,13 @@ use ndarray::{Array2, Array3, Axis};
 /// The three runtime cells by name.
 pub const CELLS: [&str; 3] = ["rnn", "lstm", "gru"];
 
-/// Cells derived from their equations: the examples in `cells/`, and one
-/// that uses every operation of the language.
-pub const DERIVED: [&str; 11] = [
+/// Cells derived from their equations: the examples in `cells/`, and ones
+/// that use every operation of the language (`matrix.cell` those of
+/// matrix-valued values).
+pub const DERIVED: [&str; 12] = [
     "tests/cells/exotic.cell",
     "tests/cells/functions.cell",
+    "tests/cells/matrix.cell",
     "cells/rnn.cell",
     "cells/lstm.cell",
     "cells/gru.cell",

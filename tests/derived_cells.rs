@@ -176,6 +176,45 @@ fn the_tapes_are_the_hand_written_cells_tapes() {
                 "sum(",
             ],
         ),
+        // A `[key, value]` state counts key·value floats (here 7 · 8). The
+        // backward step reads the old memory (the decay's gradient) and the
+        // new one (the query's), and rebuilding the state needs the new
+        // memory and the read-out: products, stored, never recomputed. So
+        // alpha is 2 plus the vectors over the state.
+        (
+            "cells/linear_attention.cell",
+            143.0 / 64.0,
+            vec![
+                "q",
+                "product",
+                "s_prev",
+                "k",
+                "v",
+                "s_next",
+                "vecmat(q, s_next)",
+            ],
+        ),
+        // The mLSTM keeps the old memory and the outer product (the new
+        // memory is recomputed from them elementwise), the gates' inputs,
+        // the normaliser's dot product and the stabiliser.
+        (
+            "cells/mlstm.cell",
+            161.0 / 72.0,
+            vec![
+                "o",
+                "q",
+                "product",
+                "m_prev",
+                "product",
+                "c_prev",
+                "k",
+                "v",
+                "outer(k, v)",
+                "vecmat(q, c_next)",
+                "n_prev",
+                "sum(mul(n_next, q))",
+            ],
+        ),
     ];
     for (file, alpha, names) in cases {
         let p = common::program(file, 3, 8);

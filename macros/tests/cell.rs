@@ -370,13 +370,13 @@ cell_and_text! {
         param w_q: [input, key];
         param w_k: [input, key];
         param w_v: [input, value];
-        param w_g: [input, key];
-        param b_g: [key] = 3.0;
+        param w_g: [input, 1];
+        param b_g: [1] = 3.0;
         let q = matmul(x, w_q);
         let k = matmul(x, w_k);
         let v = matmul(x, w_v);
         let g = sigmoid(matmul(x, w_g) + b_g);
-        let s_next = scale_rows(g, s) + outer(k, v);
+        let s_next = g * s + outer(k, v);
         s = s_next;
         h = matmul(q, s_next);
     }

@@ -62,7 +62,7 @@
 //!   a matrix implicitly: over `[key, key]` it would be ambiguous. It is
 //!   `outer(g, 1) * s`, so `g`'s gradient is the row sums of `dy · s`, and
 //!   the spread `[a, b]` decay, a product, is kept on the tape (a `[1]`
-//!   decay, `g * s`, costs nothing there).
+//!   decay, `g * s`, keeps one float per row there).
 //! * Inputs are vectors; `sum`, `mean`, `concat` and `split` take vectors.
 //! * `param b: [4 * hidden] = 1.0;` starts every float at a constant;
 //!   `= [0, 1, 0, 0]` cuts the last dimension into as many equal blocks and

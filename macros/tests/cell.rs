@@ -1,8 +1,10 @@
 //! `cell!` against the interpreter of the same program: the emitted MGU,
-//! LSTM, GRU and peephole LSTM initialise, step, rebuild and backpropagate
-//! bitwise as `bptt::cell_lang::DerivedCell` does, and the LSTM's `#[bptt]` training
-//! step gives bitwise the losses and gradients of `bptt::Interpreter`
-//! running the same schedule on the derived cell.
+//! LSTM, GRU, peephole LSTM, normalised and matrix-memory cells initialise,
+//! step, rebuild and backpropagate bitwise as
+//! `bptt::cell_lang::DerivedCell` does, and the `#[bptt]` training steps of
+//! the LSTM, the linear-attention cell and the mLSTM give bitwise the losses
+//! and gradients of `bptt::Interpreter` running the same schedule on the
+//! derived cell.
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
 use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
@@ -362,6 +364,7 @@ cell_and_text! {
     LINEAR_ATTENTION,
     /// The linear-attention cell of `cells/linear_attention.cell`.
     #[sizes(input = 3, key = 4, value = 5)]
+    #[bptt(seq_len = 20, budget = "30%")]
     cell LinearAttention {
         size input, key, value;
         input x: [input];
@@ -386,6 +389,7 @@ cell_and_text! {
     MLSTM,
     /// The mLSTM of `cells/mlstm.cell`.
     #[sizes(input = 3, key = 4, value = 5)]
+    #[bptt(seq_len = 20, budget = "30%")]
     cell Mlstm {
         size input, key, value;
         input x: [input];
@@ -506,70 +510,90 @@ fn a_wrong_shape_panics_naming_both() {
     cell.forward(x.view(), h.view(), next.view_mut(), scratch.view_mut());
 }
 
-/// A few steps of gradient descent through the generated training step and
-/// through the interpreter on the derived cell: the same losses and
-/// gradients, bit for bit, and the loss falls.
-#[test]
-fn scheduled_lstm_trains_as_the_interpreter_does() {
-    let (batch, classes, len) = (4, 3, Lstm::SEQ_LEN as usize);
-    let mut rng = Rng::new(9);
-    let mut generated = Lstm::new(&mut rng);
-    let mut derived = DerivedCell::from_params(program(LSTM), generated.params().to_vec()).unwrap();
-    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 5, classes, &mut rng);
-    let x = Array3::from_shape_simple_fn((len, batch, 3), || rng.uniform(-1.0, 1.0));
-    let h0 = Array2::zeros((batch, Lstm::STATE_SIZE));
-    let y = Array2::from_shape_simple_fn((len, batch), || rng.below(classes) as u32);
-
-    let alpha = Alpha::new(Lstm::ALPHA).unwrap();
-    let plan = Plan::new(
-        Policy::Msm,
-        alpha,
-        Lstm::SEQ_LEN,
-        "30%".parse::<Budget>().unwrap(),
-    );
-    let schedule = Schedule::from_plan(&plan.unwrap());
-    let mut interp = Interpreter::new(schedule, &derived, &readout, batch).unwrap();
-    let mut arena = generated.new_arena(&readout, batch).unwrap();
-    assert!(
-        Lstm::FORWARD_STEPS > Lstm::SEQ_LEN as u64,
-        "the schedule recomputes"
-    );
-
-    let mut losses = Vec::new();
-    for _ in 0..4 {
-        let mut grads = Gradients::zeros(&generated, &readout, batch);
-        let targets = Targets::Classes(y.view());
-        let loss = generated
-            .train_step(
-                &readout,
-                &mut arena,
-                x.view(),
-                h0.view(),
-                targets,
-                &mut grads,
-            )
-            .unwrap();
-        let mut expected = interp.gradients(&derived, &readout);
-        let targets = Targets::Classes(y.view());
-        let want = interp
-            .run(
-                &derived,
-                &readout,
-                x.view(),
-                h0.view(),
-                targets,
-                &mut expected,
-            )
-            .unwrap();
-        assert!(loss.is_finite(), "loss {loss}");
-        assert_eq!(loss.to_bits(), want.to_bits(), "loss {loss} vs {want}");
-        assert!(grads.bitwise_eq(&expected), "gradients differ");
-        for cell in [&mut generated as &mut dyn Cell, &mut derived] {
-            for (w, g) in cell.params_mut().iter_mut().zip(&grads.cell) {
-                *w -= 0.5 * g;
+/// A test of a few steps of gradient descent through a cell's generated
+/// training step (`#[bptt]` on `cell!`, a 30% budget) and through the
+/// interpreter on the derived cell (`$text` compiled for `$sizes`): the
+/// same losses and gradients, bit for bit, and the loss falls.
+macro_rules! trains_as_the_interpreter_does {
+    ($test:ident, $cell:ident, $text:ident, $sizes:expr) => {
+        #[test]
+        fn $test() {
+            let (batch, classes, len) = (4, 3, $cell::SEQ_LEN as usize);
+            let mut rng = Rng::new(9);
+            let mut generated = $cell::new(&mut rng);
+            let program = CellDef::parse_str($text).unwrap().compile($sizes).unwrap();
+            let mut derived =
+                DerivedCell::from_params(program, generated.params().to_vec()).unwrap();
+            let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 5, classes, &mut rng);
+            let x = Array3::from_shape_simple_fn((len, batch, 3), || rng.uniform(-1.0, 1.0));
+            let h0 = Array2::zeros((batch, $cell::STATE_SIZE));
+            let y = Array2::from_shape_simple_fn((len, batch), || rng.below(classes) as u32);
+            let alpha = Alpha::new($cell::ALPHA).unwrap();
+            let budget = "30%".parse::<Budget>().unwrap();
+            let plan = Plan::new(Policy::Msm, alpha, $cell::SEQ_LEN, budget).unwrap();
+            let mut interp =
+                Interpreter::new(Schedule::from_plan(&plan), &derived, &readout, batch).unwrap();
+            let mut arena = generated.new_arena(&readout, batch).unwrap();
+            assert!(
+                $cell::FORWARD_STEPS > $cell::SEQ_LEN as u64,
+                "the schedule recomputes"
+            );
+            let mut losses = Vec::new();
+            for _ in 0..4 {
+                let mut grads = Gradients::zeros(&generated, &readout, batch);
+                let targets = Targets::Classes(y.view());
+                let loss = generated
+                    .train_step(
+                        &readout,
+                        &mut arena,
+                        x.view(),
+                        h0.view(),
+                        targets,
+                        &mut grads,
+                    )
+                    .unwrap();
+                let mut expected = interp.gradients(&derived, &readout);
+                let targets = Targets::Classes(y.view());
+                let want = interp
+                    .run(
+                        &derived,
+                        &readout,
+                        x.view(),
+                        h0.view(),
+                        targets,
+                        &mut expected,
+                    )
+                    .unwrap();
+                assert!(loss.is_finite(), "loss {loss}");
+                assert_eq!(loss.to_bits(), want.to_bits(), "loss {loss} vs {want}");
+                assert!(grads.bitwise_eq(&expected), "gradients differ");
+                for cell in [&mut generated as &mut dyn Cell, &mut derived] {
+                    for (w, g) in cell.params_mut().iter_mut().zip(&grads.cell) {
+                        *w -= 0.5 * g;
+                    }
+                }
+                losses.push(loss);
             }
+            assert!(losses[3] < losses[0], "the loss falls: {losses:?}");
         }
-        losses.push(loss);
-    }
-    assert!(losses[3] < losses[0], "the loss falls: {losses:?}");
+    };
 }
+
+trains_as_the_interpreter_does!(
+    scheduled_lstm_trains_as_the_interpreter_does,
+    Lstm,
+    LSTM,
+    &[("input", 3), ("hidden", 5)]
+);
+trains_as_the_interpreter_does!(
+    scheduled_linear_attention_trains_as_the_interpreter_does,
+    LinearAttention,
+    LINEAR_ATTENTION,
+    &[("input", 3), ("key", 4), ("value", 5)]
+);
+trains_as_the_interpreter_does!(
+    scheduled_mlstm_trains_as_the_interpreter_does,
+    Mlstm,
+    MLSTM,
+    &[("input", 3), ("key", 4), ("value", 5)]
+);

@@ -1312,3 +1312,22 @@ fn clif_snapshot() {
     "#]]
     .assert_eq(&emit_cell_clif(&program).unwrap());
 }
+
+/// A cell with matrix-valued states calls the row-product shims, each call
+/// annotated with its product; a cell without them imports none.
+#[test]
+fn only_matrix_cells_import_the_row_product_shims() {
+    let matrix = emit_cell_clif(&program("cells/linear_attention.cell", 2, 3)).unwrap();
+    for line in [
+        "fn2 = %bptt_cell_outer",
+        "fn3 = %bptt_cell_vecmat",
+        "fn4 = %bptt_cell_matvec",
+        "= outer[2x3](",
+        "= vecmat[2x3](",
+        "= matvec[2x3](",
+    ] {
+        assert!(matrix.contains(line), "{line}");
+    }
+    let vector = emit_cell_clif(&program("cells/lstm.cell", 2, 3)).unwrap();
+    assert!(!vector.contains("bptt_cell_outer"));
+}

@@ -8,6 +8,7 @@ use cranelift_codegen::ir::{Function, UserFuncName};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::FunctionBuilderContext;
 
+use super::gemm::Gemm;
 use super::kernel::{PARAMS, build_kernel, import_by_name, kernel_signature};
 use crate::cell_lang::Method;
 use crate::cell_lang::{CellProgram, Instr, Matrix, ParamMatrix, ParamSlot, Temp};
@@ -106,6 +107,12 @@ fn legend(program: &CellProgram) -> String {
         text,
         "; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products, b packed for nn_packed"
     );
+    if Gemm::imported(program).len() > 2 {
+        let _ = writeln!(
+            text,
+            "; bptt_cell_outer/vecmat/matvec(rows, m, n, a, b, c) write each row's outer(a, b), a . B or A . b of [m, n] matrices"
+        );
+    }
     text
 }
 

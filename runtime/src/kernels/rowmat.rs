@@ -11,11 +11,13 @@
 //! bit. The loops are plain scalar code compiled per instruction set by
 //! `simd_fn!`: the outer product and the vector-matrix product vectorise
 //! over the output's columns, the matrix-vector product over eight partial
-//! sums. They do not allocate.
+//! sums. Large products are split over the worker pool by batch rows,
+//! which changes no bit. They do not allocate (after the pool has started).
 
 use std::ops::Range;
 
 use super::dispatch::simd_fn;
+use crate::par_rows::{MIN_ROWS, par_rows_mut};
 
 /// A product per batch row; `m` and `n` are the matrix's rows and columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,6 +87,24 @@ pub fn row_product(
         out.fill(0.0);
         return;
     }
+    // Every row's floats depend on that row alone, so blocks of rows on
+    // the pool's threads give bitwise what one thread gives.
+    if rows >= 2 * MIN_ROWS && rows.saturating_mul(m).saturating_mul(n) >= PAR_MIN_WORK {
+        par_rows_mut(rows, [(out, wo)], |r, [out]| {
+            let (a, b) = (&a[r.start * wa..r.end * wa], &b[r.start * wb..r.end * wb]);
+            rows_serial(op, m, n, a, b, out);
+        });
+    } else {
+        rows_serial(op, m, n, a, b, out);
+    }
+}
+
+/// Products of at least this many multiply-adds are split over the pool by
+/// batch rows (as `gemm`'s are by rows or columns).
+const PAR_MIN_WORK: usize = 1 << 16;
+
+/// [`row_product`] on the calling thread.
+fn rows_serial(op: RowProduct, m: usize, n: usize, a: &[f32], b: &[f32], out: &mut [f32]) {
     match op {
         RowProduct::Outer => outer(m, n, a, b, out),
         RowProduct::VecMat => vecmat(m, n, a, b, out),
@@ -233,6 +253,30 @@ mod tests {
             acc += v[j] * s[j];
         }
         assert_eq!(q[0].to_bits(), acc.to_bits());
+    }
+
+    #[test]
+    fn rows_split_over_threads_give_each_rows_own_product() {
+        // 64 rows of 64 x 64: split over the pool; each row again alone.
+        let (rows, m, n) = (64, 64, 64);
+        for op in RowProduct::ALL {
+            let (wa, wb, wo) = op.widths(m, n);
+            let a: Vec<f32> = (0..rows * wa)
+                .map(|i| ((i * 37) % 101) as f32 / 7.0 - 7.0)
+                .collect();
+            let b: Vec<f32> = (0..rows * wb)
+                .map(|i| ((i * 53) % 97) as f32 / 9.0 - 5.0)
+                .collect();
+            let mut all = vec![0.0f32; rows * wo];
+            row_product(op, rows, m, n, &a, &b, &mut all);
+            for r in 0..rows {
+                let mut one = vec![0.0f32; wo];
+                let (ar, br) = (&a[r * wa..][..wa], &b[r * wb..][..wb]);
+                row_product(op, 1, m, n, ar, br, &mut one);
+                let bits = |s: &[f32]| s.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&all[r * wo..][..wo]), bits(&one), "{op:?} row {r}");
+            }
+        }
     }
 
     #[test]

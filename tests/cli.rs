@@ -190,6 +190,39 @@ fn train_takes_a_cell_file() {
     );
 }
 
+/// A matrix-memory cell trains from its file with its sizes given by
+/// `--size`, and the run names the sizes bound (the task's input, `key`
+/// and `value`), not `--hidden`, which it has no use for.
+#[test]
+fn train_takes_a_matrix_memory_cell_with_its_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = bptt(&[
+        "train",
+        "--cell",
+        "cells/linear_attention.cell",
+        "--size",
+        "key=4",
+        "--size",
+        "value=6",
+        "--len",
+        "40",
+        "--batch",
+        "2",
+        "--steps",
+        "3",
+        "--eval-every",
+        "3",
+        "--sample",
+        "10",
+        "--quiet",
+        "--checkpoint",
+        &dir.path().join("memory.ckpt").display().to_string(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains(", key = 4, value = 6, T = 40"), "{out}");
+    assert!(!out.contains("hidden"), "{out}");
+}
+
 #[test]
 fn bad_cells_get_one_clear_line() {
     fails_with(

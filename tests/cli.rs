@@ -160,19 +160,18 @@ fn emit_rust_shows_what_the_cell_macro_generates() {
     );
 }
 
-#[test]
-fn train_takes_a_cell_file() {
+/// The output of `bptt train --cell FILE SIZES..` for three short steps,
+/// its checkpoint in a temporary directory.
+fn train_cell(file: &str, sizes: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, out, err) = bptt(&[
-        "train",
-        "--cell",
-        "cells/mgu.cell",
+    let checkpoint = dir.path().join("cell.ckpt").display().to_string();
+    let mut args = vec!["train", "--cell", file];
+    args.extend_from_slice(sizes);
+    args.extend([
         "--len",
         "40",
         "--batch",
         "2",
-        "--hidden",
-        "8",
         "--steps",
         "3",
         "--eval-every",
@@ -181,13 +180,31 @@ fn train_takes_a_cell_file() {
         "10",
         "--quiet",
         "--checkpoint",
-        &dir.path().join("cell.ckpt").display().to_string(),
+        &checkpoint,
     ]);
+    let (ok, out, err) = bptt(&args);
     assert!(ok, "{err}");
+    out
+}
+
+#[test]
+fn train_takes_a_cell_file() {
+    let out = train_cell("cells/mgu.cell", &["--hidden", "8"]);
     assert!(
         out.contains("cell cells/mgu.cell (derived, alpha 3)"),
         "{out}"
     );
+}
+
+/// A matrix-memory cell trains from its file with its sizes given by
+/// `--size`, and the run names the sizes bound (the task's input, `key`
+/// and `value`), not `--hidden`, which it has no use for.
+#[test]
+fn train_takes_a_matrix_memory_cell_with_its_sizes() {
+    let sizes = ["--size", "key=4", "--size", "value=6"];
+    let out = train_cell("cells/linear_attention.cell", &sizes);
+    assert!(out.contains(", key = 4, value = 6, T = 40"), "{out}");
+    assert!(!out.contains("hidden"), "{out}");
 }
 
 #[test]

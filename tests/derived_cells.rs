@@ -176,6 +176,45 @@ fn the_tapes_are_the_hand_written_cells_tapes() {
                 "sum(",
             ],
         ),
+        // A `[key, value]` state counts key·value floats (here 7 · 8). The
+        // backward step reads the old memory (the decay's gradient) and the
+        // new one (the query's), and rebuilding the state needs the new
+        // memory and the read-out: products, stored, never recomputed. So
+        // alpha is 2 plus the vectors over the state.
+        (
+            "cells/linear_attention.cell",
+            143.0 / 64.0,
+            vec![
+                "q",
+                "product",
+                "s_prev",
+                "k",
+                "v",
+                "s_next",
+                "vecmat(q, s_next)",
+            ],
+        ),
+        // The mLSTM keeps the old memory and the outer product (the new
+        // memory is recomputed from them elementwise), the gates' inputs,
+        // the normaliser's dot product and the stabiliser.
+        (
+            "cells/mlstm.cell",
+            161.0 / 72.0,
+            vec![
+                "o",
+                "q",
+                "product",
+                "m_prev",
+                "product",
+                "c_prev",
+                "k",
+                "v",
+                "outer(k, v)",
+                "vecmat(q, c_next)",
+                "n_prev",
+                "sum(mul(n_next, q))",
+            ],
+        ),
     ];
     for (file, alpha, names) in cases {
         let p = common::program(file, 3, 8);
@@ -350,7 +389,16 @@ proptest::proptest! {
             format!("{}{}", &src[..a], &src[b..])
         };
         if let Ok(def) = CellDef::parse_str(&edited) {
-            let _ = def.compile(&[("input", 3), ("hidden", 4)]);
+            let sizes: Vec<(String, usize)> = def
+                .size_names()
+                .into_iter()
+                .map(|n| {
+                    let v = if n == "key" { 3 } else { 4 };
+                    (n, v)
+                })
+                .collect();
+            let sizes: Vec<(&str, usize)> = sizes.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+            let _ = def.compile(&sizes);
         }
     }
 }
@@ -459,4 +507,103 @@ fn equal_splits_are_proved_by_the_sizes() {
             .contains("the left operand is [hidden] but the right is [input]"),
         "{err}"
     );
+}
+
+/// Every misuse of a matrix-valued value is an error at the offending
+/// token naming both shapes: elementwise operations on different shapes
+/// (a `[key]` vector does not broadcast over a `[key, value]` matrix's
+/// rows: `scale_rows` does that), products whose shapes do not fit or that
+/// multiply two matrices, matrices where vectors are expected, and ranks
+/// other than 1 and 2. Each case's expected position is the first
+/// character of `at` in its line.
+#[test]
+fn matrix_mistakes_are_errors_at_the_offending_token() {
+    let header = "cell bad {\n    size input, key, value;\n    input x: [input];\n    state h: [value];\n    state s: [key, value];\n    param w_k: [input, key];\n    param w_v: [input, value];\n    let k = matmul(x, w_k);\n    let v = matmul(x, w_v);\n";
+    let cases: [(&str, &str, &str); 14] = [
+        (
+            "    s = s * k;\n",
+            "shape mismatch: the left operand is [key, value] but the right is [key] (only `[1]` broadcasts; `scale_rows(g, S)` scales the rows of a matrix)",
+            "*",
+        ),
+        (
+            "    h = matmul(k, matmul(s, s));\n",
+            "the left operand is [key, value] but the right is [key, value]: `matmul` of two matrices is not supported",
+            "matmul(s",
+        ),
+        (
+            "    h = matmul(v, s);\n",
+            "shape mismatch in `matmul`: the left operand is [value] but the right is [key, value] (a vector `[a]` times a matrix `[a, b]`)",
+            "matmul",
+        ),
+        (
+            "    h = matmul(s, k);\n",
+            "the left operand is [key, value] but the right is [key] (a matrix `[a, b]` times a vector `[b]`)",
+            "matmul",
+        ),
+        (
+            "    h = matmul(k, v);\n",
+            "`matmul` of two vectors takes a parameter matrix as the second",
+            "matmul",
+        ),
+        (
+            "    s = scale_rows(v, s);\n",
+            "shape mismatch in `scale_rows`: it scales the rows of a matrix `[a, b]` by a vector `[a]`, got [value] and [key, value]",
+            "scale_rows",
+        ),
+        (
+            "    s = scale_rows(k, k);\n",
+            "got [key] and [key]",
+            "scale_rows",
+        ),
+        (
+            "    h = v * sum(s);\n",
+            "the argument of `sum` is a matrix [key, value] per row, expected a vector",
+            "s)",
+        ),
+        (
+            "    h = s;\n",
+            "state `h` is [value] but its new value is [key, value]",
+            "s;",
+        ),
+        (
+            "    s = outer(v, k);\n",
+            "state `s` is [key, value] but its new value is [value, key]",
+            "outer",
+        ),
+        (
+            "    s = outer(s, v);\n",
+            "the first argument of `outer` is a matrix [key, value] per row",
+            "s, v",
+        ),
+        (
+            "    h = concat(s, h);\n",
+            "a part of `concat` is a matrix [key, value] per row",
+            "s, h",
+        ),
+        (
+            "    h = matmul(s, w_v);\n",
+            "the first argument of `matmul` is a matrix [key, value] per row",
+            "s, w_v",
+        ),
+        (
+            "    state t: [key, key, value];\n    h = v;\n",
+            "state `t` has shape [key, key, value]: expected `[n]` or `[rows, cols]`",
+            "[key, key",
+        ),
+    ];
+    let line = header.lines().count() + 1;
+    for (body, message, at) in cases {
+        let src = format!("{header}{body}}}\n");
+        let err = CellDef::parse_str(&src)
+            .and_then(|def| def.compile(&[("input", 3), ("key", 4), ("value", 2)]))
+            .expect_err(body);
+        assert!(err.message().contains(message), "{body}: got {err}");
+        let column = body.find(at).unwrap() + 1;
+        let start = err.span().start();
+        assert_eq!(
+            (start.line, start.column + 1),
+            (line, column),
+            "{body}: got {err}"
+        );
+    }
 }

@@ -301,3 +301,32 @@ fn random_token_soups_end_with_a_result_or_one_line() {
         }
     }
 }
+
+#[test]
+fn matrix_values_are_bounded_in_size() {
+    // 8000 · 8000 floats per row: each size is allowed, their product is not.
+    refused(
+        "a matrix state",
+        cell(
+            "  state s: [2000 * hidden, 2000 * hidden];",
+            "tanh(matmul(x, w))",
+        ),
+        "64000000 floats per row with these sizes; at most 16777216",
+    );
+    refused(
+        "an outer product",
+        cell(
+            "  param v: [input, 4096 * hidden];\n  let a = matmul(x, v);",
+            "matmul(a, outer(a, a))",
+        ),
+        "`outer` is [4096 * hidden, 4096 * hidden] = 268435456 floats per row",
+    );
+    run(
+        "a matrix state and its products",
+        cell(
+            "  state s: [hidden, hidden];\n  let a = tanh(matmul(x, w));\n  let t = s * 0.5 + outer(a, a);\n  s = t;",
+            "matmul(a, t) + matmul(t, a)",
+        ),
+    )
+    .unwrap();
+}

@@ -8,7 +8,7 @@ mod common;
 
 use bptt::cell_lang::{
     Binary, Buffer, CellDef, CellProgram, DerivedCell, FusedLoop, Instr, Kernel, LoopOp, Matrix,
-    ParamMatrix, ParamSlot, Reg, Sink, Slot, Temp, Unary, View,
+    ParamMatrix, ParamSlot, Reg, RowProduct, Sink, Slot, Temp, Unary, View,
 };
 use bptt::jit::cell::{JitCell, emit_cell_clif};
 use bptt::{Budget, Error, Policy};
@@ -486,7 +486,8 @@ fn every_instruction_matches_the_interpreter() {
 #[test]
 fn example_cells_match_the_interpreter_in_every_method() {
     for path in DERIVED {
-        for (input, hidden, batch) in [(3, 5, 4), (16, 37, 7), (1, 4, 1)] {
+        // 33 rows: forward methods split them over threads (MIN_ROWS each).
+        for (input, hidden, batch) in [(3, 5, 4), (16, 37, 7), (1, 4, 1), (3, 5, 33)] {
             assert_same(&program(path, input, hidden), batch, 5);
         }
     }
@@ -617,6 +618,60 @@ fn out_of_bounds_programs_are_rejected() {
                 out: T_PRE,
             },
             "uses a temporary of width 7 as 5 wide",
+        ),
+        (
+            |p| &mut p.forward,
+            Instr::RowProduct {
+                op: RowProduct::Outer,
+                m: H,
+                n: 1,
+                a: T_PRE,
+                b: Temp {
+                    offset: H,
+                    width: 1,
+                },
+                out: T_PRE,
+            },
+            "multiplies into a temporary that overlaps its operand",
+        ),
+        (
+            |p| &mut p.forward,
+            Instr::RowProduct {
+                op: RowProduct::MatVec,
+                m: 2,
+                n: H,
+                a: T_WIDE,
+                b: T_HIN,
+                out: T_PRE,
+            },
+            "uses a temporary of width 7 as 2 wide",
+        ),
+        (
+            |p| &mut p.backward,
+            Instr::RowProduct {
+                op: RowProduct::Outer,
+                m: H,
+                n: H,
+                a: T_PRE,
+                b: T_HIN,
+                out: Temp {
+                    offset: 2 * H,
+                    width: H * H,
+                },
+            },
+            "beyond the 42 floats of a scratch row",
+        ),
+        (
+            |p| &mut p.forward,
+            Instr::RowProduct {
+                op: RowProduct::VecMat,
+                m: usize::MAX,
+                n: 2,
+                a: T_PRE,
+                b: T_HIN,
+                out: T_DH,
+            },
+            "multiplies 18446744073709551615x2 matrices, too many floats",
         ),
     ];
     for (kernel, instr, message) in cases {
@@ -1256,4 +1311,23 @@ fn clif_snapshot() {
         }
     "#]]
     .assert_eq(&emit_cell_clif(&program).unwrap());
+}
+
+/// A cell with matrix-valued states calls the row-product shims, each call
+/// annotated with its product; a cell without them imports none.
+#[test]
+fn only_matrix_cells_import_the_row_product_shims() {
+    let matrix = emit_cell_clif(&program("cells/linear_attention.cell", 2, 3)).unwrap();
+    for line in [
+        "fn2 = %bptt_cell_outer",
+        "fn3 = %bptt_cell_vecmat",
+        "fn4 = %bptt_cell_matvec",
+        "= outer[2x3](",
+        "= vecmat[2x3](",
+        "= matvec[2x3](",
+    ] {
+        assert!(matrix.contains(line), "{line}");
+    }
+    let vector = emit_cell_clif(&program("cells/lstm.cell", 2, 3)).unwrap();
+    assert!(!vector.contains("bptt_cell_outer"));
 }

@@ -203,18 +203,24 @@ fn a_baseline_over_budget_names_the_minimum() {
 
 /// Cells nobody wrote by hand, defined by their equations in files, train
 /// under a budget with the alpha their tapes give (the normalised ones use
-/// sums over features, rsqrt and per-block initial values): the loss falls,
-/// and both backends give the same losses bit for bit.
+/// sums over features, rsqrt and per-block initial values; the matrix
+/// memories `[key, value]` states, bound as `--size key=8 --size value=24`
+/// binds them): the loss falls, and both backends give the same losses bit
+/// for bit.
 #[test]
 fn a_cell_from_a_file_trains_under_a_budget() {
     let dir = tempfile::tempdir().unwrap();
     let text = tiny_text(&dir);
-    for (file, alpha) in [
-        ("mgu.cell", 3.0),
-        ("layernorm_lstm.cell", 5.125),
-        ("rmsnorm_gru.cell", 5.0 + 1.0 / 24.0),
+    let matrix = vec![("key".to_string(), 8), ("value".to_string(), 24)];
+    for (file, alpha, sizes) in [
+        ("mgu.cell", 3.0, Vec::new()),
+        ("layernorm_lstm.cell", 5.125, Vec::new()),
+        ("rmsnorm_gru.cell", 5.0 + 1.0 / 24.0, Vec::new()),
+        ("linear_attention.cell", 449.0 / 216.0, matrix.clone()),
+        ("mlstm.cell", 484.0 / 225.0, matrix),
     ] {
         let mut cfg = config(TaskSpec::Text { path: text.clone() });
+        cfg.sizes = sizes;
         cfg.cell = Some(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("cells")

@@ -1,8 +1,10 @@
 //! `cell!` against the interpreter of the same program: the emitted MGU,
-//! LSTM, GRU and peephole LSTM initialise, step, rebuild and backpropagate
-//! bitwise as `bptt::cell_lang::DerivedCell` does, and the LSTM's `#[bptt]` training
-//! step gives bitwise the losses and gradients of `bptt::Interpreter`
-//! running the same schedule on the derived cell.
+//! LSTM, GRU, peephole LSTM, normalised and matrix-memory cells initialise,
+//! step, rebuild and backpropagate bitwise as
+//! `bptt::cell_lang::DerivedCell` does, and the `#[bptt]` training steps of
+//! the LSTM, the linear-attention cell and the mLSTM give bitwise the losses
+//! and gradients of `bptt::Interpreter` running the same schedule on the
+//! derived cell.
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
 use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
@@ -358,6 +360,132 @@ fn the_new_operations_match_the_derived_cell_bitwise() {
     check_methods(&TwoInputs::new(&mut Rng::new(8)), &derived, 4, 1);
 }
 
+cell_and_text! {
+    LINEAR_ATTENTION,
+    /// The linear-attention cell of `cells/linear_attention.cell`.
+    #[sizes(input = 3, key = 4, value = 5)]
+    #[bptt(seq_len = 20, budget = "30%")]
+    cell LinearAttention {
+        size input, key, value;
+        input x: [input];
+        state h: [value];
+        state s: [key, value];
+        param w_q: [input, key];
+        param w_k: [input, key];
+        param w_v: [input, value];
+        param w_g: [input, 1];
+        param b_g: [1] = 3.0;
+        let q = matmul(x, w_q);
+        let k = matmul(x, w_k);
+        let v = matmul(x, w_v);
+        let g = sigmoid(matmul(x, w_g) + b_g);
+        let s_next = g * s + outer(k, v);
+        s = s_next;
+        h = matmul(q, s_next);
+    }
+}
+
+cell_and_text! {
+    MLSTM,
+    /// The mLSTM of `cells/mlstm.cell`.
+    #[sizes(input = 3, key = 4, value = 5)]
+    #[bptt(seq_len = 20, budget = "30%")]
+    cell Mlstm {
+        size input, key, value;
+        input x: [input];
+        state h: [value];
+        state c: [key, value];
+        state n: [key];
+        state m: [1];
+        param w_q: [input, key];
+        param w_k: [input, key];
+        param w_v: [input, value];
+        param w_o: [input, value];
+        param b_o: [value];
+        param w_i: [input, 1];
+        param b_i: [1];
+        param w_f: [input, 1];
+        param b_f: [1] = 3.0;
+        let q = matmul(x, w_q);
+        let k = matmul(x, w_k);
+        let v = matmul(x, w_v);
+        let i_pre = matmul(x, w_i) + b_i;
+        let log_f = -softplus(-(matmul(x, w_f) + b_f));
+        let m_next = max(log_f + m, i_pre);
+        let i_gate = exp(i_pre - m_next);
+        let f_gate = exp(log_f + m - m_next);
+        let c_next = f_gate * c + i_gate * outer(k, v);
+        let n_next = f_gate * n + i_gate * k;
+        let o = sigmoid(matmul(x, w_o) + b_o);
+        let norm = max(abs(sum(n_next * q)), exp(-m_next));
+        h = o * matmul(q, c_next) / norm;
+        c = c_next;
+        n = n_next;
+        m = m_next;
+    }
+}
+
+cell_and_text! {
+    MATRIX,
+    /// Every operation on matrix-valued values, as `tests/cells/matrix.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    cell Matrix {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        state m: [input, hidden];
+        param w: [input + hidden, hidden];
+        param u: [input, input];
+        param d: [input] = 2.0;
+        param t: [1] = 0.5;
+        let a = tanh(matmul(concat(x, h), w));
+        let r = matmul(m, a);
+        let g = sigmoid(matmul(r, u) + d);
+        let m_next = tanh(scale_rows(g, m) * t + outer(x, a) - m * sigmoid(-m) / 4.0);
+        let y = matmul(x, m_next);
+        let z = matmul(a, outer(h, h));
+        h = tanh(y + z * 0.1);
+        m = m_next;
+    }
+}
+
+/// The matrix-memory cells, as `cell!` emits them, match their files and
+/// the derived cells bit for bit in all four methods: the emitted code
+/// calls the runtime's per-row products as the interpreter does.
+#[test]
+fn the_matrix_memory_cells_match_their_files_and_the_derived_cells_bitwise() {
+    let memory: &[(&str, usize)] = &[("input", 3), ("key", 4), ("value", 5)];
+    let generated: [Box<dyn Cell>; 3] = [
+        Box::new(LinearAttention::new(&mut Rng::new(9))),
+        Box::new(Mlstm::new(&mut Rng::new(9))),
+        Box::new(Matrix::new(&mut Rng::new(9))),
+    ];
+    let cases = [
+        (
+            include_str!("../../cells/linear_attention.cell"),
+            LINEAR_ATTENTION,
+            memory,
+        ),
+        (include_str!("../../cells/mlstm.cell"), MLSTM, memory),
+        (
+            include_str!("../../tests/cells/matrix.cell"),
+            MATRIX,
+            &[("input", 3), ("hidden", 5)],
+        ),
+    ];
+    for ((file, text, sizes), generated) in cases.into_iter().zip(generated) {
+        let from_file = CellDef::parse_str(file).unwrap().compile(sizes).unwrap();
+        let mut written = CellDef::parse_str(text).unwrap().compile(sizes).unwrap();
+        written.name = from_file.name.clone();
+        assert_eq!(written, from_file, "the test repeats the file's equations");
+        let derived = DerivedCell::new(from_file, &mut Rng::new(9));
+        // 33 rows: forward methods split them over threads (MIN_ROWS each).
+        for (batch, seed) in [(4, 1), (1, 2), (9, 3), (33, 4)] {
+            check_methods(&*generated, &derived, batch, seed);
+        }
+    }
+}
+
 #[test]
 fn from_params_checks_the_count() {
     let cell = Mgu::from_params(vec![0.5; Mgu::PARAM_COUNT]).unwrap();
@@ -382,70 +510,90 @@ fn a_wrong_shape_panics_naming_both() {
     cell.forward(x.view(), h.view(), next.view_mut(), scratch.view_mut());
 }
 
-/// A few steps of gradient descent through the generated training step and
-/// through the interpreter on the derived cell: the same losses and
-/// gradients, bit for bit, and the loss falls.
-#[test]
-fn scheduled_lstm_trains_as_the_interpreter_does() {
-    let (batch, classes, len) = (4, 3, Lstm::SEQ_LEN as usize);
-    let mut rng = Rng::new(9);
-    let mut generated = Lstm::new(&mut rng);
-    let mut derived = DerivedCell::from_params(program(LSTM), generated.params().to_vec()).unwrap();
-    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 5, classes, &mut rng);
-    let x = Array3::from_shape_simple_fn((len, batch, 3), || rng.uniform(-1.0, 1.0));
-    let h0 = Array2::zeros((batch, Lstm::STATE_SIZE));
-    let y = Array2::from_shape_simple_fn((len, batch), || rng.below(classes) as u32);
-
-    let alpha = Alpha::new(Lstm::ALPHA).unwrap();
-    let plan = Plan::new(
-        Policy::Msm,
-        alpha,
-        Lstm::SEQ_LEN,
-        "30%".parse::<Budget>().unwrap(),
-    );
-    let schedule = Schedule::from_plan(&plan.unwrap());
-    let mut interp = Interpreter::new(schedule, &derived, &readout, batch).unwrap();
-    let mut arena = generated.new_arena(&readout, batch).unwrap();
-    assert!(
-        Lstm::FORWARD_STEPS > Lstm::SEQ_LEN as u64,
-        "the schedule recomputes"
-    );
-
-    let mut losses = Vec::new();
-    for _ in 0..4 {
-        let mut grads = Gradients::zeros(&generated, &readout, batch);
-        let targets = Targets::Classes(y.view());
-        let loss = generated
-            .train_step(
-                &readout,
-                &mut arena,
-                x.view(),
-                h0.view(),
-                targets,
-                &mut grads,
-            )
-            .unwrap();
-        let mut expected = interp.gradients(&derived, &readout);
-        let targets = Targets::Classes(y.view());
-        let want = interp
-            .run(
-                &derived,
-                &readout,
-                x.view(),
-                h0.view(),
-                targets,
-                &mut expected,
-            )
-            .unwrap();
-        assert!(loss.is_finite(), "loss {loss}");
-        assert_eq!(loss.to_bits(), want.to_bits(), "loss {loss} vs {want}");
-        assert!(grads.bitwise_eq(&expected), "gradients differ");
-        for cell in [&mut generated as &mut dyn Cell, &mut derived] {
-            for (w, g) in cell.params_mut().iter_mut().zip(&grads.cell) {
-                *w -= 0.5 * g;
+/// A test of a few steps of gradient descent through a cell's generated
+/// training step (`#[bptt]` on `cell!`, a 30% budget) and through the
+/// interpreter on the derived cell (`$text` compiled for `$sizes`): the
+/// same losses and gradients, bit for bit, and the loss falls.
+macro_rules! trains_as_the_interpreter_does {
+    ($test:ident, $cell:ident, $text:ident, $sizes:expr) => {
+        #[test]
+        fn $test() {
+            let (batch, classes, len) = (4, 3, $cell::SEQ_LEN as usize);
+            let mut rng = Rng::new(9);
+            let mut generated = $cell::new(&mut rng);
+            let program = CellDef::parse_str($text).unwrap().compile($sizes).unwrap();
+            let mut derived =
+                DerivedCell::from_params(program, generated.params().to_vec()).unwrap();
+            let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 5, classes, &mut rng);
+            let x = Array3::from_shape_simple_fn((len, batch, 3), || rng.uniform(-1.0, 1.0));
+            let h0 = Array2::zeros((batch, $cell::STATE_SIZE));
+            let y = Array2::from_shape_simple_fn((len, batch), || rng.below(classes) as u32);
+            let alpha = Alpha::new($cell::ALPHA).unwrap();
+            let budget = "30%".parse::<Budget>().unwrap();
+            let plan = Plan::new(Policy::Msm, alpha, $cell::SEQ_LEN, budget).unwrap();
+            let mut interp =
+                Interpreter::new(Schedule::from_plan(&plan), &derived, &readout, batch).unwrap();
+            let mut arena = generated.new_arena(&readout, batch).unwrap();
+            assert!(
+                $cell::FORWARD_STEPS > $cell::SEQ_LEN as u64,
+                "the schedule recomputes"
+            );
+            let mut losses = Vec::new();
+            for _ in 0..4 {
+                let mut grads = Gradients::zeros(&generated, &readout, batch);
+                let targets = Targets::Classes(y.view());
+                let loss = generated
+                    .train_step(
+                        &readout,
+                        &mut arena,
+                        x.view(),
+                        h0.view(),
+                        targets,
+                        &mut grads,
+                    )
+                    .unwrap();
+                let mut expected = interp.gradients(&derived, &readout);
+                let targets = Targets::Classes(y.view());
+                let want = interp
+                    .run(
+                        &derived,
+                        &readout,
+                        x.view(),
+                        h0.view(),
+                        targets,
+                        &mut expected,
+                    )
+                    .unwrap();
+                assert!(loss.is_finite(), "loss {loss}");
+                assert_eq!(loss.to_bits(), want.to_bits(), "loss {loss} vs {want}");
+                assert!(grads.bitwise_eq(&expected), "gradients differ");
+                for cell in [&mut generated as &mut dyn Cell, &mut derived] {
+                    for (w, g) in cell.params_mut().iter_mut().zip(&grads.cell) {
+                        *w -= 0.5 * g;
+                    }
+                }
+                losses.push(loss);
             }
+            assert!(losses[3] < losses[0], "the loss falls: {losses:?}");
         }
-        losses.push(loss);
-    }
-    assert!(losses[3] < losses[0], "the loss falls: {losses:?}");
+    };
 }
+
+trains_as_the_interpreter_does!(
+    scheduled_lstm_trains_as_the_interpreter_does,
+    Lstm,
+    LSTM,
+    &[("input", 3), ("hidden", 5)]
+);
+trains_as_the_interpreter_does!(
+    scheduled_linear_attention_trains_as_the_interpreter_does,
+    LinearAttention,
+    LINEAR_ATTENTION,
+    &[("input", 3), ("key", 4), ("value", 5)]
+);
+trains_as_the_interpreter_does!(
+    scheduled_mlstm_trains_as_the_interpreter_does,
+    Mlstm,
+    MLSTM,
+    &[("input", 3), ("key", 4), ("value", 5)]
+);

@@ -16,7 +16,9 @@ pub use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2};
 // initialisation and errors, the shape checks of its methods, and the
 // kernels its four methods call, products and activations alike (the
 // activations are `#[inline]`, so they vectorise inside the generated loops).
-pub use crate::kernels::{exp, gemm_nn_packed_acc, gemm_tn_acc, log, sigmoid, softplus, tanh};
+pub use crate::kernels::{
+    RowProduct, exp, gemm_nn_packed_acc, gemm_tn_acc, log, row_product_in, sigmoid, softplus, tanh,
+};
 pub use crate::packed::{PackedWeights, Packing};
 pub use crate::par_rows::par_rows_mut;
 pub use crate::readout::ShapeError;

@@ -9,7 +9,7 @@ use syn::Ident;
 
 use super::error::CellError;
 use super::graph::{Graph, Id, Op, Term};
-use super::program::{Binary, ParamMatrix, ParamSlot, Slot, Unary};
+use super::program::{Binary, ParamMatrix, ParamSlot, RowProduct, Slot, Unary};
 use super::syntax::{BinaryOp, CellDef, Decl, Expr, SizeExpr, Stmt};
 
 /// The forward step as a graph, with the cell's layouts.
@@ -29,6 +29,9 @@ pub(crate) struct Forward {
 enum Value {
     /// A batch of rows of this shape.
     Rows(Id, SizeExpr),
+    /// A batch of matrices `[rows, cols]`, one per batch row, each stored
+    /// row-major as `rows · cols` features.
+    Grid(Id, SizeExpr, SizeExpr),
     /// A parameter vector (broadcast over rows when used).
     Vector(usize, SizeExpr),
     /// A parameter matrix with its symbolic rows and columns.
@@ -97,9 +100,60 @@ impl Elaborator<'_> {
         Ok(v as usize)
     }
 
+    /// The floats per batch row of a value of `shape` (a vector or a
+    /// matrix), at most [`MAX_WIDTH`].
+    fn width(&self, shape: &[SizeExpr], span: Span, what: &str) -> Result<usize, CellError> {
+        let mut width = 1usize;
+        for s in shape {
+            width = width.saturating_mul(self.eval(s, span, what)?);
+        }
+        if width > MAX_WIDTH as usize {
+            return Err(err(
+                span,
+                format!(
+                    "{what} is {} = {width} floats per row with these sizes; at most {MAX_WIDTH}",
+                    shape_text(shape)
+                ),
+            ));
+        }
+        Ok(width)
+    }
+
+    /// A vector (`Rows`) or matrix (`Grid`) value of node `id`.
+    fn value(id: Id, mut shape: Vec<SizeExpr>) -> Value {
+        match shape.len() {
+            1 => Value::Rows(id, shape.remove(0)),
+            _ => {
+                let cols = shape.remove(1);
+                Value::Grid(id, shape.remove(0), cols)
+            }
+        }
+    }
+
+    /// A vector or a matrix per batch row, with its shape.
+    fn tensor(
+        &mut self,
+        v: &Value,
+        span: Span,
+        what: &str,
+    ) -> Result<(Id, Vec<SizeExpr>), CellError> {
+        match v {
+            Value::Grid(id, r, c) => Ok((*id, vec![r.clone(), c.clone()])),
+            v => self.rows_of(v, span, what).map(|(id, s)| (id, vec![s])),
+        }
+    }
+
     fn rows_of(&mut self, v: &Value, span: Span, what: &str) -> Result<(Id, SizeExpr), CellError> {
         match v {
             Value::Rows(id, s) => Ok((*id, s.clone())),
+            Value::Grid(_, r, c) => Err(err(
+                span,
+                format!(
+                    "{what} is a matrix {} per row, expected a vector: matrices take elementwise \
+                     operations, `outer`, `matmul` with a vector and `scale_rows`",
+                    shape_text(&[r.clone(), c.clone()])
+                ),
+            )),
             Value::Vector(offset, s) => {
                 let w = self.eval(s, span, what)?;
                 Ok((self.graph.raw(Op::Param(*offset), w), s.clone()))
@@ -129,8 +183,8 @@ impl Elaborator<'_> {
                 if let Value::Number(v) = a {
                     return Ok(Value::Number(-v));
                 }
-                let (id, s) = self.rows_of(&a, *span, "the operand of `-`")?;
-                Ok(Value::Rows(self.graph.unary(Unary::Neg, id), s))
+                let (id, s) = self.tensor(&a, *span, "the operand of `-`")?;
+                Ok(Self::value(self.graph.unary(Unary::Neg, id), s))
             }
             Expr::Binary(op, a, b, span) => self.binary(*op, a, b, *span),
             Expr::Call(f, args, span) => self.call(f, args, *span),
@@ -186,10 +240,11 @@ impl Elaborator<'_> {
             return Ok(Value::Number(super::graph::apply_binary(f, *x, *y)));
         }
         let sym = |v: &Value| match v {
-            Value::Rows(_, s) | Value::Vector(_, s) => Some(s.clone()),
+            Value::Rows(_, s) | Value::Vector(_, s) => Some(vec![s.clone()]),
+            Value::Grid(_, r, c) => Some(vec![r.clone(), c.clone()]),
             _ => None,
         };
-        let one = SizeExpr::constant(1);
+        let one = vec![SizeExpr::constant(1)];
         let shape = match (sym(va), sym(vb)) {
             (Some(x), Some(y)) if x == one => y,
             (Some(x), Some(y)) if x == y || y == one => x,
@@ -197,9 +252,13 @@ impl Elaborator<'_> {
                 return Err(err(
                     span,
                     format!(
-                        "shape mismatch: the left operand is {} but the right is {} (only `[1]` broadcasts)",
-                        shape_text(&[x]),
-                        shape_text(&[y])
+                        "shape mismatch: the left operand is {} but the right is {} (only `[1]` broadcasts{})",
+                        shape_text(&x),
+                        shape_text(&y),
+                        match x.len() + y.len() {
+                            3 => "; `scale_rows(g, S)` scales the rows of a matrix",
+                            _ => "",
+                        }
                     ),
                 ));
             }
@@ -211,12 +270,12 @@ impl Elaborator<'_> {
                 ));
             }
         };
-        let width = self.eval(&shape, span, "this expression")?;
+        let width = self.width(&shape, span, "this expression")?;
         let mut operand = |v: &Value, at: Span| -> Result<Id, CellError> {
             match v {
                 Value::Number(c) => Ok(self.graph.constant_node(*c, width)),
                 other => {
-                    let id = self.rows_of(other, at, "this operand")?.0;
+                    let id = self.tensor(other, at, "this operand")?.0;
                     Ok(match self.graph.width(id) == width {
                         true => id,
                         false => self.graph.broadcast(id, width),
@@ -225,7 +284,7 @@ impl Elaborator<'_> {
             }
         };
         let (x, y) = (operand(va, sa)?, operand(vb, sb)?);
-        Ok(Value::Rows(self.graph.binary(f, x, y), shape))
+        Ok(Self::value(self.graph.binary(f, x, y), shape))
     }
 
     fn args(
@@ -267,8 +326,8 @@ impl Elaborator<'_> {
                 Value::Number(c) => Value::Number(super::graph::apply_unary(u, c)),
                 v => {
                     let what = format!("the argument of `{name}`");
-                    let (id, s) = self.rows_of(&v, args[0].span(), &what)?;
-                    Value::Rows(self.graph.unary(u, id), s)
+                    let (id, s) = self.tensor(&v, args[0].span(), &what)?;
+                    Self::value(self.graph.unary(u, id), s)
                 }
             };
             if name == "rsqrt" {
@@ -284,6 +343,42 @@ impl Elaborator<'_> {
         }
         match name.as_str() {
             "matmul" => self.matmul(f, args, span),
+            "outer" => {
+                let v = self.args(f, args, 2, span)?;
+                let (a, sa) =
+                    self.rows_of(&v[0], args[0].span(), "the first argument of `outer`")?;
+                let (b, sb) =
+                    self.rows_of(&v[1], args[1].span(), "the second argument of `outer`")?;
+                self.width(&[sa.clone(), sb.clone()], span, "`outer`")?;
+                let id = self.graph.row_product(RowProduct::Outer, a, b);
+                Ok(Value::Grid(id, sa, sb))
+            }
+            "scale_rows" => {
+                let v = self.args(f, args, 2, span)?;
+                let what = "the first argument of `scale_rows`";
+                let (g, sg) = self.rows_of(&v[0], args[0].span(), what)?;
+                let (s, shape) =
+                    self.tensor(&v[1], args[1].span(), "the second argument of `scale_rows`")?;
+                if shape.len() != 2 || shape[0] != sg {
+                    return Err(err(
+                        span,
+                        format!(
+                            "shape mismatch in `scale_rows`: it scales the rows of a matrix `[a, b]` by a vector `[a]`, got {} and {}",
+                            shape_text(&[sg]),
+                            shape_text(&shape)
+                        ),
+                    ));
+                }
+                // `S[i, j] · g[i]`: `g` spread over each row by an outer
+                // product with ones, whose gradient is the row sums.
+                let cols = self.graph.width(s) / self.graph.width(g);
+                let ones = self.graph.constant_node(1.0, cols);
+                let spread = self.graph.row_product(RowProduct::Outer, g, ones);
+                Ok(Self::value(
+                    self.graph.binary(Binary::Mul, spread, s),
+                    shape,
+                ))
+            }
             "square" => {
                 let v = self.args(f, args, 1, span)?.remove(0);
                 let at = (&v, args[0].span());
@@ -350,26 +445,30 @@ impl Elaborator<'_> {
             return Err(err(
                 span,
                 format!(
-                    "`{f}` takes 2 arguments (rows, a parameter matrix), got {}",
+                    "`{f}` takes 2 arguments (rows and a parameter matrix, or a vector and a matrix), got {}",
                     args.len()
                 ),
             ));
         }
-        let parts = match &args[0] {
-            Expr::Call(g, inner, _) if g == "concat" => self.concat_parts(inner)?,
+        let (parts, second) = match &args[0] {
+            Expr::Call(g, inner, _) if g == "concat" => {
+                (self.concat_parts(inner)?, self.expr(&args[1])?)
+            }
             a => {
                 let v = self.expr(a)?;
-                vec![self.rows_of(&v, a.span(), "the first argument of `matmul`")?]
+                let second = self.expr(&args[1])?;
+                if !matches!(second, Value::Matrix(..)) {
+                    return self.row_matmul((&v, a.span()), (&second, args[1].span()), span);
+                }
+                let what = "the first argument of `matmul`";
+                (vec![self.rows_of(&v, a.span(), what)?], second)
             }
         };
-        let (w, rows, cols) = match self.expr(&args[1])? {
-            Value::Matrix(w, r, c) => (w, r, c),
-            _ => {
-                return Err(err(
-                    args[1].span(),
-                    "the second argument of `matmul` must be a parameter matrix `[rows, cols]`",
-                ));
-            }
+        let Value::Matrix(w, rows, cols) = second else {
+            return Err(err(
+                args[1].span(),
+                "the second argument of `matmul` of a `concat(..)` must be a parameter matrix `[rows, cols]`",
+            ));
         };
         let features = parts
             .iter()
@@ -400,6 +499,48 @@ impl Elaborator<'_> {
             row += k;
         }
         Ok(Value::Rows(self.graph.linear(None, terms, w.cols), cols))
+    }
+
+    /// `matmul` of two activations, per batch row: a vector `[a]` times a
+    /// matrix `[a, b]` gives `[b]`, a matrix `[a, b]` times a vector `[b]`
+    /// gives `[a]`.
+    fn row_matmul(
+        &mut self,
+        (va, sa): (&Value, Span),
+        (vb, sb): (&Value, Span),
+        span: Span,
+    ) -> Result<Value, CellError> {
+        let (a, xa) = self.tensor(va, sa, "the first argument of `matmul`")?;
+        let (b, xb) = self.tensor(vb, sb, "the second argument of `matmul`")?;
+        let mismatch = |why: &str| {
+            err(
+                span,
+                format!(
+                    "shape mismatch in `matmul`: the left operand is {} but the right is {}{why}",
+                    shape_text(&xa),
+                    shape_text(&xb)
+                ),
+            )
+        };
+        let (op, shape) = match (xa.len(), xb.len()) {
+            (1, 2) if xa[0] == xb[0] => (RowProduct::VecMat, xb[1].clone()),
+            (2, 1) if xa[1] == xb[0] => (RowProduct::MatVec, xa[0].clone()),
+            (1, 2) => return Err(mismatch(" (a vector `[a]` times a matrix `[a, b]`)")),
+            (2, 1) => return Err(mismatch(" (a matrix `[a, b]` times a vector `[b]`)")),
+            (1, 1) => {
+                return Err(mismatch(
+                    ": `matmul` of two vectors takes a parameter matrix as the second; \
+                     `sum(a * b)` is their dot product, `outer(a, b)` their outer product",
+                ));
+            }
+            _ => {
+                return Err(mismatch(
+                    ": `matmul` of two matrices is not supported; one operand must be a vector",
+                ));
+            }
+        };
+        let id = self.graph.row_product(op, a, b);
+        Ok(Value::Rows(id, shape))
     }
 
     fn split(&mut self, names: &[Ident], value: &Expr) -> Result<Vec<Value>, CellError> {
@@ -529,7 +670,7 @@ impl Elaborator<'_> {
                     vec![self.expr(value)?]
                 };
                 for (n, v) in names.iter().zip(values) {
-                    if let Value::Rows(id, _) = &v {
+                    if let Value::Rows(id, _) | Value::Grid(id, ..) = &v {
                         self.labels.entry(*id).or_insert_with(|| n.to_string());
                     }
                     self.names.insert(format!("let {n}"), v);
@@ -551,19 +692,19 @@ impl Elaborator<'_> {
                         format!("state `{key}` is assigned twice"),
                     ));
                 }
-                let want = self.states[i].shape[0].clone();
-                let width = self.eval(&want, state.span(), "the state")?;
+                let want = self.states[i].shape.clone();
+                let width = self.width(&want, state.span(), "the state")?;
                 let id = match self.expr(value)? {
                     Value::Number(c) => self.graph.constant_node(c, width),
                     v => {
-                        let (id, sym) = self.rows_of(&v, value.span(), "the new state")?;
+                        let (id, sym) = self.tensor(&v, value.span(), "the new state")?;
                         if sym != want {
                             return Err(err(
                                 value.span(),
                                 format!(
                                     "shape mismatch: state `{key}` is {} but its new value is {}",
-                                    shape_text(&[want]),
-                                    shape_text(&[sym])
+                                    shape_text(&want),
+                                    shape_text(&sym)
                                 ),
                             ));
                         }
@@ -656,11 +797,11 @@ pub(crate) fn forward(def: &CellDef, sizes: &[(&str, usize)]) -> Result<Forward,
     let mut states = Vec::new();
     let mut offset = 0;
     for (i, d) in def.states.iter().enumerate() {
-        check_rank(d, "state", &[1])?;
-        let width = el.eval(&d.shape[0], d.shape_span, &format!("state `{}`", d.name))?;
+        check_rank(d, "state", &[1, 2])?;
+        let width = el.width(&d.shape, d.shape_span, &format!("state `{}`", d.name))?;
         let id = el.graph.raw(Op::State(i), width);
         el.names
-            .insert(d.name.to_string(), Value::Rows(id, d.shape[0].clone()));
+            .insert(d.name.to_string(), Elaborator::value(id, d.shape.clone()));
         el.labels.insert(id, format!("{}_prev", d.name));
         states.push(Slot {
             name: d.name.to_string(),

@@ -226,6 +226,12 @@ fn describe(g: &Graph, id: Id, labels: &HashMap<Id, String>) -> String {
         ),
         Op::Linear { .. } => format!("product#{}", id.0),
         Op::RowSum(a) => format!("sum({})", describe(g, *a, labels)),
+        Op::RowProduct(op, a, b) => format!(
+            "{}({}, {})",
+            op.name(),
+            describe(g, *a, labels),
+            describe(g, *b, labels)
+        ),
         Op::Binary(f, a, b) => format!(
             "{}({}, {})",
             format!("{f:?}").to_lowercase(),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::graph::{Graph, Id, Op, Term};
-use super::program::{Binary, ParamMatrix, Unary};
+use super::program::{Binary, ParamMatrix, RowProduct, Unary};
 
 /// The backward step as roots in the same graph as the forward one.
 pub(crate) struct Backward {
@@ -171,6 +171,28 @@ pub(crate) fn differentiate(g: &mut Graph, outputs: &[Id], widths: &[usize]) -> 
                     let s = g.slice(grad, col, w);
                     add(p, 0, s);
                     col += w;
+                }
+            }
+            // Each row's small matrices: with `dy` the gradient,
+            // `outer(k, v)` gives `(dy · v, kᵀ · dy)`, `q · S` gives
+            // `(S · dy, outer(q, dy))`, `S · v` gives `(outer(dy, v), dyᵀ · S)`.
+            Op::RowProduct(op, a, b) => {
+                let (da, db) = match op {
+                    RowProduct::Outer => {
+                        ((RowProduct::MatVec, grad, b), (RowProduct::VecMat, a, grad))
+                    }
+                    RowProduct::VecMat => {
+                        ((RowProduct::MatVec, b, grad), (RowProduct::Outer, a, grad))
+                    }
+                    RowProduct::MatVec => {
+                        ((RowProduct::Outer, grad, b), (RowProduct::VecMat, grad, a))
+                    }
+                };
+                for (to, (op, x, y)) in [(a, da), (b, db)] {
+                    if needs[&to] {
+                        let d = g.row_product(op, x, y);
+                        add(to, 0, d);
+                    }
                 }
             }
             Op::Linear { init, terms } => {

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use bptt_runtime::kernels::{exp, gemm_nn_packed_acc, gemm_tn_acc, log, sigmoid, softplus, tanh};
+use bptt_runtime::kernels::{
+    exp, gemm_nn_packed_acc, gemm_tn_acc, log, row_product_in, sigmoid, softplus, tanh,
+};
 use bptt_runtime::{Rng, ShapeError};
 
 use super::cell::{Engine, Frame, ProgramCell};
@@ -143,6 +145,18 @@ impl Frame<'_> {
                         out.floats(rows),
                     );
                     row_sums(a, out);
+                }
+                Instr::RowProduct {
+                    op,
+                    m,
+                    n,
+                    a,
+                    b,
+                    out,
+                } => {
+                    let scratch = self.buffers[Frame::index(Buffer::Scratch)].write();
+                    let (a, b, out) = (a.floats(rows), b.floats(rows), out.floats(rows));
+                    row_product_in(*op, rows, *m, *n, scratch, a, b, out);
                 }
                 Instr::Loop(l) => self.fused(l),
             }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::program::{Binary, ParamMatrix, Unary};
+use super::program::{Binary, ParamMatrix, RowProduct, Unary};
 
 /// A node of a [`Graph`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +51,9 @@ pub(crate) enum Op {
     /// `init + Σ a·W`: matrix products accumulated onto an optional
     /// elementwise value.
     Linear { init: Option<Id>, terms: Vec<Term> },
+    /// A product of each row's small matrices (a `[m, n]` value is `m·n`
+    /// columns, row-major): `outer(a, b)`, `a · B` or `A · b`.
+    RowProduct(RowProduct, Id, Id),
 }
 
 /// A node: its operation and its width.
@@ -71,7 +74,7 @@ impl Op {
             | Op::Const(_)
             | Op::Param(_) => Vec::new(),
             Op::Unary(_, a) | Op::Slice(a, _) | Op::Broadcast(a) | Op::RowSum(a) => vec![*a],
-            Op::Binary(_, a, b) => vec![*a, *b],
+            Op::Binary(_, a, b) | Op::RowProduct(_, a, b) => vec![*a, *b],
             Op::Concat(parts) => parts.clone(),
             Op::Linear { init, terms } => init
                 .iter()
@@ -84,6 +87,12 @@ impl Op {
     /// Whether a fused loop computes it (rather than a load or a product).
     pub fn is_elementwise(&self) -> bool {
         matches!(self, Op::Unary(..) | Op::Binary(..))
+    }
+
+    /// Whether an instruction other than a fused loop computes it into a
+    /// temporary of its own (a product or a sum over the features).
+    pub fn is_instruction(&self) -> bool {
+        matches!(self, Op::Linear { .. } | Op::RowSum(_) | Op::RowProduct(..))
     }
 }
 
@@ -320,6 +329,34 @@ impl Graph {
         self.raw(Op::RowSum(a), 1)
     }
 
+    /// The matrix's rows and columns of `op(a, b)`, from the operands'
+    /// widths.
+    pub fn row_dims(&self, op: RowProduct, a: Id, b: Id) -> (usize, usize) {
+        let (wa, wb) = (self.width(a), self.width(b));
+        match op {
+            RowProduct::Outer => (wa, wb),
+            RowProduct::VecMat => (wa, wb / wa),
+            RowProduct::MatVec => (wa / wb, wb),
+        }
+    }
+
+    /// `op(a, b)` on each row's small matrices; zero when an operand is.
+    pub fn row_product(&mut self, op: RowProduct, a: Id, b: Id) -> Id {
+        let (m, n) = self.row_dims(op, a, b);
+        let (wa, wb, width) = op.widths(m, n);
+        debug_assert_eq!(
+            (wa, wb),
+            (self.width(a), self.width(b)),
+            "{op:?} of widths {} and {}",
+            self.width(a),
+            self.width(b)
+        );
+        if self.constant(a) == Some(0.0) || self.constant(b) == Some(0.0) {
+            return self.constant_node(0.0, width);
+        }
+        self.raw(Op::RowProduct(op, a, b), width)
+    }
+
     /// `init + Σ terms`, the width given by the terms' weights.
     pub fn linear(&mut self, init: Option<Id>, terms: Vec<Term>, width: usize) -> Id {
         let init = init.filter(|&i| self.constant(i) != Some(0.0));
@@ -380,6 +417,7 @@ impl Graph {
             Op::Concat(parts) => self.concat(parts.iter().map(m).collect()),
             Op::Broadcast(a) => self.broadcast(m(a), node.width),
             Op::RowSum(a) => self.row_sum(m(a)),
+            Op::RowProduct(op, a, b) => self.row_product(*op, m(a), m(b)),
             Op::Linear { init, terms } => {
                 let terms = terms.iter().map(|t| Term { a: m(&t.a), ..*t }).collect();
                 self.linear(init.as_ref().map(m), terms, node.width)

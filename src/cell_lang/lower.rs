@@ -5,7 +5,8 @@
 //! A node's *depth* counts the products on its longest path from the
 //! leaves (concatenations never reach a loop: elementwise operations are
 //! distributed over their parts, and a concatenation is stored part by
-//! part); a sum over the features counts as a product. The kernel runs, for
+//! part); a sum over the features and a product of the rows' small
+//! matrices count as products. The kernel runs, for
 //! each depth in turn, the products and sums of that depth and then one
 //! fused loop per width holding every elementwise node of that depth and
 //! width (a broadcast reads a one-column leaf in every column). Within a loop a value is a register; a value read by
@@ -147,7 +148,7 @@ impl Lowering<'_> {
     fn materialise(&mut self, id: Id) -> Temp {
         let fresh = !self.temps.contains_key(&id);
         let t = self.temp(id);
-        if fresh && !matches!(self.g.node(id).op, Op::Linear { .. } | Op::RowSum(_)) {
+        if fresh && !self.g.node(id).op.is_instruction() {
             self.sink(id, Target::View(View::Temp { temp: t, col: 0 }));
         }
         t
@@ -241,10 +242,7 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
     for &v in &order {
         let op = &g.node(v).op;
         let below = op.operands().iter().map(|o| depth[o]).max().unwrap_or(0);
-        let d = match op {
-            Op::Linear { .. } | Op::RowSum(_) => below + 1,
-            _ => below,
-        };
+        let d = below + usize::from(op.is_instruction());
         depth.insert(v, d);
     }
     let mut l = Lowering {
@@ -261,6 +259,19 @@ pub(crate) fn lower(g: &Graph, roots: &[Root], leaves: &Leaves) -> Lowered {
         if let Op::RowSum(a) = g.node(v).op {
             let (a, out) = (l.materialise(a), l.temp(v));
             products.push((l.depth[&v], Instr::RowSum { a, out }));
+        }
+        if let Op::RowProduct(op, a, b) = g.node(v).op {
+            let (m, n) = g.row_dims(op, a, b);
+            let (a, b, out) = (l.materialise(a), l.materialise(b), l.temp(v));
+            let instr = Instr::RowProduct {
+                op,
+                m,
+                n,
+                a,
+                b,
+                out,
+            };
+            products.push((l.depth[&v], instr));
         }
         if let Op::Linear { init, terms } = g.node(v).op.clone() {
             {

@@ -46,6 +46,24 @@
 //!   An equal split that the symbols do not prove (`split(concat(x, h))`)
 //!   is accepted when the bound sizes cut it at the concatenation's part
 //!   boundaries, each part keeping its parts' shapes (`[input]`, `[hidden]`).
+//! * A state may be a matrix per batch row: `state s: [key, value];` is
+//!   stored row-major, `key · value` features of the state row (so it
+//!   counts `key · value` floats of the state and of alpha's sizes).
+//!   Elementwise operations, the functions above, a `[1]` value and a
+//!   number apply to matrices as to vectors; two operands must have equal
+//!   shapes (`[key, value]` never meets `[key]` or `[value, key]`).
+//! * `outer(k, v)`: `[a]` and `[b]` give the matrix `[a, b]` of `k[i] · v[j]`.
+//! * `matmul(q, s)` with `s` a matrix value (not a parameter): `[a]` times
+//!   `[a, b]` gives `[b]` (`qᵀ s`); `matmul(s, v)`: `[a, b]` times `[b]`
+//!   gives `[a]` (`s v`), per batch row. The product of two matrices, or of
+//!   two vectors, is refused (`sum(a * b)` is a dot product).
+//! * `scale_rows(g, s)`: `[a]` and `[a, b]` give `[a, b]`, row `i` of `s`
+//!   times `g[i]` (a decay per key). A `[a]` vector does not broadcast over
+//!   a matrix implicitly: over `[key, key]` it would be ambiguous. It is
+//!   `outer(g, 1) * s`, so `g`'s gradient is the row sums of `dy · s`, and
+//!   the spread `[a, b]` decay, a product, is kept on the tape (a `[1]`
+//!   decay, `g * s`, keeps one float per row there).
+//! * Inputs are vectors; `sum`, `mean`, `concat` and `split` take vectors.
 //! * `param b: [4 * hidden] = 1.0;` starts every float at a constant;
 //!   `= [0, 1, 0, 0]` cuts the last dimension into as many equal blocks and
 //!   starts each at its value (a fused LSTM bias with its forget gate at 1).
@@ -58,7 +76,35 @@
 //! `mean(square(a)) - square(mean(a))`, which cancels; `softplus(a)` is
 //! `max(a, 0) + log1p(exp(-|a|))` (no overflow, and `e^a` kept for very
 //! negative `a`), its derivative `sigmoid(a)`; `rsqrt` and `/` are IEEE
-//! operations, so every backend rounds them alike.
+//! operations, so every backend rounds them alike. The products of matrix
+//! values (`outer`, `matmul` of activations, and the ones their gradients
+//! need) call one runtime kernel,
+//! [`bptt_runtime::kernels::row_product`], which fixes every element's
+//! order of operations, from every backend.
+//!
+//! A matrix memory, `cells/linear_attention.cell`:
+//!
+//! ```text
+//! cell linear_attention {
+//!     size input, key, value;
+//!     input x: [input];
+//!     state h: [value];                 // the read-out reads the first state
+//!     state s: [key, value];
+//!     param w_q: [input, key];
+//!     param w_k: [input, key];
+//!     param w_v: [input, value];
+//!     param w_g: [input, 1];
+//!     param b_g: [1] = 3.0;
+//!
+//!     let q = matmul(x, w_q);
+//!     let k = matmul(x, w_k);
+//!     let v = matmul(x, w_v);
+//!     let g = sigmoid(matmul(x, w_g) + b_g);
+//!     let s_next = g * s + outer(k, v);   // a learned decay, then a write
+//!     s = s_next;
+//!     h = matmul(q, s_next);              // a read: qᵀ s, `[value]`
+//! }
+//! ```
 //!
 //! # What is derived
 //!
@@ -75,7 +121,7 @@ pub mod program;
 
 pub use program::{
     Binary, Buffer, CellProgram, FusedLoop, Instr, Kernel, LoopOp, Matrix, ParamMatrix, ParamSlot,
-    Reg, Sink, Slot, Temp, Unary, View,
+    Reg, RowProduct, Sink, Slot, Temp, Unary, View,
 };
 
 mod build;

@@ -29,6 +29,8 @@
 //!   handling is fixed too). [`LoopOp::LoadScalar`] and
 //!   [`LoopOp::ParamScalar`] read one float per row (or one in all) and use
 //!   it in every column.
+//! * [`Instr::RowProduct`] calls `bptt_runtime::kernels::row_product`,
+//!   whose every element has one fixed order of operations.
 //! * [`Instr::RowSum`] adds a row's columns left to right, one f32 addition
 //!   each, starting from `0.0`.
 //!   [`Sink::AccumulateGrad`] adds row by row (`g[j] = g[j] + v[b, j]` for
@@ -39,6 +41,7 @@
 use std::fmt;
 
 use bptt_runtime::Packing;
+pub use bptt_runtime::kernels::RowProduct;
 
 /// Which buffer of a [`Cell`](bptt_runtime::Cell) method a view addresses.
 /// Every buffer is a row-major `[rows, features]` matrix except the two flat
@@ -203,6 +206,24 @@ pub enum Instr {
         /// The rows summed, `[rows, a.width]`.
         a: Temp,
         /// Written; `[rows, 1]`.
+        out: Temp,
+    },
+    /// `op` on each row's small matrices: `bptt_runtime::kernels::
+    /// row_product(op, rows, m, n, a, b, out)`, which writes `out` (the
+    /// products of matrix-valued values; [`RowProduct`] fixes every
+    /// element's order of operations).
+    RowProduct {
+        /// Which product.
+        op: RowProduct,
+        /// The matrix's rows.
+        m: usize,
+        /// The matrix's columns.
+        n: usize,
+        /// The first operand, `[rows, op.widths(m, n).0]`.
+        a: Temp,
+        /// The second operand, `[rows, op.widths(m, n).1]` (may be `a`).
+        b: Temp,
+        /// Written; `[rows, op.widths(m, n).2]`, disjoint from both operands.
         out: Temp,
     },
     /// One fused elementwise loop.

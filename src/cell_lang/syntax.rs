@@ -303,7 +303,7 @@ fn number(e: &syn::Expr) -> Option<f32> {
 
 /// Every function of the language, as messages list them.
 pub(crate) const FUNCTIONS: &str = "matmul, concat, split, sigmoid, tanh, relu, exp, log, softplus, \
-     sqrt, rsqrt, abs, square, max, min, sum, mean";
+     sqrt, rsqrt, abs, square, max, min, sum, mean, outer, scale_rows";
 
 fn unsupported(e: &impl Spanned, what: &str) -> syn::Error {
     syn::Error::new(

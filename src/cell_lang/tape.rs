@@ -4,8 +4,9 @@
 //! backward, `x`), so every forward value they read must be on the tape or
 //! recomputable from it by elementwise operations. Recomputing a product or
 //! reading the previous state is not possible (the state is gone), so the
-//! states, the input, the products and the sums over features (which,
-//! like products, need scratch) are *sources*: a value that depends on
+//! states, the input, the products (of parameter matrices, and of the rows'
+//! small matrices: `outer`, `matmul(q, S)`) and the sums over features
+//! (which, like products, need scratch) are *sources*: a value that depends on
 //! one of them through a path of elementwise operations is recomputable only
 //! if some node on that path is stored. The cheapest set of stored nodes is a
 //! minimum cut between the sources and the values read, each node costing
@@ -107,10 +108,7 @@ impl Network {
 
 /// Whether a node can only be stored, never recomputed from its operands.
 fn is_source(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Input | Op::State(_) | Op::Linear { .. } | Op::RowSum(_)
-    )
+    matches!(op, Op::Input | Op::State(_)) || op.is_instruction()
 }
 
 /// The nodes to store, in forward order: the cheapest set from which every

@@ -200,8 +200,8 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
         None => "LSTM".to_string(),
     };
     println!(
-        "{cell} hidden {}, T = {}, batch {}, {} {} at {:.1} units ({:.1}% of store-all): {:.3} forward steps per step",
-        args.hidden,
+        "{cell} {}, T = {}, batch {}, {} {} at {:.1} units ({:.1}% of store-all): {:.3} forward steps per step",
+        trainer.sizes_text(),
         args.len,
         args.batch,
         summary.policy,

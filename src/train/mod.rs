@@ -236,6 +236,9 @@ pub struct Trainer {
     grads: Gradients,
     step: u64,
     fingerprint: Fingerprint,
+    /// The model's sizes as messages write them: `hidden 128` for the
+    /// LSTM, the sizes bound for a cell (`input = 65, key = 64, value = 64`).
+    sizes: String,
 }
 
 /// One step's figures.
@@ -343,6 +346,10 @@ impl Trainer {
         )?)
         .total();
         let mut rng = Rng::new(config.seed);
+        let sizes = match &program {
+            Some(p) => p.sizes_text(),
+            None => format!("hidden {}", config.hidden),
+        };
         let cell: Box<dyn Cell> = match program {
             None => Box::new(Lstm::new(task.input_size(), config.hidden, &mut rng)),
             Some(program) => {
@@ -379,6 +386,7 @@ impl Trainer {
             planned: planned.total(),
             store_all,
             step: 0,
+            sizes,
         })
     }
 
@@ -479,6 +487,12 @@ impl Trainer {
     /// The cell's alpha: its tape's size over its state's.
     pub fn alpha(&self) -> f64 {
         self.cell.alpha()
+    }
+
+    /// The model's sizes: `hidden N` for the LSTM, the sizes bound for a
+    /// cell (`input = 65, key = 64, value = 64`).
+    pub fn sizes_text(&self) -> &str {
+        &self.sizes
     }
 
     /// Steps taken so far.

@@ -11,11 +11,13 @@ use ndarray::{Array2, Array3, Axis};
 /// The three runtime cells by name.
 pub const CELLS: [&str; 3] = ["rnn", "lstm", "gru"];
 
-/// Cells derived from their equations: the examples in `cells/`, and one
-/// that uses every operation of the language.
-pub const DERIVED: [&str; 9] = [
+/// Cells derived from their equations: the examples in `cells/`, and ones
+/// that use every operation of the language (`matrix.cell` those of
+/// matrix-valued values).
+pub const DERIVED: [&str; 12] = [
     "tests/cells/exotic.cell",
     "tests/cells/functions.cell",
+    "tests/cells/matrix.cell",
     "cells/rnn.cell",
     "cells/lstm.cell",
     "cells/gru.cell",
@@ -23,13 +25,33 @@ pub const DERIVED: [&str; 9] = [
     "cells/peephole_lstm.cell",
     "cells/layernorm_lstm.cell",
     "cells/rmsnorm_gru.cell",
+    "cells/linear_attention.cell",
+    "cells/mlstm.cell",
 ];
+
+/// The sizes a test binds for a cell's size names: `input`, and `hidden`
+/// for `hidden` and for a matrix memory's `value` (the width of the first
+/// state, which the read-out reads), `key` one less (so that a transposed
+/// `[key, value]` is caught).
+pub fn sizes(def: &CellDef, input: usize, hidden: usize) -> Vec<(&'static str, usize)> {
+    let mut out = Vec::new();
+    for name in def.size_names() {
+        out.push(match name.as_str() {
+            "input" => ("input", input),
+            "hidden" => ("hidden", hidden),
+            "value" => ("value", hidden),
+            "key" => ("key", hidden.saturating_sub(1).max(1)),
+            other => panic!("no test size for `{other}`"),
+        });
+    }
+    out
+}
 
 /// A cell file compiled for these sizes.
 pub fn program(path: &str, input: usize, hidden: usize) -> CellProgram {
     let src = std::fs::read_to_string(path).unwrap();
     let def = CellDef::parse_str(&src).unwrap_or_else(|e| panic!("{path}: {e}"));
-    def.compile(&[("input", input), ("hidden", hidden)])
+    def.compile(&sizes(&def, input, hidden))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

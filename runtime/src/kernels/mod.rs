@@ -17,6 +17,9 @@
 //!   functions that inline into, and vectorise with, the cells' loops, which
 //!   [`simd_fn!`](dispatch) compiles for AVX-512F, AVX2 or the baseline
 //!   ([`Level`]) without changing a bit.
+//! * [`row_product`]: outer, vector-matrix and matrix-vector products of
+//!   each batch row's small matrices ([`RowProduct`]), in a fixed order,
+//!   for the cell language's matrix-valued states.
 //!
 //! None of them allocates after the pool has started.
 
@@ -25,6 +28,7 @@ pub mod batched;
 mod dispatch;
 mod gemm;
 mod pool;
+mod rowmat;
 mod simd;
 
 pub use act::{exp, sigmoid, tanh};
@@ -36,3 +40,4 @@ pub use gemm::{
     panel_width,
 };
 pub(crate) use pool::{run as run_parts, threads as pool_threads};
+pub use rowmat::{RowProduct, row_product, row_product_in};

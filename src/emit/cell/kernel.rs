@@ -7,7 +7,7 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
 use super::fused;
-use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, ParamMatrix, Temp};
+use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, ParamMatrix, RowProduct, Temp};
 
 /// How a method sees one of its array arguments.
 #[derive(Debug, Clone, Copy)]
@@ -270,6 +270,31 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
                         *o = s;
                     }
                 }
+            })
+        }
+        Instr::RowProduct {
+            op,
+            m,
+            n,
+            a,
+            b,
+            out,
+        } => {
+            let (wa, wb, wo) = op.widths(*m, *n);
+            check_width(*a, wa)?;
+            check_width(*b, wb)?;
+            check_width(*out, wo)?;
+            let (ra, rb, ro) = (frame.temp(*a)?, frame.temp(*b)?, frame.temp(*out)?);
+            let variant = match op {
+                RowProduct::Outer => quote!(Outer),
+                RowProduct::VecMat => quote!(VecMat),
+                RowProduct::MatVec => quote!(MatVec),
+            };
+            let (m, n) = (lit(*m), lit(*n));
+            Ok(quote! {
+                __bptt::row_product_in(
+                    __bptt::RowProduct::#variant, batch, #m, #n, scratch, #ra, #rb, #ro,
+                );
             })
         }
         Instr::Loop(l) => fused::fused(frame, l),

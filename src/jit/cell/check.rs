@@ -77,6 +77,27 @@ impl Checker<'_> {
                 self.temp(dy, w.cols)?;
                 self.param_matrix(w)
             }
+            Instr::RowProduct {
+                op,
+                m,
+                n,
+                a,
+                b,
+                out,
+            } => {
+                let Some(mn) = m.checked_mul(n) else {
+                    return Err(format!("multiplies {m}x{n} matrices, too many floats"));
+                };
+                let (wa, wb, wo) = op.widths(m, n);
+                ensure(mn <= MAX_ROW, || {
+                    format!("multiplies {m}x{n} matrices, too many floats")
+                })?;
+                self.temp(a, wa)?;
+                self.temp(b, wb)?;
+                self.temp(out, wo)?;
+                self.disjoint(Matrix::Temp(a), out)?;
+                self.disjoint(Matrix::Temp(b), out)
+            }
             Instr::RowSum { a, out } => {
                 self.temp(a, a.width)?;
                 self.temp(out, 1)?;

@@ -10,7 +10,7 @@ use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::fused::emit_loop;
-use super::gemm::{Gemm, gemm_signature};
+use super::gemm::{Gemm, Shims, gemm_signature};
 use super::reduce::emit_row_sum;
 use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, Temp};
 
@@ -44,21 +44,25 @@ pub(super) fn kernel_signature(config: TargetFrontendConfig) -> Signature {
     sig
 }
 
-/// Imports the product shims into `func` under their symbol names as
-/// test-case names: for IR that is printed, never compiled.
+/// Imports the product shims `program` calls ([`Gemm::imported`]) into
+/// `func` under their symbol names as test-case names: for IR that is
+/// printed, never compiled.
 pub(super) fn import_by_name(
     func: &mut Function,
     config: TargetFrontendConfig,
-) -> [FuncRef; Gemm::ALL.len()] {
-    Gemm::ALL.map(|gemm| {
+    program: &CellProgram,
+) -> Shims {
+    let mut shims = [None; Gemm::ALL.len()];
+    for gemm in Gemm::imported(program) {
         let signature = func.import_signature(gemm_signature(config));
-        func.import_function(ExtFuncData {
+        shims[gemm.index()] = Some(func.import_function(ExtFuncData {
             name: ExternalName::testcase(gemm.name()),
             signature,
             colocated: false,
             patchable: false,
-        })
-    })
+        }));
+    }
+    shims
 }
 
 /// The kernel's arguments as values of its entry block, in [`PARAMS`]
@@ -118,7 +122,7 @@ impl Args {
 pub(super) fn build_kernel(
     func: &mut Function,
     builder_ctx: &mut FunctionBuilderContext,
-    gemms: [FuncRef; Gemm::ALL.len()],
+    gemms: Shims,
     program: &CellProgram,
     kernel: &Kernel,
     config: TargetFrontendConfig,
@@ -144,7 +148,7 @@ pub(super) fn build_kernel(
                     args.packed(&mut b, program.packing_index(w, false)),
                     temp(&mut b, &args, out),
                 ];
-                b.ins().call(gemms[Gemm::NnPacked as usize], &operands);
+                b.ins().call(shim(&gemms, Gemm::NnPacked), &operands);
             }
             Instr::MatMulT { a, w, out } => {
                 let operands = [
@@ -155,7 +159,7 @@ pub(super) fn build_kernel(
                     args.packed(&mut b, program.packing_index(w, true)),
                     temp(&mut b, &args, out),
                 ];
-                b.ins().call(gemms[Gemm::NnPacked as usize], &operands);
+                b.ins().call(shim(&gemms, Gemm::NnPacked), &operands);
             }
             Instr::WeightGrad { a, dy, w } => {
                 let operands = [
@@ -166,7 +170,25 @@ pub(super) fn build_kernel(
                     temp(&mut b, &args, dy),
                     offset(&mut b, args.grads(), w.offset),
                 ];
-                b.ins().call(gemms[Gemm::Tn as usize], &operands);
+                b.ins().call(shim(&gemms, Gemm::Tn), &operands);
+            }
+            Instr::RowProduct {
+                op,
+                m,
+                n,
+                a,
+                b: second,
+                out,
+            } => {
+                let operands = [
+                    args.rows(),
+                    constant(&mut b, &args, m),
+                    constant(&mut b, &args, n),
+                    temp(&mut b, &args, a),
+                    temp(&mut b, &args, second),
+                    temp(&mut b, &args, out),
+                ];
+                b.ins().call(shim(&gemms, Gemm::Row(op)), &operands);
             }
             Instr::RowSum { a, out } => emit_row_sum(&mut b, &args, a, out),
             Instr::Loop(ref fused) => emit_loop(&mut b, &args, fused),
@@ -175,6 +197,11 @@ pub(super) fn build_kernel(
     b.ins().return_(&[]);
     b.seal_all_blocks();
     b.finalize(config);
+}
+
+/// The imported shim of `gemm`.
+fn shim(gemms: &Shims, gemm: Gemm) -> FuncRef {
+    gemms[gemm.index()].expect("Gemm::imported lists every product a kernel calls")
 }
 
 /// A pointer-sized constant.

@@ -122,15 +122,18 @@ impl Native {
     /// Compiles the kernels of `program`, which [`super::check`] accepted.
     pub(super) fn compile(program: &CellProgram) -> Result<Native, Error> {
         let mut builder = JITBuilder::with_isa(host_isa()?, default_libcall_names());
-        for gemm in Gemm::ALL {
+        let imported = Gemm::imported(program);
+        for gemm in &imported {
             builder.symbol(gemm.name(), gemm.address());
         }
         let mut owned = Owned(Some(JITModule::new(builder)));
         let module = owned.module();
         let config = module.target_config();
-        let mut gemms = [FuncId::from_u32(0); Gemm::ALL.len()];
-        for (id, gemm) in gemms.iter_mut().zip(Gemm::ALL) {
-            *id = module.declare_function(gemm.name(), Linkage::Import, &gemm_signature(config))?;
+        let mut gemms = [None; Gemm::ALL.len()];
+        for gemm in imported {
+            let id =
+                module.declare_function(gemm.name(), Linkage::Import, &gemm_signature(config))?;
+            gemms[gemm.index()] = Some(id);
         }
         let sig = kernel_signature(config);
         let mut ctx = module.make_context();
@@ -141,7 +144,8 @@ impl Native {
             *id = module.declare_function(&name, Linkage::Local, &sig)?;
             ctx.func =
                 Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig.clone());
-            let refs = gemms.map(|gemm| module.declare_func_in_func(gemm, &mut ctx.func));
+            let refs =
+                gemms.map(|gemm| gemm.map(|g| module.declare_func_in_func(g, &mut ctx.func)));
             let kernel = method.kernel(program);
             build_kernel(
                 &mut ctx.func,

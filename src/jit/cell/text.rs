@@ -8,6 +8,7 @@ use cranelift_codegen::ir::{Function, UserFuncName};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::FunctionBuilderContext;
 
+use super::gemm::Gemm;
 use super::kernel::{PARAMS, build_kernel, import_by_name, kernel_signature};
 use crate::cell_lang::Method;
 use crate::cell_lang::{CellProgram, Instr, Matrix, ParamMatrix, ParamSlot, Temp};
@@ -62,6 +63,22 @@ fn describe(program: &CellProgram, instr: &Instr) -> Option<String> {
         Instr::WeightGrad { a, dy, w } => {
             format!("d{} += {}^T . {}", param(program, w), matrix(a), temp(dy))
         }
+        Instr::RowProduct {
+            op,
+            m,
+            n,
+            a,
+            b,
+            out,
+        } => {
+            format!(
+                "{} = {}[{m}x{n}]({}, {}) per row",
+                temp(out),
+                op.name(),
+                temp(a),
+                temp(b)
+            )
+        }
         Instr::Loop(_) => return None,
     })
 }
@@ -90,6 +107,12 @@ fn legend(program: &CellProgram) -> String {
         text,
         "; sN[W] is the scratch temporary at rows * N floats, W wide; bptt_cell_gemm_*(m, k, n, a, b, c) add products, b packed for nn_packed"
     );
+    if Gemm::imported(program).len() > 2 {
+        let _ = writeln!(
+            text,
+            "; bptt_cell_outer/vecmat/matvec(rows, m, n, a, b, c) write each row's outer(a, b), a . B or A . b of [m, n] matrices"
+        );
+    }
     text
 }
 
@@ -102,7 +125,7 @@ pub(super) fn render(program: &CellProgram, config: TargetFrontendConfig) -> Res
         let kernel = method.kernel(program);
         let name = UserFuncName::testcase(method.name());
         let mut func = Function::with_name_signature(name, kernel_signature(config));
-        let gemms = import_by_name(&mut func, config);
+        let gemms = import_by_name(&mut func, config, program);
         build_kernel(&mut func, &mut builder_ctx, gemms, program, kernel, config);
         let products: Vec<String> = kernel
             .instrs

@@ -94,9 +94,7 @@ fn main() {
     let batch: usize = std::env::args()
         .nth(1)
         .map_or(16, |b| b.parse().expect("a batch size"));
-    println!(
-        "## Matrix-memory cells: input {INPUT}, key {KEY}, value {VALUE}, batch {batch}\n"
-    );
+    println!("## Matrix-memory cells: input {INPUT}, key {KEY}, value {VALUE}, batch {batch}\n");
     println!(
         "| cell | engine | alpha | us per step (forward_tape + backward) | GFLOP/s (3 x forward flops) | store-all at T = {LEN} | 5% budget | forward steps per step |"
     );

@@ -93,11 +93,20 @@ pub fn cost_curve(path: &Path, len: u32, alpha: Alpha) -> Result<(), Error> {
     let y_max = 6.0;
     let mut series = Vec::new();
     for policy in [Policy::Hsm, Policy::Ism, Policy::Msm] {
-        let table = Table::build(policy, alpha, len, full)?;
+        // The exact table over every budget where it can be built; beyond
+        // (long sequences), one table-free plan per budget, fewer of them.
+        let table = Table::build(policy, alpha, len, full).ok();
+        let step = if table.is_some() { 1 } else { 4 };
         let mut points = Vec::new();
-        for &units in &budgets {
+        for &units in budgets.iter().step_by(step) {
             let ticks = alpha.to_ticks(units)?.min(full);
-            let Some(q) = table.cost(len, ticks) else {
+            let q = match &table {
+                Some(table) => table.cost(len, ticks),
+                None => Plan::new(policy, alpha, len, Budget::Units(alpha.to_units(ticks)))
+                    .ok()
+                    .map(|plan| plan.forward_steps()),
+            };
+            let Some(q) = q else {
                 continue;
             };
             let per_step = q as f64 / f64::from(len);

@@ -66,19 +66,7 @@ impl fmt::Display for Policy {
     }
 }
 
-impl From<Policy> for String {
-    fn from(p: Policy) -> String {
-        p.to_string()
-    }
-}
-
-impl TryFrom<String> for Policy {
-    type Error = Error;
-
-    fn try_from(s: String) -> Result<Self, Error> {
-        s.parse()
-    }
-}
+crate::units::words_serde!(Policy);
 
 impl FromStr for Policy {
     type Err = Error;

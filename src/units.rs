@@ -134,19 +134,29 @@ impl Budget {
     }
 }
 
-impl From<Budget> for String {
-    fn from(b: Budget) -> String {
-        b.to_string()
-    }
-}
+/// Implements serde's `into = "String"` and `try_from = "String"` for a
+/// type that prints itself (`Display`) and parses itself (`FromStr` with
+/// [`Error`]): it is serialised as the words a user types.
+macro_rules! words_serde {
+    ($t:ty) => {
+        impl From<$t> for String {
+            fn from(value: $t) -> String {
+                value.to_string()
+            }
+        }
 
-impl TryFrom<String> for Budget {
-    type Error = Error;
+        impl TryFrom<String> for $t {
+            type Error = $crate::error::Error;
 
-    fn try_from(s: String) -> Result<Self, Error> {
-        s.parse()
-    }
+            fn try_from(s: String) -> Result<Self, $crate::error::Error> {
+                s.parse()
+            }
+        }
+    };
 }
+pub(crate) use words_serde;
+
+words_serde!(Budget);
 
 impl std::str::FromStr for Budget {
     type Err = Error;

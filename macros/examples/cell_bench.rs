@@ -14,11 +14,15 @@
 //! median of many repetitions with its ratio to the hand-written cell. A
 //! second table times the fused elementwise loops alone (the derived
 //! programs with their matrix products removed), where the backends differ.
+//! Last, the matrix-memory cells (`cells/linear_attention.cell`,
+//! `cells/mlstm.cell`, key = value = 64) on both engines, with their step's
+//! GFLOP/s and the memory a 5% budget saves at T = 1000.
 
 use std::time::Instant;
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell, Instr};
 use bptt::jit::cell::JitCell;
+use bptt::{Alpha, Budget, Plan, Policy};
 use bptt_runtime::{Cell, Lstm, Rng};
 use ndarray::Array2;
 
@@ -97,8 +101,9 @@ bptt_macros::cell! {
 }
 
 /// Times `cells`, interleaving rounds so that load on the machine hits every
-/// cell alike, and prints a table of medians with ratios to the first row.
-fn table(title: &str, cells: &[(&str, &dyn Cell)], batch: usize) {
+/// cell alike, and prints a table of medians with ratios to the first row;
+/// returns each cell's `forward_tape` + `backward` seconds.
+fn table(title: &str, cells: &[(&str, &dyn Cell)], batch: usize) -> Vec<f64> {
     let mut rounds: Vec<Vec<[f64; 4]>> = vec![Vec::new(); cells.len()];
     for _ in 0..9 {
         for (k, (_, cell)) in cells.iter().enumerate() {
@@ -128,6 +133,7 @@ fn table(title: &str, cells: &[(&str, &dyn Cell)], batch: usize) {
         let (step, base) = (med(k, 1) + med(k, 3), med(0, 1) + med(0, 3));
         println!("{:>14.1} ({:>5.3}x)", step * 1e6, step / base);
     }
+    (0..cells.len()).map(|k| med(k, 1) + med(k, 3)).collect()
 }
 
 /// `program` with its matrix products removed: its fused loops alone.
@@ -179,4 +185,61 @@ fn main() {
         &[("derived, interpreted", &derived), ("derived, JIT", &jit)],
         batch,
     );
+    matrix_cells(batch);
+}
+
+/// The matrix-memory cells' sizes.
+const KEY: usize = 64;
+const VALUE: usize = 64;
+
+/// Floating-point operations of one forward step per batch row, counted
+/// from the cell's definition: its products with parameters and of
+/// activations (two per multiply-add), and one per element of its
+/// elementwise work on the matrix memory. The backward step of each product
+/// is two products of the same size, so `forward_tape` and `backward`
+/// together are about three times this.
+fn forward_flops(name: &str) -> f64 {
+    let (i, k, v) = (INPUT as f64, KEY as f64, VALUE as f64);
+    match name {
+        // q, k, v and the [1] decay; g·s + k⊗v (3 per element); qᵀs.
+        "linear_attention" => 2.0 * i * (2.0 * k + v + 1.0) + 3.0 * k * v + 2.0 * k * v,
+        // q, k, v, o and the [1] gates i and f; f·c + i·(k⊗v) (4 per
+        // element); qᵀc; f·n + i·k and n·q (6 per key).
+        _ => 2.0 * i * (2.0 * k + 2.0 * v + 2.0) + 4.0 * k * v + 2.0 * k * v + 6.0 * k,
+    }
+}
+
+/// The matrix-memory cells (`cells/linear_attention.cell`,
+/// `cells/mlstm.cell`) at key = value = 64 on both engines: their step's
+/// rate against its flop count, and what 5% of store-all holds at T = 1000.
+fn matrix_cells(batch: usize) {
+    const LEN: u32 = 1000;
+    for (name, src) in [
+        (
+            "linear_attention",
+            include_str!("../../cells/linear_attention.cell"),
+        ),
+        ("mlstm", include_str!("../../cells/mlstm.cell")),
+    ] {
+        let program = CellDef::parse_str(src)
+            .and_then(|def| def.compile(&[("input", INPUT), ("key", KEY), ("value", VALUE)]))
+            .expect("the example cells compile");
+        let params = program.init_params(&mut Rng::new(1));
+        let interp = DerivedCell::from_params(program.clone(), params.clone()).expect("sizes fit");
+        let jit = JitCell::compile(&program, params).expect("the JIT compiles it");
+        let title = format!("{name}, input {INPUT}, key {KEY}, value {VALUE}, batch {batch}");
+        let steps = table(&title, &[("interpreted", &interp), ("JIT", &jit)], batch);
+        let flops = 3.0 * forward_flops(name) * batch as f64;
+        let alpha = Alpha::new(interp.alpha()).expect("alpha at least 1");
+        let plan = Plan::new(Policy::Msm, alpha, LEN, Budget::Percent(5.0)).expect("plans");
+        let state_mb = (interp.state_size() * batch * 4) as f64 / 1e6;
+        println!(
+            "  GFLOP/s of forward_tape + backward (3 x forward flops): interpreted {:.1}, JIT {:.1}; alpha {alpha}; at T = {LEN} store-all holds {:.1} MB, MSM at 5% {:.2} MB for {:.3} forward steps per step",
+            flops / steps[0] / 1e9,
+            flops / steps[1] / 1e9,
+            alpha.store_all_units(LEN) * state_mb,
+            plan.summary().peak_units * state_mb,
+            plan.summary().cost_per_step,
+        );
+    }
 }

@@ -5,7 +5,7 @@
 //! The cell checks every array's shape against the program's sizes (panics
 //! name the method, the array and both shapes, as the runtime's cells do),
 //! gathers them in a [`Frame`], and hands the method's kernel to its
-//! [`Engine`].
+//! [`CellEngine`].
 //!
 //! [`DerivedCell`]: super::DerivedCell
 
@@ -101,7 +101,7 @@ impl<'a> Frame<'a> {
 }
 
 /// What runs a program's kernels.
-pub trait Engine: Send + Sync {
+pub trait CellEngine: Send + Sync {
     /// Runs `method`'s kernel of `program` on `frame`, whose arrays were
     /// checked against the program's sizes and hold every buffer the method
     /// receives ([`Method::reads`]).
@@ -156,7 +156,7 @@ impl<E> ProgramCell<E> {
     }
 }
 
-impl<E: Engine> ProgramCell<E> {
+impl<E: CellEngine> ProgramCell<E> {
     /// A forward step's `x` and `h_prev`, checked, with their widths.
     fn inputs<'a>(
         &self,
@@ -227,7 +227,7 @@ impl<E: Engine> ProgramCell<E> {
     }
 }
 
-impl<E: Engine> Cell for ProgramCell<E> {
+impl<E: CellEngine> Cell for ProgramCell<E> {
     fn input_size(&self) -> usize {
         self.program.input_size
     }

@@ -14,7 +14,7 @@ use bptt_runtime::kernels::{
 };
 use bptt_runtime::{Rng, ShapeError};
 
-use super::cell::{Engine, Frame, ProgramCell};
+use super::cell::{CellEngine, Frame, ProgramCell};
 use super::graph::{apply_binary, apply_unary};
 use super::method::Method;
 use super::program::{
@@ -41,18 +41,18 @@ pub const MAX_REGISTERS: usize = REGISTER_FLOATS;
 /// let cell = DerivedCell::new(program, &mut Rng::new(1));
 /// assert_eq!((cell.state_size(), cell.tape_size()), (8, 24));
 /// ```
-pub type DerivedCell = ProgramCell<Interpreter>;
+pub type DerivedCell = ProgramCell<Interpreted>;
 
-/// The [`Engine`] that interprets a program's kernels.
+/// The [`CellEngine`] that interprets a program's kernels.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Interpreter;
+pub struct Interpreted;
 
 impl DerivedCell {
     /// A cell with fresh parameters ([`CellProgram::init_params`]).
     pub fn new(program: impl Into<Arc<CellProgram>>, rng: &mut Rng) -> Self {
         let program = program.into();
         let params = program.init_params(rng);
-        Self::with_engine(program, params, Interpreter)
+        Self::with_engine(program, params, Interpreted)
             .unwrap_or_else(|e| unreachable!("init_params gives param_count floats: {e}"))
     }
 
@@ -62,11 +62,11 @@ impl DerivedCell {
         program: impl Into<Arc<CellProgram>>,
         params: Vec<f32>,
     ) -> Result<Self, ShapeError> {
-        Self::with_engine(program, params, Interpreter)
+        Self::with_engine(program, params, Interpreted)
     }
 }
 
-impl Engine for Interpreter {
+impl CellEngine for Interpreted {
     fn run(&self, program: &CellProgram, method: Method, mut frame: Frame<'_>) {
         frame.run(method.kernel(program));
     }

@@ -138,9 +138,9 @@ mod method;
 mod syntax;
 mod tape;
 
-pub use cell::{Buf, Engine, Frame, ProgramCell};
+pub use cell::{Buf, CellEngine, Frame, ProgramCell};
 pub use error::CellError;
-pub use eval::{DerivedCell, Interpreter};
+pub use eval::{DerivedCell, Interpreted};
 pub use file::{compile_file, load};
 pub use method::Method;
 pub use syntax::{BinaryOp, CellDef, Decl, Expr, ParamDecl, SizeExpr, Stmt};

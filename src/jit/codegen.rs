@@ -14,11 +14,11 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError, default_libcall_names};
 
 use super::runs::{Field, Run};
-use super::shims::{Frame, Shim};
+use super::shims::{RunFrame, Shim};
 use crate::error::Error;
 
 /// A compiled function: `extern "C" fn(frame)` running one chunk of calls.
-type ChunkFn = unsafe extern "C" fn(*mut Frame<'_>);
+type ChunkFn = unsafe extern "C" fn(*mut RunFrame<'_>);
 
 /// One line: Cranelift's errors (the verifier's especially) span several.
 fn codegen_error(err: impl std::fmt::Display) -> Error {
@@ -269,7 +269,7 @@ impl Jit {
 
     /// Runs every compiled function in order on `frame`, stopping after the
     /// first whose shims caught a panic.
-    pub(crate) fn run(&self, frame: &mut Frame<'_>) {
+    pub(crate) fn run(&self, frame: &mut RunFrame<'_>) {
         for chunk in &self.chunks {
             // SAFETY: the function was compiled by `self.module`, which is
             // alive (borrowed by `&self`) and frees code only on drop; its

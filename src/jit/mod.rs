@@ -55,7 +55,7 @@ use crate::runner::{Engine, Runner};
 use crate::schedule::{Header, IntoVerified, StreamMemory, Verified};
 use codegen::Jit;
 use runs::{Run, Runs};
-use shims::Frame;
+use shims::RunFrame;
 
 /// How a schedule is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ impl Engine for JitEngine {
     /// expected: every offset is valid by construction) stops the run with
     /// [`Error::KernelPanic`].
     fn run<'e>(&mut self, _: &Lowered, exec: Execution<'e>) -> Result<Execution<'e>, Error> {
-        let mut frame = Frame::new(exec);
+        let mut frame = RunFrame::new(exec);
         self.jit.run(&mut frame);
         frame.into_result().map_err(Error::KernelPanic)
     }

@@ -1,7 +1,7 @@
 //! The `extern "C"` functions that compiled code calls, one per kind of
 //! lowered [`Call`].
 //!
-//! Compiled code holds a pointer to a [`Frame`] (the execution in progress and
+//! Compiled code holds a pointer to a [`RunFrame`] (the execution in progress and
 //! a failure flag) and passes it to every shim with the call's step and arena
 //! offsets. A shim forwards to the matching primitive of
 //! [`Execution`], which bounds-checks every offset. Panics never cross into
@@ -19,15 +19,15 @@ use crate::lower::Call;
 
 /// What compiled code receives a pointer to: one training step in progress,
 /// and the message of the first kernel panic, if any.
-pub(crate) struct Frame<'e> {
+pub(crate) struct RunFrame<'e> {
     exec: Execution<'e>,
     failure: Option<String>,
 }
 
-impl<'e> Frame<'e> {
+impl<'e> RunFrame<'e> {
     /// A frame around a started execution, with no failure yet.
     pub(crate) fn new(exec: Execution<'e>) -> Self {
-        Frame {
+        RunFrame {
             exec,
             failure: None,
         }
@@ -192,9 +192,9 @@ fn describe(payload: Box<dyn Any + Send>) -> String {
 ///
 /// # Safety
 ///
-/// `frame` must point to a live [`Frame`] that nothing else accesses for the
+/// `frame` must point to a live [`RunFrame`] that nothing else accesses for the
 /// duration of the call: the pointer the driver passes to compiled code.
-unsafe fn guard<'e>(frame: *mut Frame<'e>, body: impl FnOnce(&mut Execution<'e>)) {
+unsafe fn guard<'e>(frame: *mut RunFrame<'e>, body: impl FnOnce(&mut Execution<'e>)) {
     // SAFETY: the caller guarantees `frame` is live and exclusive for this call.
     let frame = unsafe { &mut *frame };
     if frame.failure.is_some() {
@@ -219,8 +219,8 @@ fn step(step: i64) -> u32 {
 ///
 /// # Safety
 ///
-/// `frame` is the driver's live, exclusive [`Frame`] (see [`guard`]).
-unsafe extern "C" fn bptt_restore_initial(frame: *mut Frame<'_>, dst: i64) {
+/// `frame` is the driver's live, exclusive [`RunFrame`] (see [`guard`]).
+unsafe extern "C" fn bptt_restore_initial(frame: *mut RunFrame<'_>, dst: i64) {
     // SAFETY: the caller's contract is passed through.
     unsafe { guard(frame, |exec| exec.restore_initial(at(dst))) }
 }
@@ -229,8 +229,8 @@ unsafe extern "C" fn bptt_restore_initial(frame: *mut Frame<'_>, dst: i64) {
 ///
 /// # Safety
 ///
-/// `frame` is the driver's live, exclusive [`Frame`] (see [`guard`]).
-unsafe extern "C" fn bptt_copy_state(frame: *mut Frame<'_>, src: i64, dst: i64) {
+/// `frame` is the driver's live, exclusive [`RunFrame`] (see [`guard`]).
+unsafe extern "C" fn bptt_copy_state(frame: *mut RunFrame<'_>, src: i64, dst: i64) {
     // SAFETY: the caller's contract is passed through.
     unsafe { guard(frame, |exec| exec.copy_state(at(src), at(dst))) }
 }
@@ -239,8 +239,8 @@ unsafe extern "C" fn bptt_copy_state(frame: *mut Frame<'_>, src: i64, dst: i64) 
 ///
 /// # Safety
 ///
-/// `frame` is the driver's live, exclusive [`Frame`] (see [`guard`]).
-unsafe extern "C" fn bptt_state_from_tape(frame: *mut Frame<'_>, tape: i64, dst: i64) {
+/// `frame` is the driver's live, exclusive [`RunFrame`] (see [`guard`]).
+unsafe extern "C" fn bptt_state_from_tape(frame: *mut RunFrame<'_>, tape: i64, dst: i64) {
     // SAFETY: the caller's contract is passed through.
     unsafe { guard(frame, |exec| exec.state_from_tape(at(tape), at(dst))) }
 }
@@ -249,8 +249,8 @@ unsafe extern "C" fn bptt_state_from_tape(frame: *mut Frame<'_>, tape: i64, dst:
 ///
 /// # Safety
 ///
-/// `frame` is the driver's live, exclusive [`Frame`] (see [`guard`]).
-unsafe extern "C" fn bptt_forward(frame: *mut Frame<'_>, k: i64, src: i64, dst: i64) {
+/// `frame` is the driver's live, exclusive [`RunFrame`] (see [`guard`]).
+unsafe extern "C" fn bptt_forward(frame: *mut RunFrame<'_>, k: i64, src: i64, dst: i64) {
     // SAFETY: the caller's contract is passed through.
     unsafe { guard(frame, |exec| exec.forward(step(k), at(src), at(dst))) }
 }
@@ -259,9 +259,9 @@ unsafe extern "C" fn bptt_forward(frame: *mut Frame<'_>, k: i64, src: i64, dst: 
 ///
 /// # Safety
 ///
-/// `frame` is the driver's live, exclusive [`Frame`] (see [`guard`]).
+/// `frame` is the driver's live, exclusive [`RunFrame`] (see [`guard`]).
 unsafe extern "C" fn bptt_forward_tape(
-    frame: *mut Frame<'_>,
+    frame: *mut RunFrame<'_>,
     k: i64,
     src: i64,
     tape: i64,
@@ -279,9 +279,9 @@ unsafe extern "C" fn bptt_forward_tape(
 ///
 /// # Safety
 ///
-/// `frame` is the driver's live, exclusive [`Frame`] (see [`guard`]).
+/// `frame` is the driver's live, exclusive [`RunFrame`] (see [`guard`]).
 unsafe extern "C" fn bptt_backward(
-    frame: *mut Frame<'_>,
+    frame: *mut RunFrame<'_>,
     k: i64,
     tape: i64,
     grad: i64,
@@ -324,7 +324,7 @@ mod tests {
             &mut grads,
         )
         .unwrap();
-        let mut frame = Frame::new(exec);
+        let mut frame = RunFrame::new(exec);
         let run0 = layout.offset(Region::Run(0)) as i64;
         let run1 = layout.offset(Region::Run(1)) as i64;
         // SAFETY: `frame` is live and only reached through this pointer.

@@ -106,7 +106,7 @@ impl Drop for Owned {
     }
 }
 
-/// A cell's four kernels compiled, one per [`Method`]: the [`Engine`](crate::cell_lang::Engine) of a [`JitCell`](super::JitCell).
+/// A cell's four kernels compiled, one per [`Method`]: the [`CellEngine`](crate::cell_lang::CellEngine) of a [`JitCell`](super::JitCell).
 ///
 /// The module is kept only to free the code on drop. It sits behind a mutex
 /// only so that `Native` is `Sync` (cells are shared between threads): it is

@@ -1,8 +1,8 @@
-//! [`Native`] as the [`Engine`] of a [`JitCell`](super::JitCell): the
+//! [`Native`] as the [`CellEngine`] of a [`JitCell`](super::JitCell): the
 //! checked arrays of a frame passed as pointers to the method's compiled
 //! kernel.
 
-use crate::cell_lang::{Buf, Buffer, CellProgram, Engine, Frame, Method};
+use crate::cell_lang::{Buf, Buffer, CellEngine, CellProgram, Frame, Method};
 
 use super::native::{Buffers, Native};
 
@@ -17,7 +17,7 @@ fn ptr(frame: &mut Frame<'_>, buffer: Buffer) -> *mut f32 {
     }
 }
 
-impl Engine for Native {
+impl CellEngine for Native {
     fn run(&self, _program: &CellProgram, method: Method, mut frame: Frame<'_>) {
         let args = Buffers {
             rows: frame.rows,

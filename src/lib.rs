@@ -24,6 +24,7 @@ pub mod lower;
 pub mod planner;
 pub mod policy;
 pub mod runner;
+mod runs;
 pub mod schedule;
 #[cfg(feature = "jit")]
 pub mod train;

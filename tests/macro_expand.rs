@@ -171,15 +171,35 @@ fn emit_rust_is_exactly_the_macro_expansion() {
     }
 }
 
-/// The number of calls on `exec` in a piece of generated code.
-fn calls(code: &str) -> usize {
+/// The statements on `exec` in a piece of generated code (a call, or the
+/// body of a loop over a run of calls).
+fn statements(code: &str) -> usize {
     code.lines()
         .filter(|l| l.trim_start().starts_with("exec."))
         .count()
 }
 
+/// The calls on `exec` that a piece of generated code makes: a loop's body
+/// counts its iterations.
+fn calls(code: &str) -> usize {
+    let mut iterations = 1;
+    let mut total = 0;
+    for line in code.lines().map(str::trim_start) {
+        if let Some(n) = line
+            .strip_prefix("for i in 0..")
+            .and_then(|rest| rest.strip_suffix(" {"))
+        {
+            iterations = n.parse().expect("a loop's count is a literal");
+        } else if line.starts_with("exec.") {
+            total += iterations;
+            iterations = 1;
+        }
+    }
+    total
+}
+
 #[test]
-fn long_schedules_are_split_into_straight_line_segments() {
+fn long_schedules_are_split_into_segments_of_loops_and_calls() {
     let code = emit_rust(Policy::Msm, 3.0, 300, Budget::Units(4.0)).unwrap();
     let plan = Plan::new(
         Policy::Msm,
@@ -189,16 +209,20 @@ fn long_schedules_are_split_into_straight_line_segments() {
     )
     .unwrap();
     let lowered = Lowered::new(&Verified::new(Schedule::from_plan(&plan)).unwrap());
-    assert!(lowered.count() > SEGMENT_CALLS);
+    // Every call of the schedule, some in loops; more statements than fit
+    // one segment.
     assert_eq!(calls(&code), lowered.count());
+    assert!(code.contains("for i in 0.."), "no loop in:\n{code}");
+    assert!(statements(&code) > SEGMENT_CALLS);
+    assert!(statements(&code) < lowered.count());
     let segments: Vec<&str> = code.split("fn segment_").skip(1).collect();
-    assert_eq!(segments.len(), lowered.count().div_ceil(SEGMENT_CALLS));
+    assert_eq!(segments.len(), statements(&code).div_ceil(SEGMENT_CALLS));
     for (i, segment) in segments.iter().enumerate() {
         let body = segment.split("\n            }\n").next().unwrap();
         assert!(
-            calls(body) <= SEGMENT_CALLS,
-            "segment {i} holds {} calls",
-            calls(body)
+            statements(body) <= SEGMENT_CALLS,
+            "segment {i} holds {} statements",
+            statements(body)
         );
         assert!(
             segment.starts_with(&format!("{i}(")),
@@ -211,14 +235,41 @@ fn long_schedules_are_split_into_straight_line_segments() {
 }
 
 #[test]
-fn short_schedules_are_one_straight_line_body() {
-    // Store-all: restore h0, T forward steps with their tapes, T backward.
+fn a_long_regular_schedule_is_a_few_loops() {
+    let len = 100_000;
+    let code = emit_rust(Policy::Msm, 3.0, len, Budget::Percent(5.0)).unwrap();
+    let plan = Plan::new(
+        Policy::Msm,
+        Alpha::new(3.0).unwrap(),
+        len,
+        Budget::Percent(5.0),
+    )
+    .unwrap();
+    let lowered = Lowered::new(&Verified::stream(plan).unwrap());
+    assert_eq!(calls(&code), lowered.count());
+    assert!(
+        statements(&code) * 1000 < lowered.count(),
+        "{} statements for {} calls",
+        statements(&code),
+        lowered.count()
+    );
+}
+
+#[test]
+fn short_schedules_are_one_body() {
+    // Store-all: restore h0, the forward steps keeping tapes (a loop), the
+    // last one on the working tape and its backward step, then the backward
+    // steps over the tapes (a loop).
     let len = (SEGMENT_CALLS as u32 - 1) / 2;
     let code = emit_rust(Policy::StoreAll, 3.0, len, Budget::Percent(100.0)).unwrap();
     assert!(!code.contains("fn segment_"));
     assert_eq!(calls(&code), 1 + 2 * len as usize);
+    assert_eq!(statements(&code), 5);
+    assert_eq!(
+        code.matches(&format!("for i in 0..{} {{", len - 1)).count(),
+        2
+    );
     assert!(code.contains(&format!("exec.forward_tape({len}, ")));
-    assert!(code.contains("exec.backward(1, o.tape(0), "));
 }
 
 #[test]

@@ -10,12 +10,14 @@ use super::Spec;
 use crate::error::Error;
 use crate::lower::{Call, Lowered};
 use crate::planner::{Plan, PlanSummary};
-use crate::schedule::{Schedule, Verified};
+use crate::runs::{Field, Run, Runs, SlotKind, parts, slot_args};
+use crate::schedule::{StreamMemory, Verified};
 use crate::units::Alpha;
 
-/// Calls per function: a schedule with more calls is split into segment
-/// functions of this many straight-line calls each (rustc's time grows faster
-/// than linearly in the size of one function; see `bptt::emit`'s docs).
+/// Statements per function (a call, or a loop over a run of calls): a
+/// schedule with more is split into segment functions of this many
+/// statements each (rustc's time grows faster than linearly in the size of
+/// one function; see `bptt::emit`'s docs).
 pub const SEGMENT_CALLS: usize = 128;
 
 /// A schedule planned, expanded, verified and lowered for one [`Spec`].
@@ -30,7 +32,7 @@ pub(crate) struct Compiled {
 pub(crate) fn compile(spec: &Spec) -> Result<Compiled, Error> {
     let alpha = Alpha::new(spec.alpha)?;
     let plan = Plan::new(spec.policy, alpha, spec.len, spec.budget)?;
-    let schedule = Verified::new(Schedule::from_plan(&plan))?;
+    let schedule = Verified::stream(plan.clone())?;
     Ok(Compiled {
         alpha,
         summary: plan.summary(),
@@ -76,57 +78,109 @@ fn region(r: Region) -> Result<TokenStream, Error> {
     })
 }
 
-/// One call as one statement on `exec`.
+/// One call as one statement on `exec`, its step and regions constants.
 fn statement(call: &Call) -> Result<TokenStream, Error> {
-    let step = |s: u32| Literal::u32_unsuffixed(s);
-    Ok(match *call {
-        Call::RestoreInitial { dst } => {
-            let dst = region(dst)?;
-            quote!(exec.restore_initial(#dst);)
-        }
-        Call::CopyState { src, dst } => {
-            let (src, dst) = (region(src)?, region(dst)?);
-            quote!(exec.copy_state(#src, #dst);)
-        }
-        Call::StateFromTape { tape, dst } => {
-            let (tape, dst) = (region(tape)?, region(dst)?);
-            quote!(exec.state_from_tape(#tape, #dst);)
-        }
-        Call::Forward { step: s, src, dst } => {
-            let (s, src, dst) = (step(s), region(src)?, region(dst)?);
-            quote!(exec.forward(#s, #src, #dst);)
-        }
-        Call::ForwardTape {
-            step: s,
-            src,
-            tape,
-            dst,
-        } => {
-            let (s, src, tape, dst) = (step(s), region(src)?, region(tape)?, region(dst)?);
-            quote!(exec.forward_tape(#s, #src, #tape, #dst);)
-        }
-        Call::Backward {
-            step: s,
-            tape,
-            grad,
-            grad_prev,
-        } => {
-            let (s, tape, grad, grad_prev) =
-                (step(s), region(tape)?, region(grad)?, region(grad_prev)?);
-            quote!(exec.backward(#s, #tape, #grad, #grad_prev);)
-        }
-    })
+    let (method, step, regions) = parts(call);
+    let method = format_ident!("{method}");
+    let mut args: Vec<TokenStream> = step
+        .map(|s| {
+            let s = Literal::u32_unsuffixed(s);
+            quote!(#s)
+        })
+        .into_iter()
+        .collect();
+    for r in regions {
+        args.push(region(r)?);
+    }
+    Ok(quote!(exec.#method(#(#args),*);))
 }
 
-/// The body of the training step after `exec` and `o` exist: the calls as
-/// straight-line statements, or, past `segment_calls`, calls of segment
-/// functions that each hold that many of them.
-fn body(compiled: &Compiled, segment_calls: usize) -> Result<TokenStream, Error> {
-    let statements = compiled
+/// A run's field at iteration `i` of its loop, as an `i64` expression that
+/// can stand before `as` (written as a person would, so the user crate's
+/// lints have nothing to say: `7`, `i`, `(7 + i)`, `(30 - 3 * i)`).
+fn field(f: Field) -> TokenStream {
+    let lit = Literal::i64_unsuffixed;
+    match f {
+        Field::Step { start, delta: 0 } => {
+            let start = lit(start);
+            quote!(#start)
+        }
+        Field::Step { start, delta } => {
+            let magnitude = lit(delta.abs());
+            let term = if delta.abs() == 1 {
+                quote!(i)
+            } else {
+                quote!(#magnitude * i)
+            };
+            let (zero, start) = (start == 0, lit(start));
+            match (zero, delta > 0) {
+                (true, true) if delta == 1 => quote!(i),
+                (true, true) => quote!((#term)),
+                (true, false) => quote!((-#term)),
+                (false, true) => quote!((#start + #term)),
+                (false, false) => quote!((#start - #term)),
+            }
+        }
+        Field::Alternate { first, second } => {
+            let (first, second) = (lit(first), lit(second));
+            quote!((if i % 2 == 0 { #first } else { #second }))
+        }
+    }
+}
+
+/// A run of more than one call as a loop on `exec`: its step and each
+/// region's index or tick computed from the iteration.
+fn loop_statement(run: &Run<SlotKind>) -> Result<TokenStream, Error> {
+    let (method, step, regions) = parts(&run.first);
+    let method = format_ident!("{method}");
+    let mut fields = run.fields().iter().copied();
+    let mut args = Vec::new();
+    if step.is_some() {
+        let s = field(fields.next().expect("a step's field"));
+        args.push(quote!(#s as u32));
+    }
+    for (r, f) in regions.into_iter().zip(fields) {
+        let e = field(f);
+        args.push(match r {
+            Region::Run(_) => quote!(o.run[#e as usize]),
+            Region::Grad(_) => quote!(o.grad[#e as usize]),
+            Region::WorkTape => quote!(o.work),
+            Region::Hidden(_) => quote!(o.hidden(#e as u32)),
+            Region::Tape(_) => quote!(o.tape(#e as u32)),
+            other => region(other)?,
+        });
+    }
+    let count = Literal::i64_unsuffixed(i64::from(run.count));
+    Ok(quote!(for i in 0..#count { exec.#method(#(#args),*); }))
+}
+
+/// The runs of the schedule's calls (see `crate::runs`), grouped as they
+/// are lowered.
+fn runs(compiled: &Compiled) -> Vec<Run<SlotKind>> {
+    let mut runs = Runs::new(true);
+    compiled
         .lowered
-        .calls()?
+        .for_each(&mut StreamMemory::default(), |call| {
+            let (kind, args) = slot_args(&call);
+            runs.push(call, kind, &args);
+        });
+    runs.finish().0
+}
+
+/// The body of the training step after `exec` and `o` exist: each run of
+/// calls a statement (one call, or a loop over a run of them), or, past
+/// `segment_calls` statements, calls of segment functions that each hold
+/// that many of them.
+fn body(compiled: &Compiled, segment_calls: usize) -> Result<TokenStream, Error> {
+    let statements = runs(compiled)
         .iter()
-        .map(statement)
+        .map(|run| {
+            if run.count == 1 {
+                statement(&run.first)
+            } else {
+                loop_statement(run)
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if statements.len() <= segment_calls {
         return Ok(quote!(#(#statements)*));

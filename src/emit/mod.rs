@@ -8,9 +8,11 @@
 //! budget with [`Plan::new`](crate::Plan::new), expands the schedule,
 //! proves it ([`Verified`](crate::Verified)) and lowers it to calls on arena
 //! regions ([`Lowered`](crate::Lowered)), then emits the item unchanged and an inherent impl whose
-//! training-step method is the whole schedule as straight-line calls on
-//! [`bptt_runtime::Execution`], with constant steps and checkpoint slots.
-//! Nothing is planned, interpreted or allocated at run time.
+//! training-step method is the whole schedule as calls on
+//! [`bptt_runtime::Execution`]: each run of calls whose step and slots step
+//! by a constant or alternate (see `crate::runs`) one loop, every other
+//! call with constant steps and checkpoint slots. Nothing is planned,
+//! interpreted or allocated at run time.
 //!
 //! The proc-macro crate `bptt-macros` is a thin shim over [`expand`]; the
 //! command line's `bptt emit rust` prints [`emit_rust`], the same tokens
@@ -60,13 +62,14 @@
 //! that is not a cell fails with "the trait bound `MyCell: Cell` is not
 //! satisfied" pointing at it. One `#[bptt]` per type: the consts would clash.
 //!
-//! A schedule of more than [`SEGMENT_CALLS`] calls is split into nested
-//! `#[inline(never)]` functions `segment_0`, `segment_1`, ... of that many
-//! straight-line calls each, called in order from the method's body: rustc's
-//! and LLVM's time grow faster than linearly in one function's size. At
-//! T = 10,000 (30,000 calls) one function takes 67 s to build in release and
-//! 14 s in dev, segments of 128 calls 4.9 s and 3.6 s; shorter segments gain
-//! nothing more (`macros/bench/build_time.sh segments`).
+//! A schedule of more than [`SEGMENT_CALLS`] statements (calls and loops)
+//! is split into nested `#[inline(never)]` functions `segment_0`,
+//! `segment_1`, ... of that many statements each, called in order from the
+//! method's body: rustc's and LLVM's time grow faster than linearly in one
+//! function's size. (When every call was its own statement, T = 10,000's
+//! 30,000 calls in one function took 67 s to build in release and 14 s in
+//! dev, in segments of 128 calls 4.9 s and 3.6 s; with loops MSM at 5% is
+//! about a hundred statements at any T from 10,000 up.)
 //!
 //! # Expansion time
 //!

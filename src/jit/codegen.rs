@@ -13,9 +13,9 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError, default_libcall_names};
 
-use super::runs::{Field, Run};
 use super::shims::{RunFrame, Shim};
 use crate::error::Error;
+use crate::runs::{Field, Run};
 
 /// A compiled function: `extern "C" fn(frame)` running one chunk of calls.
 type ChunkFn = unsafe extern "C" fn(*mut RunFrame<'_>);
@@ -70,7 +70,7 @@ pub(crate) fn build_chunk(
     func: &mut Function,
     builder_ctx: &mut FunctionBuilderContext,
     shims: [FuncRef; 6],
-    runs: &[Run],
+    runs: &[Run<Shim>],
     config: TargetFrontendConfig,
 ) {
     func.signature = chunk_signature(config);
@@ -81,7 +81,7 @@ pub(crate) fn build_chunk(
     b.seal_block(entry);
     let frame = b.block_params(entry)[0];
     for run in runs {
-        let shim = shims[run.shim as usize];
+        let shim = shims[run.kind as usize];
         if run.count == 1 {
             let mut values = vec![frame];
             for field in run.fields() {
@@ -100,7 +100,7 @@ pub(crate) fn build_chunk(
 /// The loop over a run's calls: block parameters `i`, then per argument its
 /// value (and, for an alternating one, the other value, swapped each
 /// iteration).
-fn build_loop(b: &mut FunctionBuilder<'_>, frame: Value, shim: FuncRef, run: &Run) {
+fn build_loop(b: &mut FunctionBuilder<'_>, frame: Value, shim: FuncRef, run: &Run<Shim>) {
     let body = b.create_block();
     let exit = b.create_block();
     let mut start = vec![BlockArg::Value(b.ins().iconst(types::I64, 0))];
@@ -230,7 +230,7 @@ impl Jit {
 
     /// Compiles `runs` as functions of at most `per_function` runs each, to
     /// be run in order. Called once per `Jit`.
-    pub(crate) fn compile(&mut self, runs: &[Run], per_function: usize) -> Result<(), Error> {
+    pub(crate) fn compile(&mut self, runs: &[Run<Shim>], per_function: usize) -> Result<(), Error> {
         assert!(self.chunks.is_empty(), "a Jit compiles one schedule");
         let Jit {
             module,

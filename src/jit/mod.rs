@@ -43,7 +43,6 @@
 
 pub mod cell;
 mod codegen;
-mod runs;
 mod shims;
 mod text;
 
@@ -52,10 +51,11 @@ use bptt_runtime::{ArenaLayout, Cell, Execution, Readout};
 use crate::error::Error;
 use crate::lower::Lowered;
 use crate::runner::{Engine, Runner};
+use crate::runs::{Run, Runs};
 use crate::schedule::{Header, IntoVerified, StreamMemory, Verified};
 use codegen::Jit;
-use runs::{Run, Runs};
 use shims::RunFrame;
+use shims::{Shim, shim_args};
 
 /// How a schedule is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub struct JitEngine {
     jit: Jit,
     options: JitOptions,
     /// The runs compiled, and how many calls they hold (for the IR text).
-    runs: Vec<Run>,
+    runs: Vec<Run<Shim>>,
     calls: usize,
 }
 
@@ -234,12 +234,15 @@ fn group_runs(
     lowered: &Lowered,
     layout: &ArenaLayout,
     loops: bool,
-) -> Result<(Vec<Run>, usize), Error> {
-    let mut runs = Runs::new(layout, loops);
+) -> Result<(Vec<Run<Shim>>, usize), Error> {
+    let mut runs = Runs::new(loops);
     let mut failure = None;
     lowered.for_each(&mut StreamMemory::default(), |call| {
         if failure.is_none() {
-            failure = runs.push(call).err();
+            match shim_args(&call, layout) {
+                Ok((shim, args)) => runs.push(call, shim, args.as_slice()),
+                Err(err) => failure = Some(err),
+            }
         }
     });
     match failure {

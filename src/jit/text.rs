@@ -11,9 +11,10 @@ use cranelift_codegen::write::{FuncWriter, PlainWriter, decorate_function};
 use cranelift_frontend::FunctionBuilderContext;
 
 use super::codegen::{build_chunk, chunk_signature, import_by_name};
-use super::runs::Run;
+use super::shims::Shim;
 use crate::error::Error;
 use crate::lower::Call;
+use crate::runs::Run;
 use crate::schedule::Header;
 
 /// A region as the schedule printout names it: `H3`, `T1`, `W`, and the
@@ -61,7 +62,7 @@ fn describe(call: &Call) -> String {
 }
 
 /// What a run does, in words: its call, or its first and last calls.
-fn describe_run(run: &Run) -> String {
+fn describe_run(run: &Run<Shim>) -> String {
     if run.count == 1 {
         describe(&run.first)
     } else {
@@ -185,7 +186,7 @@ fn legend(
 /// `runs` (of `calls` calls), chunked the same way, as text.
 pub(crate) fn render(
     header: &Header,
-    (runs, calls): (&[Run], usize),
+    (runs, calls): (&[Run<Shim>], usize),
     layout: &ArenaLayout,
     per_function: usize,
     config: TargetFrontendConfig,

@@ -1,4 +1,4 @@
-//! Runs of calls, which the JIT compiles as loops.
+//! Runs of calls, which the JIT and `#[bptt]` compile as loops.
 //!
 //! A long schedule is regular: a forward run is `forward` at steps `s`,
 //! `s + 1`, ... between the two running buffers in turn, a tape-only
@@ -10,15 +10,14 @@
 //! a loop, so its code grows with the number of runs, not of calls (MSM at
 //! T = 100,000 and 5% of store-all: 144 runs for 295,021 calls).
 //!
-//! Grouping looks at the arguments exactly as the shims receive them (the
-//! step and the arena offsets), and a run's calls are by construction the
-//! calls it was made of, in order (tested: expanding the runs gives the
-//! calls back), so a loop runs exactly the verified schedule's calls.
+//! Grouping looks at the arguments as the generated code passes them (the
+//! JIT: the step and the arena offsets; `#[bptt]`: the step and the slots'
+//! ticks), and a run's calls are by construction the calls it was made of,
+//! in order (tested: expanding the runs gives the calls back), so a loop
+//! runs exactly the verified schedule's calls.
 
-use bptt_runtime::ArenaLayout;
+use bptt_runtime::Region;
 
-use super::shims::{Args, Shim, shim_args};
-use crate::error::Error;
 use crate::lower::Call;
 
 /// How one argument changes along a run.
@@ -69,68 +68,73 @@ impl Field {
     }
 }
 
-/// `count` consecutive calls of `shim`, the `i`-th taking the arguments
-/// `fields[k].at(i)`; `first` and `last` are its first and last calls.
+/// `count` consecutive calls of one `kind` (the calls' variant and whatever
+/// else must agree, such as the shim or the kinds of regions), the `i`-th
+/// taking the arguments `fields()[k].at(i)`; `first` and `last` are its
+/// first and last calls.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Run {
-    pub(crate) shim: Shim,
+pub(crate) struct Run<K> {
+    pub(crate) kind: K,
     pub(crate) count: u32,
     fields: [Field; 4],
+    arity: usize,
     pub(crate) first: Call,
     pub(crate) last: Call,
 }
 
-impl Run {
+/// A call waiting to join a run: the call, its kind and its arguments.
+type Waiting<K> = (Call, K, [i64; 4], usize);
+
+impl<K: Copy + PartialEq> Run<K> {
     /// A run of one call.
-    fn single(call: Call, shim: Shim, args: Args) -> Self {
+    fn single((call, kind, args, arity): Waiting<K>) -> Self {
         let mut fields = [Field::Step { start: 0, delta: 0 }; 4];
-        for (field, &start) in fields.iter_mut().zip(args.as_slice()) {
+        for (field, &start) in fields.iter_mut().zip(&args[..arity]) {
             *field = Field::Step { start, delta: 0 };
         }
         Run {
-            shim,
+            kind,
             count: 1,
             fields,
+            arity,
             first: call,
             last: call,
         }
     }
 
-    /// How each of the shim's arguments changes along the run.
+    /// How each argument changes along the run.
     pub(crate) fn fields(&self) -> &[Field] {
-        &self.fields[..self.shim.arity()]
+        &self.fields[..self.arity]
     }
 
-    /// Whether `args` (of `shim`) are the arguments of call `count`, which
-    /// would extend the run.
-    fn extends(&self, shim: Shim, args: &Args) -> bool {
-        shim == self.shim
+    /// Whether a call of `kind` with `args` is call `count` of the run.
+    fn extends(&self, kind: K, args: &[i64]) -> bool {
+        kind == self.kind
+            && args.len() == self.arity
             && self.count < u32::MAX
             && self
                 .fields()
                 .iter()
-                .zip(args.as_slice())
+                .zip(args)
                 .all(|(f, &v)| f.at(self.count) == Some(v))
     }
 }
 
 /// Groups calls into runs as they come, holding the finished runs, the run
 /// being extended and at most two calls not yet in one.
-pub(crate) struct Runs<'l> {
-    layout: &'l ArenaLayout,
+pub(crate) struct Runs<K> {
     loops: bool,
-    done: Vec<Run>,
-    open: Option<Run>,
-    waiting: Vec<(Call, Shim, Args)>,
+    done: Vec<Run<K>>,
+    open: Option<Run<K>>,
+    waiting: Vec<Waiting<K>>,
     calls: usize,
 }
 
-impl<'l> Runs<'l> {
-    /// No calls yet, for arguments in `layout`; with `loops` off every call
-    /// is a run of its own (the fully unrolled code, to compare against).
-    pub(crate) fn new(layout: &'l ArenaLayout, loops: bool) -> Self {
+impl<K: Copy + PartialEq> Runs<K> {
+    /// No calls yet; with `loops` off every call is a run of its own (the
+    /// fully unrolled code, to compare against).
+    pub(crate) fn new(loops: bool) -> Self {
         Runs {
-            layout,
             loops,
             done: Vec::new(),
             open: None,
@@ -139,23 +143,26 @@ impl<'l> Runs<'l> {
         }
     }
 
-    /// Adds the next call; fails if a region lies outside the layout.
-    pub(crate) fn push(&mut self, call: Call) -> Result<(), Error> {
-        let (shim, args) = shim_args(&call, self.layout)?;
+    /// Adds the next call, of `kind`, with its (at most four) arguments.
+    pub(crate) fn push(&mut self, call: Call, kind: K, args: &[i64]) {
+        assert!(args.len() <= 4, "a call has at most four arguments");
         self.calls += 1;
+        let mut values = [0; 4];
+        values[..args.len()].copy_from_slice(args);
+        let waiting = (call, kind, values, args.len());
         if !self.loops {
-            self.done.push(Run::single(call, shim, args));
-            return Ok(());
+            self.done.push(Run::single(waiting));
+            return;
         }
         if let Some(run) = &mut self.open {
-            if run.extends(shim, &args) {
+            if run.extends(kind, args) {
                 run.count += 1;
                 run.last = call;
-                return Ok(());
+                return;
             }
             self.done.extend(self.open.take());
         }
-        self.waiting.push((call, shim, args));
+        self.waiting.push(waiting);
         if self.waiting.len() == 3 {
             match self.pattern() {
                 Some(run) => {
@@ -163,44 +170,110 @@ impl<'l> Runs<'l> {
                     self.waiting.clear();
                 }
                 None => {
-                    let (call, shim, args) = self.waiting.remove(0);
-                    self.done.push(Run::single(call, shim, args));
+                    let first = self.waiting.remove(0);
+                    self.done.push(Run::single(first));
                 }
             }
         }
-        Ok(())
     }
 
-    /// The run of the three waiting calls, if one shim and one field per
+    /// The run of the three waiting calls, if one kind and one field per
     /// argument fit them.
-    fn pattern(&self) -> Option<Run> {
-        let [(first, shim, a), (_, s1, b), (last, s2, c)] = &self.waiting[..] else {
+    fn pattern(&self) -> Option<Run<K>> {
+        let [(first, kind, a, arity), (_, k1, b, n1), (last, k2, c, n2)] = &self.waiting[..] else {
             return None;
         };
-        if shim != s1 || shim != s2 {
+        if kind != k1 || kind != k2 || arity != n1 || arity != n2 {
             return None;
         }
         let mut fields = [Field::Step { start: 0, delta: 0 }; 4];
-        for (k, field) in fields.iter_mut().enumerate().take(shim.arity()) {
-            *field = Field::of(a.as_slice()[k], b.as_slice()[k], c.as_slice()[k])?;
+        for (k, field) in fields.iter_mut().enumerate().take(*arity) {
+            *field = Field::of(a[k], b[k], c[k])?;
         }
         Some(Run {
-            shim: *shim,
+            kind: *kind,
             count: 3,
             fields,
+            arity: *arity,
             first: *first,
             last: *last,
         })
     }
 
     /// The runs, in order, and how many calls they hold.
-    pub(crate) fn finish(mut self) -> (Vec<Run>, usize) {
+    pub(crate) fn finish(mut self) -> (Vec<Run<K>>, usize) {
         self.done.extend(self.open.take());
-        for (call, shim, args) in self.waiting.drain(..) {
-            self.done.push(Run::single(call, shim, args));
+        for waiting in self.waiting.drain(..) {
+            self.done.push(Run::single(waiting));
         }
         (self.done, self.calls)
     }
+}
+
+/// A call as generated code writes it: the `Execution` method it calls,
+/// its step (if any) and the regions it names, in the method's order.
+pub(crate) fn parts(call: &Call) -> (&'static str, Option<u32>, Vec<Region>) {
+    match *call {
+        Call::RestoreInitial { dst } => ("restore_initial", None, vec![dst]),
+        Call::CopyState { src, dst } => ("copy_state", None, vec![src, dst]),
+        Call::StateFromTape { tape, dst } => ("state_from_tape", None, vec![tape, dst]),
+        Call::Forward { step, src, dst } => ("forward", Some(step), vec![src, dst]),
+        Call::ForwardTape {
+            step,
+            src,
+            tape,
+            dst,
+        } => ("forward_tape", Some(step), vec![src, tape, dst]),
+        Call::Backward {
+            step,
+            tape,
+            grad,
+            grad_prev,
+        } => ("backward", Some(step), vec![tape, grad, grad_prev]),
+    }
+}
+
+/// A call's method and the kinds of the regions it names: calls of one
+/// kind may share a run when their arguments are slots ([`slot_args`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotKind {
+    method: &'static str,
+    regions: [u8; 3],
+}
+
+/// A region's kind, and its index (a buffer's 0 or 1, a checkpoint's tick).
+fn slot(region: Region) -> (u8, i64) {
+    match region {
+        Region::Run(i) => (0, i64::from(i)),
+        Region::State => (1, 0),
+        Region::Grad(i) => (2, i64::from(i)),
+        Region::WorkTape => (3, 0),
+        Region::Hidden(p) => (4, i64::from(p)),
+        Region::Tape(p) => (5, i64::from(p)),
+        Region::Scratch | Region::ReadoutScratch | Region::Window => (6, 0),
+    }
+}
+
+/// A call's kind and arguments as slots: its step (if any), then each
+/// region's index, in the order of [`parts`]. Code that computes a
+/// region's place from its index at run time (`#[bptt]`'s `Offsets`) can
+/// loop over runs of these.
+pub(crate) fn slot_args(call: &Call) -> (SlotKind, Vec<i64>) {
+    let (method, step, regions) = parts(call);
+    let mut kinds = [u8::MAX; 3];
+    let mut args: Vec<i64> = step.map(i64::from).into_iter().collect();
+    for (kind, region) in kinds.iter_mut().zip(regions) {
+        let (k, index) = slot(region);
+        *kind = k;
+        args.push(index);
+    }
+    (
+        SlotKind {
+            method,
+            regions: kinds,
+        },
+        args,
+    )
 }
 
 #[cfg(test)]
@@ -212,21 +285,18 @@ mod tests {
     use crate::schedule::{StreamMemory, Verified};
     use crate::units::{Alpha, Budget};
 
-    /// The runs of a plan's calls, and the calls, on a layout of one-float
-    /// states: a checkpoint at tick `p` then starts `ceil(p / den)` floats
-    /// into the stack, which is not linear in `p` when alpha is fractional.
-    fn runs_of(plan: Plan) -> (Vec<Run>, Vec<(Shim, Vec<i64>)>) {
-        let verified = Verified::stream(plan).unwrap();
-        let mut layout = crate::jit::layout_for_alpha(verified.header());
-        layout.state_size = 1;
-        layout.tape_size = verified.header().alpha.value().ceil() as usize;
-        let lowered = Lowered::new(&verified);
-        let mut runs = Runs::new(&layout, true);
+    /// Calls as slots: each one's kind and arguments.
+    type Slots = Vec<(SlotKind, Vec<i64>)>;
+
+    /// The runs of a plan's calls as slots, and the calls.
+    fn runs_of(plan: Plan) -> (Vec<Run<SlotKind>>, Slots) {
+        let lowered = Lowered::new(&Verified::stream(plan).unwrap());
+        let mut runs = Runs::new(true);
         let mut calls = Vec::new();
         lowered.for_each(&mut StreamMemory::default(), |call| {
-            let (shim, args) = shim_args(&call, &layout).unwrap();
-            calls.push((shim, args.as_slice().to_vec()));
-            runs.push(call).unwrap();
+            let (kind, args) = slot_args(&call);
+            runs.push(call, kind, &args);
+            calls.push((kind, args));
         });
         let (runs, count) = runs.finish();
         assert_eq!(count, calls.len());
@@ -234,12 +304,12 @@ mod tests {
     }
 
     /// Every call of every run, in order.
-    fn expand(runs: &[Run]) -> Vec<(Shim, Vec<i64>)> {
+    pub(crate) fn expand<K: Copy + PartialEq>(runs: &[Run<K>]) -> Vec<(K, Vec<i64>)> {
         runs.iter()
             .flat_map(|run| {
                 (0..run.count).map(move |i| {
                     let args = run.fields().iter().map(|f| f.at(i).unwrap()).collect();
-                    (run.shim, args)
+                    (run.kind, args)
                 })
             })
             .collect()
@@ -247,7 +317,6 @@ mod tests {
 
     #[test]
     fn runs_expand_to_the_calls_they_were_made_of() {
-        let alphas = [1.0, 3.0, 3.5];
         for policy in [
             Policy::Msm,
             Policy::Hsm,
@@ -256,7 +325,7 @@ mod tests {
             Policy::Sqrt,
         ] {
             for (len, percent) in [(1, 100.0), (2, 50.0), (37, 10.0), (300, 5.0), (2000, 1.0)] {
-                for alpha in alphas {
+                for alpha in [1.0, 3.0, 3.5] {
                     let budget = if policy.is_dynamic() { percent } else { 100.0 };
                     let plan = Plan::new(
                         policy,
@@ -271,7 +340,6 @@ mod tests {
                         calls,
                         "{policy} T = {len} {percent}% alpha {alpha}"
                     );
-                    assert!(runs.len() <= calls.len());
                 }
             }
         }
@@ -293,6 +361,25 @@ mod tests {
             runs.len(),
             calls.len()
         );
+    }
+
+    #[test]
+    fn unrolled_every_call_is_a_run() {
+        let plan = Plan::new(
+            Policy::Msm,
+            Alpha::new(3.0).unwrap(),
+            200,
+            Budget::Percent(5.0),
+        )
+        .unwrap();
+        let lowered = Lowered::new(&Verified::stream(plan).unwrap());
+        let mut runs = Runs::new(false);
+        lowered.for_each(&mut StreamMemory::default(), |call| {
+            let (kind, args) = slot_args(&call);
+            runs.push(call, kind, &args);
+        });
+        let (runs, calls) = runs.finish();
+        assert_eq!(runs.len(), calls);
     }
 
     #[test]

@@ -177,11 +177,11 @@ const HOSTILE: &[(&str, &str)] = &[
     ("bench --weighted sqrt", "time-weighted planning needs"),
     // emit.
     (
-        "emit rust --len 1000000 --policy sqrt --max-memory 1GB",
+        "emit rust --len 1000000 --policy sqrt --max-memory 10MB",
         "would need",
     ),
     (
-        "emit clif --len 1000000 --policy sqrt --max-memory 1GB",
+        "emit clif --len 1000000 --policy sqrt --max-memory 10MB",
         "would need",
     ),
     ("emit rust --len 10 --hidden 4", "give the cell file too"),

@@ -154,17 +154,21 @@ fn loop_statement(run: &Run<SlotKind>) -> Result<TokenStream, Error> {
     Ok(quote!(for i in 0..#count { exec.#method(#(#args),*); }))
 }
 
-/// The runs of the schedule's calls (see `crate::runs`), grouped as they
-/// are lowered.
-fn runs(compiled: &Compiled) -> Vec<Run<SlotKind>> {
+/// The runs of lowered calls (see `crate::runs`), grouped as they stream.
+fn runs(lowered: &Lowered) -> Vec<Run<SlotKind>> {
     let mut runs = Runs::new(true);
-    compiled
-        .lowered
-        .for_each(&mut StreamMemory::default(), |call| {
-            let (kind, args) = slot_args(&call);
-            runs.push(call, kind, &args);
-        });
+    lowered.for_each(&mut StreamMemory::default(), |call| {
+        let (kind, args) = slot_args(&call);
+        runs.push(call, kind, &args);
+    });
     runs.finish().0
+}
+
+/// How many statements (calls and loops) the code of `plan`'s schedule
+/// holds: what generated code, Rust or Cranelift's, grows with. Streams the
+/// schedule once, holding only its runs.
+pub fn statements(plan: &Plan) -> Result<usize, Error> {
+    Ok(runs(&Lowered::new(&Verified::stream(plan.clone())?)).len())
 }
 
 /// The body of the training step after `exec` and `o` exist: each run of
@@ -172,7 +176,7 @@ fn runs(compiled: &Compiled) -> Vec<Run<SlotKind>> {
 /// `segment_calls` statements, calls of segment functions that each hold
 /// that many of them.
 fn body(compiled: &Compiled, segment_calls: usize) -> Result<TokenStream, Error> {
-    let statements = runs(compiled)
+    let statements = runs(&compiled.lowered)
         .iter()
         .map(|run| {
             if run.count == 1 {

@@ -100,7 +100,7 @@ mod args;
 pub mod cell;
 mod codegen;
 
-pub use codegen::SEGMENT_CALLS;
+pub use codegen::{SEGMENT_CALLS, statements};
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};

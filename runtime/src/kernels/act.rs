@@ -244,18 +244,4 @@ mod tests {
         }
         assert!(tanh(f32::NAN).is_nan());
     }
-
-    /// Prints the measured bounds (`cargo test -- --nocapture activation_bounds`).
-    #[test]
-    fn activation_bounds() {
-        let xs = grid(20.0, 2_000_000);
-        let inner: Vec<f32> = xs.iter().copied().filter(|x| x.abs() < 87.0).collect();
-        println!(
-            "exp rel {:.3e}, sigmoid abs {:.3e}, tanh abs {:.3e} rel {:.3e}",
-            max_err(exp, f64::exp, &inner, true),
-            max_err(sigmoid, |x| 1.0 / (1.0 + (-x).exp()), &xs, false),
-            max_err(tanh, f64::tanh, &xs, false),
-            max_err(tanh, f64::tanh, &xs, true),
-        );
-    }
 }

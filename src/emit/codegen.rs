@@ -49,25 +49,33 @@ fn units(x: f64) -> String {
     text.to_string()
 }
 
-/// The offset expression of a region in generated code.
-fn region(r: Region) -> Result<TokenStream, Error> {
-    let index = |i: u32| Literal::usize_unsuffixed(i as usize);
+/// The offset expression of a region in generated code: its buffer index
+/// or tick a constant, or, in a loop, `index` (an `i64` expression of the
+/// iteration) cast to the index's type.
+fn region(r: Region, index: Option<&TokenStream>) -> Result<TokenStream, Error> {
+    let at = |constant: u32, ty: TokenStream| match index {
+        None => {
+            let constant = Literal::u32_unsuffixed(constant);
+            quote!(#constant)
+        }
+        Some(e) => quote!(#e as #ty),
+    };
     Ok(match r {
         Region::Run(i) => {
-            let i = index(u32::from(i));
+            let i = at(u32::from(i), quote!(usize));
             quote!(o.run[#i])
         }
         Region::Grad(i) => {
-            let i = index(u32::from(i));
+            let i = at(u32::from(i), quote!(usize));
             quote!(o.grad[#i])
         }
         Region::WorkTape => quote!(o.work),
         Region::Hidden(tick) => {
-            let tick = Literal::u32_unsuffixed(tick);
+            let tick = at(tick, quote!(u32));
             quote!(o.hidden(#tick))
         }
         Region::Tape(tick) => {
-            let tick = Literal::u32_unsuffixed(tick);
+            let tick = at(tick, quote!(u32));
             quote!(o.tape(#tick))
         }
         other => {
@@ -90,7 +98,7 @@ fn statement(call: &Call) -> Result<TokenStream, Error> {
         .into_iter()
         .collect();
     for r in regions {
-        args.push(region(r)?);
+        args.push(region(r, None)?);
     }
     Ok(quote!(exec.#method(#(#args),*);))
 }
@@ -140,15 +148,7 @@ fn loop_statement(run: &Run<SlotKind>) -> Result<TokenStream, Error> {
         args.push(quote!(#s as u32));
     }
     for (r, f) in regions.into_iter().zip(fields) {
-        let e = field(f);
-        args.push(match r {
-            Region::Run(_) => quote!(o.run[#e as usize]),
-            Region::Grad(_) => quote!(o.grad[#e as usize]),
-            Region::WorkTape => quote!(o.work),
-            Region::Hidden(_) => quote!(o.hidden(#e as u32)),
-            Region::Tape(_) => quote!(o.tape(#e as u32)),
-            other => region(other)?,
-        });
+        args.push(region(r, Some(&field(f)))?);
     }
     let count = Literal::i64_unsuffixed(i64::from(run.count));
     Ok(quote!(for i in 0..#count { exec.#method(#(#args),*); }))
@@ -259,7 +259,7 @@ pub(crate) fn generate(
     let capacity = Literal::u32_unsuffixed(compiled.capacity);
     let forward_steps = Literal::u64_unsuffixed(s.forward_steps);
     let body = body(compiled, segment_calls)?;
-    let final_grad = region(compiled.lowered.final_grad())?;
+    let final_grad = region(compiled.lowered.final_grad(), None)?;
 
     let plan_doc = plan_doc(compiled);
     let len_doc = format!(" The sequence length that `{method}` runs: the `T` of its inputs.");

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use bptt_runtime::Region;
 
-use crate::error::Error;
 use crate::planner::Plan;
 use crate::schedule::{Op, OpStream, Ops, Source, StreamMemory, Tape, Verified};
 
@@ -196,15 +195,6 @@ impl Lowered {
             calls,
             count,
             final_grad: lowering.final_grad(),
-        }
-    }
-
-    /// The calls of a listed schedule, in order; [`Error::Streamed`] for a
-    /// streamed one, whose calls are never held at once.
-    pub fn calls(&self) -> Result<&[Call], Error> {
-        match &self.calls {
-            Calls::Listed(calls) => Ok(calls),
-            Calls::Streamed(plan) => Err(Error::Streamed(plan.len())),
         }
     }
 

@@ -18,8 +18,9 @@
 //! ```compile_fail
 //! use bptt::schedule::Verified;
 //!
-//! fn forge(schedule: bptt::Schedule, report: bptt::Report) -> Verified {
-//!     Verified { form: todo!(), report } // the fields are private
+//! // Another schedule's proof on this one: the fields are private.
+//! fn forge(proved: Verified, report: bptt::Report) -> Verified {
+//!     Verified { report, ..proved }
 //! }
 //! ```
 

@@ -105,6 +105,25 @@ fn derived_cells_match_the_hand_written_ones_to_rounding() {
 /// Every example cell keeps the Cell contract (forward, forward_tape and
 /// state_from_tape agree bitwise, checked in `step`), and nothing reads
 /// scratch before writing it (scratch starts as NaN).
+/// The gated cells defer their weight gradients as the hand-written ones
+/// do: one product over `[x | h]` for the LSTM, whose weights `w_x`, `w_h`
+/// are adjacent; the GRU's products over `x` and over `h` have other
+/// gradients, so they stay apart.
+#[test]
+fn gated_cells_defer_their_weight_gradients() {
+    let (input, hidden) = (3, 5);
+    let lstm = common::program("cells/lstm.cell", input, hidden);
+    let rows: Vec<(usize, usize)> = lstm.deferred.iter().map(|d| (d.w.rows, d.w.cols)).collect();
+    assert_eq!(rows, vec![(input + hidden, 4 * hidden)]);
+    assert_eq!(lstm.deferred[0].a.len(), 2);
+    let gru = common::program("cells/gru.cell", input, hidden);
+    assert!(!gru.deferred.is_empty(), "the GRU defers nothing");
+    for cell in [lstm, gru] {
+        let deferred = cell.backward_deferred.instrs.len();
+        assert!(deferred < cell.backward.instrs.len(), "{}", cell.name);
+    }
+}
+
 #[test]
 fn derived_cells_keep_the_cell_contract() {
     for file in common::DERIVED {

@@ -5,7 +5,7 @@
 mod common;
 
 use bptt::{Budget, Policy};
-use common::{CELLS, DERIVED, Problem};
+use common::{CELLS, DERIVED, Problem, bits};
 
 const POLICIES: [Policy; 7] = [
     Policy::Hsm,
@@ -57,6 +57,26 @@ fn every_policy_and_budget_gives_plain_bptt_bitwise() {
                     "dh0 of {case}"
                 );
             }
+        }
+    }
+}
+
+/// Long enough for several windows of deferred weight gradients (43 steps
+/// each at batch 3) and a partial last one: every schedule still gives
+/// plain BPTT's bits, for the runtime's cells and the derived ones, which
+/// defer theirs too.
+#[test]
+fn windows_of_deferred_weight_gradients_give_plain_bptt_bitwise() {
+    for name in CELLS.into_iter().chain(DERIVED) {
+        let problem = Problem::new(name, 100, 3, 4);
+        let (want_loss, want) = problem.plain_bptt();
+        for (policy, percent) in [(Policy::StoreAll, 100.0), (Policy::Msm, 10.0)] {
+            let (loss, grads) = problem.run(policy, Budget::Percent(percent));
+            assert_eq!(
+                (loss.to_bits(), bits(&grads)),
+                (want_loss.to_bits(), bits(&want)),
+                "{name} {policy} {percent}%"
+            );
         }
     }
 }

@@ -12,8 +12,11 @@
 //!
 //! Every row is measured in the same run, interleaved, and reported as the
 //! median of many repetitions with its ratio to the hand-written cell. A
-//! second table times the fused elementwise loops alone (the derived
-//! programs with their matrix products removed), where the backends differ.
+//! second table times whole training iterations (T = 1000, a 32-class
+//! read-out, store-all and MSM at 5%), where each cell's weight gradients
+//! are summed once per window of steps; a third the fused elementwise loops
+//! alone (the derived programs with their matrix products removed), where
+//! the backends differ.
 //! Last, the matrix-memory cells (`cells/linear_attention.cell`,
 //! `cells/mlstm.cell`, key = value = 64) on both engines, with their step's
 //! GFLOP/s and the memory a 5% budget saves at T = 1000.
@@ -22,9 +25,9 @@ use std::time::Instant;
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell, Instr};
 use bptt::jit::cell::JitCell;
-use bptt::{Alpha, Budget, Plan, Policy};
-use bptt_runtime::{Cell, Lstm, Rng};
-use ndarray::Array2;
+use bptt::{Alpha, Budget, Interpreter, Plan, Policy};
+use bptt_runtime::{Cell, LossKind, Lstm, Readout, Rng, Targets};
+use ndarray::{Array2, Array3};
 
 /// Median seconds of `f` over `reps` runs.
 fn median(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -144,10 +147,75 @@ fn loops_only(program: &CellProgram) -> CellProgram {
         &mut p.forward_tape,
         &mut p.state_from_tape,
         &mut p.backward,
+        &mut p.backward_deferred,
     ] {
         kernel.instrs.retain(|i| matches!(i, Instr::Loop(_)));
     }
+    p.deferred.clear();
     p
+}
+
+/// Steps of the training table.
+const LEN: usize = 1000;
+
+/// Times whole training iterations (forward and backward over `LEN` steps)
+/// of each cell under store-all and MSM at 5%, interleaved, and prints
+/// median s/iter with ratios to the first row.
+fn training(cells: &[(&str, &dyn Cell)], batch: usize) {
+    let mut rng = Rng::new(3);
+    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, HIDDEN, 32, &mut rng);
+    let x = Array3::from_shape_simple_fn((LEN, batch, INPUT), || rng.uniform(-1.0, 1.0));
+    let classes = Array2::from_shape_simple_fn((LEN, batch), || rng.below(32) as u32);
+    let h0 = Array2::zeros((batch, 2 * HIDDEN));
+    let alpha = Alpha::new(cells[0].1.alpha()).expect("alpha of an LSTM");
+    let policies = [
+        (Policy::StoreAll, Budget::Percent(100.0)),
+        (Policy::Msm, Budget::Percent(5.0)),
+    ];
+    let mut times = vec![vec![Vec::new(); policies.len()]; cells.len()];
+    for round in 0..4 {
+        for (p, &(policy, budget)) in policies.iter().enumerate() {
+            let plan = Plan::new(policy, alpha, LEN as u32, budget).expect("a plan");
+            for (k, (_, cell)) in cells.iter().enumerate() {
+                let mut interp =
+                    Interpreter::new(plan.clone(), *cell, &readout, batch).expect("an arena");
+                let mut grads = interp.gradients(*cell, &readout);
+                let start = Instant::now();
+                interp
+                    .run(
+                        *cell,
+                        &readout,
+                        x.view(),
+                        h0.view(),
+                        Targets::Classes(classes.view()),
+                        &mut grads,
+                    )
+                    .expect("shapes fit");
+                // Round 0 warms up.
+                if round > 0 {
+                    times[k][p].push(start.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+    println!("\ntraining iterations, T = {LEN}: s/iter, median of 3, ratio to the first row");
+    print!("{:<24}", "");
+    for (policy, budget) in policies {
+        print!("{:>24}", format!("{policy} {budget}"));
+    }
+    println!();
+    let med = |k: usize, p: usize| {
+        let mut v = times[k][p].clone();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (k, (name, _)) in cells.iter().enumerate() {
+        print!("{name:<24}");
+        for p in 0..policies.len() {
+            print!("{:>14.3} ({:>5.3}x)", med(k, p), med(k, p) / med(0, p));
+        }
+        println!();
+    }
 }
 
 fn main() {
@@ -167,16 +235,14 @@ fn main() {
     println!(
         "LSTM input {INPUT}, hidden {HIDDEN}, batch {batch}: µs per call, median of 9 rounds of 30 calls, ratio to the first row"
     );
-    table(
-        "whole methods",
-        &[
-            ("hand-written Lstm", &hand),
-            ("derived, interpreted", &derived),
-            ("derived, JIT", &jit),
-            ("derived, cell! (Rust)", &generated),
-        ],
-        batch,
-    );
+    let cells: [(&str, &dyn Cell); 4] = [
+        ("hand-written Lstm", &hand),
+        ("derived, interpreted", &derived),
+        ("derived, JIT", &jit),
+        ("derived, cell! (Rust)", &generated),
+    ];
+    table("whole methods", &cells, batch);
+    training(&cells, batch);
     let loops = loops_only(&program);
     let derived = DerivedCell::from_params(loops.clone(), params.clone()).expect("same layout");
     let jit = JitCell::compile(&loops, params).expect("the JIT compiles it");

@@ -8,7 +8,7 @@
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
 use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
-use bptt_runtime::{Cell, Gradients, LossKind, Readout, Rng, Targets};
+use bptt_runtime::{Cell, Gradients, LossKind, Operands, Readout, Rng, Targets};
 use ndarray::{Array2, Array3};
 
 /// Defines a cell with `cell!` and keeps its text in `$text`, so that the
@@ -180,6 +180,24 @@ fn check_methods(generated: &dyn Cell, derived: &DerivedCell, batch: usize, seed
             &mut grads,
             sc.view_mut(),
         );
+        // The deferred backward step: its operands in a window of one step.
+        let products = cell.weight_gradients();
+        let mut window = vec![fill; Operands::window_floats(products, 1, batch)];
+        let mut deferred = (Array2::from_elem((batch, s), fill), grads0.clone());
+        cell.backward_deferred(
+            x.view(),
+            tape.view(),
+            dh.view(),
+            deferred.0.view_mut(),
+            &mut deferred.1,
+            sc.view_mut(),
+            Operands::new(&mut window, products, 1, batch, 0),
+        );
+        same(
+            "backward_deferred's dh_prev",
+            deferred.0.as_slice().unwrap(),
+            dh_prev.as_slice().unwrap(),
+        );
         same(
             "forward_tape's state",
             next_tape.as_slice().unwrap(),
@@ -195,13 +213,22 @@ fn check_methods(generated: &dyn Cell, derived: &DerivedCell, batch: usize, seed
             tape.into_raw_vec_and_offset().0,
             dh_prev.into_raw_vec_and_offset().0,
             grads,
+            deferred.1,
+            window,
         ]);
     }
+    assert_eq!(
+        generated.weight_gradients(),
+        derived.weight_gradients(),
+        "deferred products"
+    );
     for (k, what) in [
         "forward",
         "forward_tape's tape",
         "backward's dh_prev",
         "backward's grads",
+        "backward_deferred's grads",
+        "backward_deferred's operands",
     ]
     .iter()
     .enumerate()

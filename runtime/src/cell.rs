@@ -234,20 +234,24 @@ impl<'a> Operands<'a> {
         self.products.len()
     }
 
+    /// The `(A, D)` rows of this step for each product, in order.
+    pub fn each(self) -> impl Iterator<Item = (&'a mut [f32], &'a mut [f32])> {
+        let (steps, batch, position) = (self.steps, self.batch, self.position);
+        window_blocks(self.window, self.products, steps, batch).map(move |(p, a, d)| {
+            let a = &mut a[position * batch * p.rows..(position + 1) * batch * p.rows];
+            let d = &mut d[position * batch * p.cols..(position + 1) * batch * p.cols];
+            (a, d)
+        })
+    }
+
     /// The `(A, D)` rows of this step for each of the `N` products.
     ///
     /// # Panics
     /// If the cell has not exactly `N` deferred products.
     pub fn rows<const N: usize>(self) -> [(&'a mut [f32], &'a mut [f32]); N] {
         assert_eq!(self.products.len(), N, "the cell defers {N} products");
-        let (steps, batch, position) = (self.steps, self.batch, self.position);
-        let mut blocks = window_blocks(self.window, self.products, steps, batch);
-        [(); N].map(|()| {
-            let (p, a, d) = blocks.next().expect("one block per product");
-            let a = &mut a[position * batch * p.rows..(position + 1) * batch * p.rows];
-            let d = &mut d[position * batch * p.cols..(position + 1) * batch * p.cols];
-            (a, d)
-        })
+        let mut each = self.each();
+        [(); N].map(|()| each.next().expect("one block per product"))
     }
 }
 

@@ -203,15 +203,6 @@ pub(crate) fn gather_cols(src: &[f32], src_width: usize, cols: Range<usize>, dst
     }
 }
 
-/// Copies the rows of `src` (rows of `cols.len()` floats) into column block
-/// `cols` of the rows of `dst` (rows of `dst_width` floats).
-pub(crate) fn scatter_cols(src: &[f32], dst: &mut [f32], dst_width: usize, cols: Range<usize>) {
-    let w = cols.len();
-    for (s, d) in src.chunks_exact(w).zip(dst.chunks_exact_mut(dst_width)) {
-        d[cols.clone()].copy_from_slice(s);
-    }
-}
-
 /// The floats of rows `r` in an array of rows of `width` floats.
 pub(crate) fn row_span(r: &Range<usize>, width: usize) -> Range<usize> {
     r.start * width..r.end * width

@@ -3,12 +3,12 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::elementwise::{
-    GateBlock, check_hidden, gather_cols, in_row_blocks, init_params, row_span, scatter_cols,
+    GateBlock, check_hidden, gather_cols, in_row_blocks, init_params, row_span,
 };
 use crate::kernels::{sigmoid, simd_fn, tanh};
 use crate::packed::{Packed, PackedWeights};
 use crate::par_rows::par_rows_mut;
-use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
+use crate::shape::{check_grads, rows, rows_mut, scatter_cols, scratch_rows};
 use crate::{Cell, Operands, Rng, ShapeError, WeightGradient};
 
 /// Forward temporaries per row, in units of `H`: the four gates.

@@ -16,6 +16,7 @@ pub use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2};
 // initialisation and errors, the shape checks of its methods, and the
 // kernels its four methods call, products and activations alike (the
 // activations are `#[inline]`, so they vectorise inside the generated loops).
+pub use crate::cell::{Operands, WeightGradient};
 pub use crate::kernels::{
     RowProduct, exp, gemm_nn_packed_acc, gemm_tn_acc, log, row_product_in, sigmoid, softplus, tanh,
 };
@@ -23,7 +24,8 @@ pub use crate::packed::{PackedWeights, Packing};
 pub use crate::par_rows::par_rows_mut;
 pub use crate::readout::ShapeError;
 pub use crate::rng::Rng;
-pub use crate::shape::{check_grads, rows, rows_mut, scratch_rows};
+pub use crate::shape::{check_grads, rows, rows_mut, scatter_cols, scratch_rows};
+pub use crate::simd_fn;
 
 /// The float offsets of the regions a schedule's calls name, from the arena's
 /// layout: the working buffers computed once per training step, checkpoints

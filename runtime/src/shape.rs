@@ -2,6 +2,8 @@
 //! generated code. Each panics with a message naming the method, the
 //! argument and both shapes.
 
+use std::ops::Range;
+
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 fn check_shape(what: &str, name: &str, shape: &[usize], rows: usize, cols: usize) {
@@ -64,4 +66,14 @@ pub fn check_grads(what: &str, grads: &[f32], expected: usize) {
         "{what}: grads has {} floats, expected {expected} (the parameters' length)",
         grads.len()
     );
+}
+
+/// Copies the rows of `src` (rows of `cols.len()` floats) into column block
+/// `cols` of the rows of `dst` (rows of `dst_width` floats), as many rows
+/// as both hold.
+pub fn scatter_cols(src: &[f32], dst: &mut [f32], dst_width: usize, cols: Range<usize>) {
+    let w = cols.len();
+    for (s, d) in src.chunks_exact(w).zip(dst.chunks_exact_mut(dst_width)) {
+        d[cols.clone()].copy_from_slice(s);
+    }
 }

@@ -11,12 +11,14 @@
 
 use std::sync::Arc;
 
-use bptt_runtime::shape::{check_grads, rows, rows_mut, scratch_rows};
-use bptt_runtime::{Cell, Packed, PackedWeights, ShapeError, par_rows_mut};
+use bptt_runtime::shape::{check_grads, rows, rows_mut, scatter_cols, scratch_rows};
+use bptt_runtime::{
+    Cell, Operands, Packed, PackedWeights, ShapeError, WeightGradient, par_rows_mut,
+};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::method::Method;
-use super::program::{Buffer, CellProgram};
+use super::program::{Buffer, CellProgram, Matrix};
 
 /// A buffer as a method received it.
 #[derive(Debug)]
@@ -117,7 +119,9 @@ pub struct ProgramCell<E> {
     packed: PackedWeights,
     /// `cell NAME::method` per method, for messages (made once, so that a
     /// step does not allocate).
-    what: [String; 4],
+    what: [String; Method::ALL.len()],
+    /// The program's deferred products ([`CellProgram::deferred`]).
+    weight_gradients: Vec<WeightGradient>,
     engine: E,
 }
 
@@ -138,6 +142,11 @@ impl<E> ProgramCell<E> {
         let what = Method::ALL.map(|m| format!("cell {}::{}", program.name, m.name()));
         Ok(ProgramCell {
             packed: PackedWeights::new(program.packings()),
+            weight_gradients: program
+                .deferred
+                .iter()
+                .map(|d| d.weight_gradient())
+                .collect(),
             program,
             params,
             what,
@@ -323,31 +332,97 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
         grads: &mut [f32],
         scratch: ArrayViewMut2<f32>,
     ) {
-        let (p, what, n) = (&*self.program, &self.what[3], x.nrows());
-        check_grads(what, grads, p.param_count);
+        let args = BackwardArgs {
+            x,
+            tape,
+            dh,
+            dh_prev,
+            grads,
+        };
+        self.run_backward(Method::Backward, args, scratch);
+    }
+
+    fn weight_gradients(&self) -> &[WeightGradient] {
+        &self.weight_gradients
+    }
+
+    fn backward_deferred(
+        &self,
+        x: ArrayView2<f32>,
+        tape: ArrayView2<f32>,
+        dh: ArrayView2<f32>,
+        dh_prev: ArrayViewMut2<f32>,
+        grads: &mut [f32],
+        scratch: ArrayViewMut2<f32>,
+        operands: Operands<'_>,
+    ) {
+        if self.weight_gradients.is_empty() {
+            return self.backward(x, tape, dh, dh_prev, grads, scratch);
+        }
+        let (p, n) = (&*self.program, x.nrows());
+        let args = BackwardArgs {
+            x,
+            tape,
+            dh,
+            dh_prev,
+            grads,
+        };
+        let (x, scratch) = self.run_backward(Method::BackwardDeferred, args, scratch);
+        for (d, (a_rows, d_rows)) in p.deferred.iter().zip(operands.each()) {
+            let mut col = 0;
+            for a in &d.a {
+                let (src, width) = match *a {
+                    Matrix::Input => (x, p.input_size),
+                    Matrix::Temp(t) => (&scratch[t.floats(n)], t.width),
+                };
+                scatter_cols(src, a_rows, d.w.rows, col..col + width);
+                col += width;
+            }
+            d_rows.copy_from_slice(&scratch[d.dy.floats(n)]);
+        }
+    }
+}
+
+/// The arrays of a backward step but scratch.
+struct BackwardArgs<'a, 'g> {
+    x: ArrayView2<'a, f32>,
+    tape: ArrayView2<'a, f32>,
+    dh: ArrayView2<'a, f32>,
+    dh_prev: ArrayViewMut2<'a, f32>,
+    grads: &'g mut [f32],
+}
+
+impl<E: CellEngine> ProgramCell<E> {
+    /// Runs a backward method's kernel on checked arrays; returns `x` and
+    /// scratch as the kernel left them.
+    fn run_backward<'a, 's>(
+        &self,
+        method: Method,
+        args: BackwardArgs<'a, '_>,
+        scratch: ArrayViewMut2<'s, f32>,
+    ) -> (&'a [f32], &'s mut [f32]) {
+        let (p, what, n) = (&*self.program, &self.what[method as usize], args.x.nrows());
+        check_grads(what, args.grads, p.param_count);
         let packed = self.packed.get(&self.params);
+        let x = rows(what, "x", args.x, n, p.input_size);
+        let scratch = scratch_rows(what, scratch, n, p.scratch_size);
         let mut frame = Frame::new(n, &self.params, &packed)
-            .with(
-                Buffer::Input,
-                Buf::Read(rows(what, "x", x, n, p.input_size)),
-            )
+            .with(Buffer::Input, Buf::Read(x))
             .with(
                 Buffer::Tape,
-                Buf::Read(rows(what, "tape", tape, n, p.tape_size)),
+                Buf::Read(rows(what, "tape", args.tape, n, p.tape_size)),
             )
             .with(
                 Buffer::GradState,
-                Buf::Read(rows(what, "dh", dh, n, p.state_size)),
+                Buf::Read(rows(what, "dh", args.dh, n, p.state_size)),
             )
             .with(
                 Buffer::GradStatePrev,
-                Buf::Write(rows_mut(what, "dh_prev", dh_prev, n, p.state_size)),
+                Buf::Write(rows_mut(what, "dh_prev", args.dh_prev, n, p.state_size)),
             )
-            .with(
-                Buffer::Scratch,
-                Buf::Write(scratch_rows(what, scratch, n, p.scratch_size)),
-            );
-        frame.grads = grads;
-        self.engine.run(p, Method::Backward, frame);
+            .with(Buffer::Scratch, Buf::Write(&mut *scratch));
+        frame.grads = args.grads;
+        self.engine.run(p, method, frame);
+        (x, scratch)
     }
 }

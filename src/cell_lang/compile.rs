@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::build;
+use super::defer::defer;
 use super::diff::{differentiate, fuse_products};
 use super::error::CellError;
 use super::eval::MAX_REGISTERS;
@@ -168,6 +169,7 @@ impl CellDef {
         }
         let scratch_size = kernels.iter().map(|k| k.scratch).max().unwrap_or(0);
         let [forward, forward_tape, state_from_tape, backward] = kernels.map(|k| k.kernel);
+        let (backward_deferred, deferred) = defer(&backward);
         let param_count = fwd.params.iter().map(|p| p.len()).sum();
         Ok(CellProgram {
             name: self.name.to_string(),
@@ -185,6 +187,8 @@ impl CellDef {
             forward_tape,
             state_from_tape,
             backward,
+            backward_deferred,
+            deferred,
         })
     }
 

@@ -250,18 +250,20 @@ pub(crate) fn row_sums(a: &[f32], out: &mut [f32]) {
     }
 }
 
-/// `out[k] = f(a[k])`.
-fn unary(f: Unary, a: &[f32], out: &mut [f32]) {
-    match f {
-        Unary::Neg => map(a, out, |x| -x),
-        Unary::Sigmoid => map(a, out, sigmoid),
-        Unary::Tanh => map(a, out, tanh),
-        Unary::Exp => map(a, out, exp),
-        Unary::Relu => map(a, out, |x| apply_unary(Unary::Relu, x)),
-        Unary::Sqrt => map(a, out, f32::sqrt),
-        Unary::Abs => map(a, out, f32::abs),
-        Unary::Log => map(a, out, log),
-        Unary::Softplus => map(a, out, softplus),
+bptt_runtime::simd_fn! {
+    /// `out[k] = f(a[k])`, at the machine's vector width.
+    fn unary(f: Unary, a: &[f32], out: &mut [f32]) {
+        match f {
+            Unary::Neg => map(a, out, |x| -x),
+            Unary::Sigmoid => map(a, out, sigmoid),
+            Unary::Tanh => map(a, out, tanh),
+            Unary::Exp => map(a, out, exp),
+            Unary::Relu => map(a, out, |x| apply_unary(Unary::Relu, x)),
+            Unary::Sqrt => map(a, out, f32::sqrt),
+            Unary::Abs => map(a, out, f32::abs),
+            Unary::Log => map(a, out, log),
+            Unary::Softplus => map(a, out, softplus),
+        }
     }
 }
 
@@ -274,17 +276,19 @@ fn map(a: &[f32], out: &mut [f32], g: impl Fn(f32) -> f32) {
     }
 }
 
-/// `out[k] = f(a[k], b[k])`.
-fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
-    match f {
-        Binary::Add => zip(a, b, out, |x, y| x + y),
-        Binary::Sub => zip(a, b, out, |x, y| x - y),
-        Binary::Mul => zip(a, b, out, |x, y| x * y),
-        Binary::ReluGrad => zip(a, b, out, |g, y| apply_binary(Binary::ReluGrad, g, y)),
-        Binary::Div => zip(a, b, out, |x, y| x / y),
-        Binary::Max => zip(a, b, out, |x, y| apply_binary(Binary::Max, x, y)),
-        Binary::Min => zip(a, b, out, |x, y| apply_binary(Binary::Min, x, y)),
-        Binary::Greater => zip(a, b, out, |x, y| apply_binary(Binary::Greater, x, y)),
+bptt_runtime::simd_fn! {
+    /// `out[k] = f(a[k], b[k])`, at the machine's vector width.
+    fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
+        match f {
+            Binary::Add => zip(a, b, out, |x, y| x + y),
+            Binary::Sub => zip(a, b, out, |x, y| x - y),
+            Binary::Mul => zip(a, b, out, |x, y| x * y),
+            Binary::ReluGrad => zip(a, b, out, |g, y| apply_binary(Binary::ReluGrad, g, y)),
+            Binary::Div => zip(a, b, out, |x, y| x / y),
+            Binary::Max => zip(a, b, out, |x, y| apply_binary(Binary::Max, x, y)),
+            Binary::Min => zip(a, b, out, |x, y| apply_binary(Binary::Min, x, y)),
+            Binary::Greater => zip(a, b, out, |x, y| apply_binary(Binary::Greater, x, y)),
+        }
     }
 }
 

@@ -428,6 +428,7 @@ impl Graph {
 }
 
 /// `f(a)` on one float, exactly as every backend computes it.
+#[inline]
 pub(crate) fn apply_unary(f: Unary, a: f32) -> f32 {
     use bptt_runtime::kernels::{exp, log, sigmoid, softplus, tanh};
     match f {
@@ -450,6 +451,7 @@ pub(crate) fn apply_unary(f: Unary, a: f32) -> f32 {
 }
 
 /// `f(a, b)` on floats, exactly as every backend computes it.
+#[inline]
 pub(crate) fn apply_binary(f: Binary, a: f32, b: f32) -> f32 {
     match f {
         Binary::Add => a + b,

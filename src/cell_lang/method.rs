@@ -1,4 +1,4 @@
-//! The four methods of a cell that a program's kernels implement, and the
+//! The methods of a cell that a program's kernels implement, and the
 //! buffers each one receives.
 
 use super::program::{Buffer, CellProgram, Kernel};
@@ -15,15 +15,19 @@ pub enum Method {
     StateFromTape,
     /// `backward`.
     Backward,
+    /// `backward_deferred`: `backward` without the program's deferred
+    /// weight gradients.
+    BackwardDeferred,
 }
 
 impl Method {
     /// Every method, in the order of [`CellProgram::kernels`].
-    pub const ALL: [Method; 4] = [
+    pub const ALL: [Method; 5] = [
         Method::Forward,
         Method::ForwardTape,
         Method::StateFromTape,
         Method::Backward,
+        Method::BackwardDeferred,
     ];
 
     /// The method's name.
@@ -33,6 +37,7 @@ impl Method {
             Method::ForwardTape => "forward_tape",
             Method::StateFromTape => "state_from_tape",
             Method::Backward => "backward",
+            Method::BackwardDeferred => "backward_deferred",
         }
     }
 
@@ -43,6 +48,7 @@ impl Method {
             Method::ForwardTape => &program.forward_tape,
             Method::StateFromTape => &program.state_from_tape,
             Method::Backward => &program.backward,
+            Method::BackwardDeferred => &program.backward_deferred,
         }
     }
 
@@ -53,7 +59,7 @@ impl Method {
             Method::Forward => matches!(buffer, Input | StatePrev | StateNext | Scratch),
             Method::ForwardTape => matches!(buffer, Input | StatePrev | StateNext | Tape | Scratch),
             Method::StateFromTape => matches!(buffer, Tape | StateNext),
-            Method::Backward => {
+            Method::Backward | Method::BackwardDeferred => {
                 matches!(buffer, Input | Tape | GradState | GradStatePrev | Scratch)
             }
         }
@@ -66,12 +72,15 @@ impl Method {
             Method::Forward => matches!(buffer, StateNext | Scratch),
             Method::ForwardTape => matches!(buffer, StateNext | Tape | Scratch),
             Method::StateFromTape => buffer == StateNext,
-            Method::Backward => matches!(buffer, GradStatePrev | Scratch),
+            Method::Backward | Method::BackwardDeferred => {
+                matches!(buffer, GradStatePrev | Scratch)
+            }
         }
     }
 
-    /// Whether the method receives the parameter gradients (only `backward`).
+    /// Whether the method receives the parameter gradients (the backward
+    /// methods).
     pub fn has_grads(self) -> bool {
-        self == Method::Backward
+        matches!(self, Method::Backward | Method::BackwardDeferred)
     }
 }

@@ -120,13 +120,14 @@
 pub mod program;
 
 pub use program::{
-    Binary, Buffer, CellProgram, FusedLoop, Instr, Kernel, LoopOp, Matrix, ParamMatrix, ParamSlot,
-    Reg, RowProduct, Sink, Slot, Temp, Unary, View,
+    Binary, Buffer, CellProgram, DeferredProduct, FusedLoop, Instr, Kernel, LoopOp, Matrix,
+    ParamMatrix, ParamSlot, Reg, RowProduct, Sink, Slot, Temp, Unary, View,
 };
 
 mod build;
 mod cell;
 mod compile;
+mod defer;
 mod diff;
 mod error;
 mod eval;

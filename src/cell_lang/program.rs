@@ -1,8 +1,9 @@
 //! The kernel program of a derived cell: what every backend runs.
 //!
 //! [`compile`](super::compile) turns a cell's equations into a
-//! [`CellProgram`] for concrete sizes: four [`Kernel`]s (forward, forward
-//! keeping the tape, rebuilding the state from a tape, backward), each a
+//! [`CellProgram`] for concrete sizes: five [`Kernel`]s (forward, forward
+//! keeping the tape, rebuilding the state from a tape, backward, and
+//! backward leaving its weight gradients to the executor), each a
 //! straight-line list of [`Instr`]uctions over the buffers a
 //! [`bptt_runtime::Cell`] method receives. An instruction is either a matrix
 //! product that calls one of the runtime's kernels or one fused elementwise
@@ -326,6 +327,33 @@ pub struct FusedLoop {
     pub sinks: Vec<Sink>,
 }
 
+/// A weight gradient that `backward_deferred` leaves to the executor
+/// ([`bptt_runtime::Cell::weight_gradients`]): `grads[w] += [a₀ | a₁ | …]ᵀ ·
+/// dy`, one or more [`Instr::WeightGrad`]s of the backward kernel over the
+/// same `dy` and adjacent weights, as one product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeferredProduct {
+    /// The left operands, side by side: their widths add up to `w.rows`.
+    pub a: Vec<Matrix>,
+    /// The gradient of the product's output, `[rows, w.cols]`.
+    pub dy: Temp,
+    /// The weights whose gradient it is (the operands' weights, adjacent).
+    pub w: ParamMatrix,
+}
+
+impl DeferredProduct {
+    /// The runtime's description of it (no bias: bias gradients stay in the
+    /// kernel).
+    pub fn weight_gradient(&self) -> bptt_runtime::WeightGradient {
+        bptt_runtime::WeightGradient {
+            rows: self.w.rows,
+            cols: self.w.cols,
+            weight: self.w.offset,
+            bias: None,
+        }
+    }
+}
+
 /// A straight-line list of instructions, run in order. Every kernel takes
 /// the number of batch rows at run time; all widths and offsets are fixed.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -387,7 +415,7 @@ impl ParamSlot {
     }
 }
 
-/// A cell compiled for concrete sizes: its sizes, layouts and four kernels.
+/// A cell compiled for concrete sizes: its sizes, layouts and kernels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellProgram {
     /// The cell's name.
@@ -407,7 +435,7 @@ pub struct CellProgram {
     /// Floats per row of the tape (at least `state_size`, padded if the
     /// values kept need fewer, so that alpha is at least 1).
     pub tape_size: usize,
-    /// Floats per row of scratch, for all four kernels.
+    /// Floats per row of scratch, for every kernel.
     pub scratch_size: usize,
     /// The parameters, in declaration order, packed.
     pub params: Vec<ParamSlot>,
@@ -422,20 +450,23 @@ pub struct CellProgram {
     /// `GradStatePrev` (overwritten) and parameter gradients (added) from
     /// `Input`, `Tape` and `GradState`.
     pub backward: Kernel,
+    /// `backward` without the weight gradients of `deferred`, whose operands
+    /// it leaves in place (empty when nothing is deferred).
+    pub backward_deferred: Kernel,
+    /// The weight gradients `backward_deferred` leaves to the executor, to
+    /// be summed once per window of steps: bitwise what `backward` adds
+    /// (see [`DeferredProduct`]; none when a later instruction overwrites
+    /// an operand or two sums share gradient floats).
+    pub deferred: Vec<DeferredProduct>,
 }
 
 impl CellProgram {
     /// The packed weight copies its products read, in order of first use
-    /// over the four kernels ([`Method::ALL`](super::Method::ALL)): `W` for
+    /// over the kernels ([`Method::ALL`](super::Method::ALL)): `W` for
     /// each `MatMul`, `Wᵀ` for each `MatMulT`.
     pub fn packings(&self) -> Vec<Packing> {
         let mut out: Vec<Packing> = Vec::new();
-        for kernel in [
-            &self.forward,
-            &self.forward_tape,
-            &self.state_from_tape,
-            &self.backward,
-        ] {
+        for (_, kernel) in self.kernels() {
             for instr in &kernel.instrs {
                 let p = match *instr {
                     Instr::MatMul { w, .. } => w.packing(false),
@@ -491,9 +522,9 @@ impl CellProgram {
         params
     }
 
-    /// The four kernels with their method names, in the order of
+    /// The kernels with their method names, in the order of
     /// [`Method::ALL`](super::Method::ALL).
-    pub fn kernels(&self) -> [(&'static str, &Kernel); 4] {
+    pub fn kernels(&self) -> [(&'static str, &Kernel); super::Method::ALL.len()] {
         super::Method::ALL.map(|m| (m.name(), m.kernel(self)))
     }
 }

@@ -5,7 +5,7 @@
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
 use bptt::schedule::IntoVerified;
 use bptt::{Alpha, Budget, Gradients, Interpreter, Plan, Policy, Schedule};
-use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
+use bptt_runtime::{Cell, Gru, LossKind, Lstm, Operands, Readout, Rng, Rnn, Targets};
 use ndarray::{Array2, Array3, Axis};
 
 /// The three runtime cells by name.
@@ -204,9 +204,11 @@ pub struct StepOutputs {
     pub grads: Vec<f32>,
 }
 
-/// Runs the four methods of `cell` on one step, checking the cell contract
+/// Runs the methods of `cell` on one step, checking the cell contract
 /// (`forward`, `forward_tape` and `state_from_tape` give bitwise the same
-/// state); `scratch` starts as given (stale, as a previous call leaves it).
+/// state, and `backward_deferred` with its window's products added gives
+/// bitwise `backward`'s gradients); `scratch` starts as given (stale, as a
+/// previous call leaves it).
 pub fn step(
     cell: &dyn Cell,
     x: &Array2<f32>,
@@ -236,6 +238,7 @@ pub fn step(
     let mut rebuilt = Array2::zeros((b, s));
     cell.state_from_tape(tape.view(), rebuilt.view_mut());
     let mut dh_prev = Array2::from_elem((b, s), f32::NAN);
+    let mut deferred = grads.clone();
     cell.backward(
         x.view(),
         tape.view(),
@@ -244,7 +247,34 @@ pub fn step(
         &mut grads,
         scratch.view_mut(),
     );
+    let products = cell.weight_gradients();
+    let mut window = vec![f32::NAN; Operands::window_floats(products, 1, b)];
+    let mut deferred_dh_prev = Array2::from_elem((b, s), f32::NAN);
+    cell.backward_deferred(
+        x.view(),
+        tape.view(),
+        dh.view(),
+        deferred_dh_prev.view_mut(),
+        &mut deferred,
+        scratch.view_mut(),
+        Operands::new(&mut window, products, 1, b, 0),
+    );
+    let rows = Operands::new(&mut window, products, 1, b, 0).each();
+    for (p, (a, d)) in products.iter().zip(rows) {
+        p.add(a, d, &mut deferred);
+    }
     let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let float_bits = |a: &[f32]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&deferred_dh_prev),
+        bits(&dh_prev),
+        "backward_deferred's dh_prev"
+    );
+    assert_eq!(
+        float_bits(&deferred),
+        float_bits(&grads),
+        "backward_deferred and its window's products vs backward"
+    );
     assert_eq!(bits(&forward), bits(&next), "forward vs forward_tape");
     assert_eq!(
         bits(&rebuilt),

@@ -42,18 +42,24 @@ impl Level {
 /// Defines a function whose body is compiled for each [`Level`] and run at
 /// the best one the CPU has:
 ///
-/// ```ignore
-/// simd_fn! {
+/// ```
+/// bptt_runtime::simd_fn! {
 ///     /// Adds `b` into `a`.
-///     pub(crate) fn add(a: &mut [f32], b: &[f32]) {
+///     fn add(a: &mut [f32], b: &[f32]) {
 ///         for (x, y) in a.iter_mut().zip(b) { *x += *y; }
 ///     }
 /// }
+/// let mut a = [1.0, 2.0];
+/// add(&mut a, &[0.5, 0.25]);
+/// assert_eq!(a, [1.5, 2.25]);
 /// ```
 ///
 /// The body must be safe code that calls only `#[inline]` functions (the
 /// activations), so that it inlines into each compiled copy; it may not be
-/// generic.
+/// generic. Without `mul_add` in the body every copy computes the same
+/// bits (Rust never contracts `a * b + c`): the interpreter of derived cells
+/// and the code `cell!` generates run their elementwise loops through it.
+#[macro_export]
 macro_rules! simd_fn {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -85,4 +91,3 @@ macro_rules! simd_fn {
         }
     };
 }
-pub(crate) use simd_fn;

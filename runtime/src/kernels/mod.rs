@@ -15,7 +15,7 @@
 //!   packed once per update stream through L1 in every step.
 //! * Activations [`exp`], [`sigmoid`] and [`tanh`] are branch-free scalar
 //!   functions that inline into, and vectorise with, the cells' loops, which
-//!   [`simd_fn!`](dispatch) compiles for AVX-512F, AVX2 or the baseline
+//!   [`simd_fn!`](crate::simd_fn) compiles for AVX-512F, AVX2 or the baseline
 //!   ([`Level`]) without changing a bit.
 //! * [`row_product`]: outer, vector-matrix and matrix-vector products of
 //!   each batch row's small matrices ([`RowProduct`]), in a fixed order,
@@ -31,10 +31,10 @@ mod pool;
 mod rowmat;
 mod simd;
 
+pub(crate) use crate::simd_fn;
 pub use act::{exp, sigmoid, tanh};
 pub use batched::{log, softplus};
 pub use dispatch::Level;
-pub(crate) use dispatch::simd_fn;
 pub use gemm::{
     gemm_nn_acc, gemm_nn_packed_acc, gemm_nt_acc, gemm_tn_acc, pack_b, pack_bt, packed_len,
     panel_width,

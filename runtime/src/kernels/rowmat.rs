@@ -16,8 +16,8 @@
 
 use std::ops::Range;
 
-use super::dispatch::simd_fn;
 use crate::par_rows::{MIN_ROWS, par_rows_mut};
+use crate::simd_fn;
 
 /// A product per batch row; `m` and `n` are the matrix's rows and columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,12 +2,15 @@
 //! temporaries split off scratch and its parameter vectors and gradients
 //! sliced once, then one loop over the rows of every array it touches
 //! (`chunks_exact`), each view sliced once per row to exactly the loop's
-//! width, and a call of `columns`, a local `#[inline(always)]` function of
-//! those equal-length slices whose loop over the columns runs the ops, each
-//! one f32 operation or one call of the runtime's activations. Passing the
-//! slices as arguments tells LLVM that they do not overlap: a loop over a
-//! dozen slices is vectorised without run-time overlap checks (which LLVM
-//! gives up on past a few slices).
+//! width, and a call of `columns`, a local function of those equal-length
+//! slices whose loop over the columns runs the ops, each one f32 operation
+//! or one call of the runtime's activations. Passing the slices as
+//! arguments tells LLVM that they do not overlap: a loop over a dozen
+//! slices is vectorised without run-time overlap checks (which LLVM gives
+//! up on past a few slices). Rows call `simd_columns`, which the runtime's
+//! `simd_fn!` compiles, with `columns` inlined, for each vector instruction
+//! set, running the widest the CPU has, with the same bits (no `mul_add`,
+//! no contraction).
 //!
 //! A view that the loop writes is split off its row with `split_at_mut`,
 //! apart from the row's other views, so the code is safe Rust; a loop that
@@ -195,10 +198,14 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
                 #body
             }
         }
+        __bptt::simd_fn! {
+            #[allow(clippy::too_many_arguments)]
+            fn simd_columns(#(#args: #types),*) { columns(#(#args),*) }
+        }
         #prelude
         for #pattern in #iter {
             #row_views
-            columns(#(#args),*);
+            simd_columns(#(#args),*);
         }
     }})
 }

@@ -301,17 +301,24 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
     }
 }
 
-/// The `Cell` method `method` (`forward`, `forward_tape`, `state_from_tape`
-/// or `backward`) running `kernel`: its signature, the checks of its
-/// arguments' shapes, which panic naming both shapes, and the statements.
+/// The `Cell` method `method` (`forward`, `forward_tape`, `state_from_tape`,
+/// `backward` or `backward_deferred`, with `weight_gradients` beside it)
+/// running `kernel`: its signature, the checks of its arguments' shapes,
+/// which panic naming both shapes, and the statements. Nothing for
+/// `backward_deferred` when the program defers nothing.
 pub(super) fn method(
     program: &CellProgram,
     type_name: &Ident,
     method: &'static str,
     kernel: &Kernel,
 ) -> Result<TokenStream, String> {
+    let deferring = method == "backward_deferred";
+    if deferring && program.deferred.is_empty() {
+        // The trait's default: `backward`.
+        return Ok(TokenStream::new());
+    }
     let mut frame = Frame::new(program, method);
-    let statements = kernel
+    let mut statements = kernel
         .instrs
         .iter()
         .enumerate()
@@ -319,6 +326,9 @@ pub(super) fn method(
             statement(&mut frame, instr).map_err(|e| format!("`{method}`, instruction {i}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if deferring {
+        statements.push(deferred_operands(&mut frame)?);
+    }
     let what = format!("{type_name}::{method}");
     let mut args = Vec::new();
     let mut checks = Vec::new();
@@ -346,6 +356,10 @@ pub(super) fn method(
         let check = quote!(__bptt::scratch_rows(WHAT, scratch, batch, #width));
         checks.push(bind(&frame, "scratch", check));
     }
+    let weight_gradients = deferring.then(|| {
+        args.push(quote!(operands: __bptt::Operands<'_>));
+        weight_gradients(program)
+    });
     if frame.used.contains("params") {
         checks.push(quote!(let params: &[f32] = &self.params;));
     }
@@ -366,7 +380,62 @@ pub(super) fn method(
             #(#checks)*
             #body
         }
+        #weight_gradients
     })
+}
+
+/// `backward_deferred`'s last statement: the step's rows of each deferred
+/// product's operands copied into the executor's window, `A` as its
+/// operands side by side.
+fn deferred_operands(frame: &mut Frame) -> Result<TokenStream, String> {
+    let program = frame.program;
+    let mut copies = Vec::new();
+    let mut names = Vec::new();
+    for (i, d) in program.deferred.iter().enumerate() {
+        let (a, dy) = (
+            Ident::new(&format!("a{i}"), Span::call_site()),
+            Ident::new(&format!("d{i}"), Span::call_site()),
+        );
+        let mut col = 0;
+        for operand in &d.a {
+            let (src, width) = match *operand {
+                Matrix::Input => {
+                    let x = frame.buffer(Buffer::Input)?;
+                    (quote!(x), x.width)
+                }
+                Matrix::Temp(t) => {
+                    let range = frame.temp(t)?;
+                    (quote!(&scratch[#range]), t.width)
+                }
+            };
+            let (rows, start, end) = (lit(d.w.rows), lit(col), lit(col + width));
+            copies.push(quote!(__bptt::scatter_cols(#src, #a, #rows, #start..#end);));
+            col += width;
+        }
+        let range = frame.temp(d.dy)?;
+        copies.push(quote!(#dy.copy_from_slice(&scratch[#range]);));
+        names.push(quote!((#a, #dy)));
+    }
+    let n = lit(names.len());
+    Ok(quote! {
+        let [#(#names),*] = operands.rows::<#n>();
+        #(#copies)*
+    })
+}
+
+/// `Cell::weight_gradients`: the program's deferred products.
+fn weight_gradients(program: &CellProgram) -> TokenStream {
+    let products = program.deferred.iter().map(|d| {
+        let (rows, cols, weight) = (lit(d.w.rows), lit(d.w.cols), lit(d.w.offset));
+        quote!(__bptt::WeightGradient { rows: #rows, cols: #cols, weight: #weight, bias: None })
+    });
+    let n = lit(program.deferred.len());
+    quote! {
+        fn weight_gradients(&self) -> &[__bptt::WeightGradient] {
+            static PRODUCTS: [__bptt::WeightGradient; #n] = [#(#products),*];
+            &PRODUCTS
+        }
+    }
 }
 
 /// A forward method's statements run row-parallel

@@ -150,14 +150,16 @@ fn a_row_that_a_loop_reads_and_writes_is_split_apart() {
                                 let r2 = r0 + r1;
                                 v2[j] = r2;
                             }
-                        }
+                        }";
+    assert!(code.contains(expected), "{code}");
+    let expected = "
                         for a0 in h_next.chunks_exact_mut(15) {
                             let (a0_0, a0) = a0.split_at_mut(7);
                             let v0 = &a0_0[0..5];
                             let v1 = &a0_0[2..7];
                             let (_, a0) = a0.split_at_mut(3);
                             let v2 = &mut a0[..5];
-                            columns(v0, v1, v2);
+                            simd_columns(v0, v1, v2);
                         }";
     assert!(code.contains(expected), "{code}");
     // Writing what the loop reads is refused.

@@ -106,7 +106,7 @@ impl Drop for Owned {
     }
 }
 
-/// A cell's four kernels compiled, one per [`Method`]: the [`CellEngine`](crate::cell_lang::CellEngine) of a [`JitCell`](super::JitCell).
+/// A cell's kernels compiled, one per [`Method`]: the [`CellEngine`](crate::cell_lang::CellEngine) of a [`JitCell`](super::JitCell).
 ///
 /// The module is kept only to free the code on drop. It sits behind a mutex
 /// only so that `Native` is `Sync` (cells are shared between threads): it is
@@ -114,7 +114,7 @@ impl Drop for Owned {
 /// but its arguments.
 pub struct Native {
     _module: Mutex<Owned>,
-    kernels: [KernelFn; 4],
+    kernels: [KernelFn; Method::ALL.len()],
     config: TargetFrontendConfig,
 }
 
@@ -138,7 +138,7 @@ impl Native {
         let sig = kernel_signature(config);
         let mut ctx = module.make_context();
         let mut builder_ctx = FunctionBuilderContext::new();
-        let mut ids = [FuncId::from_u32(0); 4];
+        let mut ids = [FuncId::from_u32(0); Method::ALL.len()];
         for (id, method) in ids.iter_mut().zip(Method::ALL) {
             let name = format!("bptt_cell_{}", method.name());
             *id = module.declare_function(&name, Linkage::Local, &sig)?;

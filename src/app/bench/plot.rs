@@ -13,10 +13,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{BenchReport, Trace};
-use crate::error::Error;
-use crate::planner::{Plan, Table};
-use crate::policy::Policy;
-use crate::units::{Alpha, Budget};
+use bptt::error::Error;
+use bptt::planner::{Plan, Table};
+use bptt::policy::Policy;
+use bptt::units::{Alpha, Budget};
 
 /// Figure size in pixels.
 const SIZE: (u32, u32) = (900, 600);

@@ -16,6 +16,8 @@
 
 pub mod costs;
 pub mod plot;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,12 +29,12 @@ use serde::Serialize;
 
 pub use costs::CellCosts;
 
-use crate::backend::{Backend, BackendKind};
-use crate::error::Error;
-use crate::planner::{Plan, WeightedTable};
-use crate::policy::Policy;
-use crate::schedule::{MemorySizes, Op, Schedule, Verified, simulate};
-use crate::units::{Alpha, Budget};
+use bptt::backend::{Backend, BackendKind};
+use bptt::error::Error;
+use bptt::planner::{Plan, WeightedTable};
+use bptt::policy::Policy;
+use bptt::schedule::{MemorySizes, Op, Schedule, Verified, simulate};
+use bptt::units::{Alpha, Budget};
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +120,7 @@ impl BenchConfig {
 
     /// The smallest end-to-end configuration, for tests: `T = 60`, hidden 16,
     /// batch 2, one run.
+    #[cfg(test)]
     pub fn tiny() -> Self {
         BenchConfig {
             len: 60,
@@ -286,14 +289,14 @@ impl Trace {
                 match op {
                     Op::StoreHidden { .. } => live += h,
                     Op::ForwardTape {
-                        tape: crate::schedule::Tape::Slot(_),
+                        tape: bptt::schedule::Tape::Slot(_),
                         ..
                     } => live += a,
                     Op::FreeHidden(_) => live -= h,
                     Op::FreeTape(_) => live -= a,
                     _ => {}
                 }
-                alpha.to_units(crate::units::Ticks(live))
+                alpha.to_units(bptt::units::Ticks(live))
             })
             .collect();
         Trace {

@@ -217,7 +217,7 @@ impl<'a> CostSampler<'a> {
     /// The median cost of each primitive over the rounds so far.
     pub fn costs(&self) -> CellCosts {
         let [forward, forward_tape, backward, copy, from_tape, setup] =
-            self.samples.each_ref().map(|s| super::median(s));
+            self.samples.each_ref().map(|s| median(s));
         CellCosts {
             forward,
             forward_tape,
@@ -226,5 +226,16 @@ impl<'a> CostSampler<'a> {
             from_tape,
             setup,
         }
+    }
+}
+
+/// The median of samples (the mean of the middle two for an even count).
+pub fn median(samples: &[f64]) -> f64 {
+    let mut xs = samples.to_vec();
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{BenchReport, Trace};
+use super::report::{BenchReport, Row, Trace};
 use bptt::error::Error;
 use bptt::planner::{Plan, Table};
 use bptt::policy::Policy;
@@ -180,7 +180,7 @@ pub fn cost_curve(path: &Path, len: u32, alpha: Alpha) -> Result<(), Error> {
 pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
     let fail = failed(path);
     let rows = &report.rows;
-    let x_of = |r: &super::Row| 100.0 * r.checkpoint_ratio;
+    let x_of = |r: &Row| 100.0 * r.checkpoint_ratio;
     let x_min = rows
         .iter()
         .map(x_of)

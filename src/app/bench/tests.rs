@@ -113,6 +113,17 @@ fn the_small_benchmark_runs_end_to_end() {
     );
     let csv = std::fs::read_to_string(dir.join("bench.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + report.rows.len());
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "backend,policy,weighted,percent,budget_units,forward_per_step,peak_units,seconds,\
+         best_seconds,ratio,predicted_seconds,predicted_ratio,unit_ratio,checkpoint_bytes,\
+         plan_bytes,checkpoint_ratio,heap_bytes,heap_ratio,run_allocations,identical"
+    );
+    let store_all = csv.lines().nth(1).unwrap();
+    assert!(
+        store_all.starts_with("interp,store-all,false,,"),
+        "{store_all}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), report.rows.len());

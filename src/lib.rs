@@ -5,15 +5,13 @@
 //! regions ([`Lowered`]), and run it on any [`bptt_runtime::Cell`]: with a
 //! [`Runner`] over an [`Engine`], the [`Interpreter`] or JIT-compiled code
 //! ([`jit::CompiledSchedule`]), or as Rust generated at compile time by the
-//! `#[bptt]` attribute ([`emit`]). [`train`] trains a model with any of them;
-//! [`mod@bench`] measures them against the paper.
+//! `#[bptt]` attribute ([`emit`]). The `bptt` command line, beside this
+//! library, trains models with them and measures them against the paper.
 
 #![warn(missing_docs)]
 
 #[cfg(feature = "jit")]
 pub mod backend;
-#[cfg(feature = "cli")]
-pub mod bench;
 pub mod cell_lang;
 pub mod emit;
 pub mod error;
@@ -26,8 +24,6 @@ pub mod policy;
 pub mod runner;
 mod runs;
 pub mod schedule;
-#[cfg(feature = "jit")]
-pub mod train;
 pub mod units;
 
 #[cfg(feature = "jit")]

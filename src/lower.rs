@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bptt_runtime::Region;
 
-use crate::planner::Plan;
+use crate::planner::{Plan, Weights};
 use crate::schedule::{Op, OpStream, Ops, Source, StreamMemory, Tape, Verified};
 
 /// One call on an [`Execution`](bptt_runtime::Execution), regions resolved.
@@ -215,6 +215,23 @@ impl Lowered {
                 *memory = stream.into_memory();
             }
         }
+    }
+
+    /// The time of one run's calls under `weights`: the time-weighted
+    /// planner's cost model, in which restoring `h[0]` is a copy (a weighted
+    /// plan's schedule costs its table's cost and that first copy).
+    pub fn cost(&self, weights: &Weights) -> f64 {
+        let mut time = 0.0;
+        self.for_each(&mut StreamMemory::default(), |call| {
+            time += match call {
+                Call::RestoreInitial { .. } | Call::CopyState { .. } => weights.copy,
+                Call::StateFromTape { .. } => weights.from_tape,
+                Call::Forward { .. } => weights.forward,
+                Call::ForwardTape { .. } => weights.forward_tape,
+                Call::Backward { .. } => weights.backward,
+            }
+        });
+        time
     }
 
     /// How many calls one run makes.

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use bptt::bench::{self, BenchConfig};
-use bptt::train::memory::{CellShape, Need};
+use crate::app::bench::{self, BenchConfig};
+use crate::app::memory::{CellShape, Need};
 use bptt::{Alpha, BackendKind, Budget, Error, Plan, Policy};
 
 /// Arguments of `bptt bench`.
@@ -172,7 +172,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), Error> {
     let config = args.config()?;
     check_out(&args.out)?;
     need(&config)?.check("the benchmark", args.max_memory)?;
-    let report = bench::run(&config, Some(&super::HEAP), &mut |line| eprintln!("{line}"))?;
+    let report = bench::run(&config, Some(&crate::HEAP), &mut |line| eprintln!("{line}"))?;
     println!("{}", report.header());
     println!("{}", report.table());
     print!("{}", report.targets_text());

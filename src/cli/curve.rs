@@ -37,7 +37,7 @@ pub fn curve(args: &CurveArgs) -> Result<(), Error> {
         return Err(Error::ZeroLength);
     }
     if let Some(path) = &args.plot {
-        bptt::bench::plot::cost_curve(path, args.len, alpha)?;
+        crate::app::bench::plot::cost_curve(path, args.len, alpha)?;
         eprintln!("wrote {}", path.display());
     }
     let store_all = alpha.store_all_units(args.len);

@@ -5,7 +5,7 @@ use std::time::Instant;
 use clap::Args;
 use ndarray::{Array2, Array3};
 
-use bptt::train::memory::CellShape;
+use crate::app::memory::CellShape;
 use bptt::{Alpha, BackendKind, Budget, Error, Gradients, Plan, Policy};
 use bptt_runtime::{Cell, LossKind, Lstm, Readout, Rng, Targets};
 

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::PlanSpec;
+use crate::app::memory::{BYTES_PER_OP, CODE_BYTES_PER_CALL, Need};
 use bptt::cell_lang::{CellProgram, compile_file};
 use bptt::jit::cell::emit_cell_clif;
 use bptt::jit::{emit_clif, layout_for_alpha};
-use bptt::train::memory::{BYTES_PER_OP, CODE_BYTES_PER_CALL, Need};
 use bptt::{Error, Plan, Verified};
 
 /// Arguments of `bptt emit`.

@@ -11,12 +11,6 @@ use clap::{Args, Parser, Subcommand};
 
 use bptt::{Alpha, Budget, Error, Plan, Policy};
 
-/// The `bptt` binary counts its heap, for the benchmark's peak-heap column
-/// and `train`'s measured peak: a few atomic operations per allocation, and
-/// none on the training hot path (which allocates nothing).
-#[global_allocator]
-static HEAP: bptt_runtime::CountingAllocator = bptt_runtime::CountingAllocator::new();
-
 /// bptt: backpropagation through time within a memory budget.
 #[derive(Debug, Parser)]
 #[command(name = "bptt", version, about, arg_required_else_help = true)]

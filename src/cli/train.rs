@@ -7,8 +7,8 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use bptt::train::memory::human;
-use bptt::train::{TaskSpec, TrainConfig, Trainer};
+use crate::app::memory::human;
+use crate::app::train::{TaskSpec, TrainConfig, Trainer};
 use bptt::{BackendKind, Error};
 
 /// Which data to train on.
@@ -153,7 +153,7 @@ impl TrainArgs {
             .chain(&self.cell)
             .map(|p| p.as_path())
             .collect();
-        bptt::train::check_writable(&self.checkpoint, &inputs)
+        crate::app::train::check_writable(&self.checkpoint, &inputs)
     }
 }
 
@@ -276,7 +276,7 @@ pub fn train(args: &TrainArgs) -> Result<(), Error> {
     );
     println!(
         "peak heap of the process {} (counted {}{})",
-        human(super::HEAP.peak_bytes() as u128),
+        human(crate::HEAP.peak_bytes() as u128),
         human(trainer.planned_bytes()),
         args.memory
             .map(|m| format!(", --memory {}", human(u128::from(m))))

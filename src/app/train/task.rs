@@ -4,7 +4,7 @@ use bptt_runtime::{LossKind, Rng, Targets};
 use ndarray::{Array2, Array3, Axis};
 
 use super::corpus::Corpus;
-use crate::error::Error;
+use bptt::error::Error;
 
 /// A training task and its data.
 #[derive(Debug, Clone)]

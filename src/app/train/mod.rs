@@ -9,8 +9,11 @@
 mod adam;
 mod checkpoint;
 mod corpus;
-pub mod memory;
+#[cfg(test)]
+mod heap_tests;
 mod task;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -20,17 +23,18 @@ use serde::{Deserialize, Serialize};
 
 pub use adam::{Adam, clip_global_norm};
 pub use checkpoint::check_writable;
-pub use corpus::{Corpus, MAX_TEXT_BYTES};
-use memory::CellShape;
+pub use corpus::Corpus;
 pub use task::{Batch, Task};
 
-use crate::backend::{Backend, BackendKind};
-use crate::cell_lang::DerivedCell;
-use crate::error::Error;
-use crate::jit::cell::JitCell;
-use crate::planner::Plan;
-use crate::policy::Policy;
-use crate::units::{Alpha, Budget};
+use bptt::backend::{Backend, BackendKind};
+use bptt::cell_lang::DerivedCell;
+use bptt::error::Error;
+use bptt::jit::cell::JitCell;
+use bptt::planner::Plan;
+use bptt::policy::Policy;
+use bptt::units::{Alpha, Budget};
+
+use crate::app::memory::{self, CellShape};
 
 /// Which task to train on, as stored in checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +63,7 @@ pub struct TrainConfig {
     /// Hidden size (of the LSTM, or the size `hidden` of a derived cell).
     pub hidden: usize,
     /// A cell file to train instead of the runtime's LSTM (see
-    /// [`cell_lang`](crate::cell_lang)); its input's size is the task's.
+    /// [`cell_lang`](bptt::cell_lang)); its input's size is the task's.
     #[serde(default)]
     pub cell: Option<PathBuf>,
     /// Sizes of the cell besides its input's and `hidden` (`--size NAME=N`).
@@ -252,7 +256,7 @@ pub struct StepStats {
 }
 
 /// The built-in corpus.
-pub const GENESIS: &str = include_str!("../../data/genesis.txt");
+pub const GENESIS: &str = include_str!("../../../data/genesis.txt");
 
 fn step_rng(seed: u64, step: u64) -> Rng {
     Rng::new(seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -287,13 +291,13 @@ impl Trainer {
         let (program, tokens) = match &config.cell {
             None => (None, None),
             Some(path) => {
-                let program = crate::cell_lang::compile_file(
+                let program = bptt::cell_lang::compile_file(
                     path,
                     task.input_size(),
                     config.hidden,
                     &config.sizes,
                 )?;
-                let src = crate::cell_lang::limits::read_source(path)?;
+                let src = bptt::cell_lang::limits::read_source(path)?;
                 let tokens = src
                     .parse::<proc_macro2::TokenStream>()
                     .map(|t| t.to_string())
@@ -503,11 +507,6 @@ impl Trainer {
     /// The configuration.
     pub fn config(&self) -> &TrainConfig {
         &self.config
-    }
-
-    /// The task.
-    pub fn task(&self) -> &Task {
-        &self.task
     }
 
     /// The plan the schedule came from.

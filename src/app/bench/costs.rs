@@ -14,11 +14,11 @@ use bptt_runtime::{Arena, ArenaLayout, Cell, Execution, Gradients, Readout, Regi
 use ndarray::{ArrayView2, ArrayView3};
 use serde::Serialize;
 
-use crate::error::Error;
-use crate::lower::{Call, Lowered};
-use crate::planner::Weights;
-use crate::schedule::{StreamMemory, Verified};
-use crate::units::Alpha;
+use bptt::error::Error;
+use bptt::lower::Lowered;
+use bptt::planner::Weights;
+use bptt::schedule::Verified;
+use bptt::units::Alpha;
 
 /// Tape slots the timed forward and backward steps cycle through, so that
 /// their tapes are not all one hot buffer.
@@ -60,20 +60,10 @@ impl CellCosts {
         self.backward / self.forward
     }
 
-    /// The predicted seconds of one iteration of `schedule`: the sum of its
-    /// lowered calls' costs, plus the set-up.
+    /// The predicted seconds of one iteration of `schedule`: the cost of its
+    /// lowered calls ([`Lowered::cost`]), plus the set-up.
     pub fn predict(&self, schedule: &Verified) -> f64 {
-        let mut seconds = self.setup;
-        Lowered::new(schedule).for_each(&mut StreamMemory::default(), |call| {
-            seconds += match call {
-                Call::RestoreInitial { .. } | Call::CopyState { .. } => self.copy,
-                Call::StateFromTape { .. } => self.from_tape,
-                Call::Forward { .. } => self.forward,
-                Call::ForwardTape { .. } => self.forward_tape,
-                Call::Backward { .. } => self.backward,
-            }
-        });
-        seconds
+        self.setup + Lowered::new(schedule).cost(&self.weights())
     }
 
     /// The unit model's time relative to store-all with the measured `b / f`:
@@ -224,15 +214,10 @@ impl<'a> CostSampler<'a> {
         }
     }
 
-    /// The rounds timed so far (the warm-up not counted).
-    pub fn rounds(&self) -> usize {
-        self.samples[0].len()
-    }
-
     /// The median cost of each primitive over the rounds so far.
     pub fn costs(&self) -> CellCosts {
         let [forward, forward_tape, backward, copy, from_tape, setup] =
-            self.samples.each_ref().map(|s| super::median(s));
+            self.samples.each_ref().map(|s| median(s));
         CellCosts {
             forward,
             forward_tape,
@@ -244,21 +229,13 @@ impl<'a> CostSampler<'a> {
     }
 }
 
-/// Measures the costs of `cell`'s primitives with this read-out and data
-/// (`inputs` is `[T, batch, input]`): a warm-up round, then `rounds` rounds
-/// each timing every primitive for at least `min_time`; the median is kept.
-pub fn measure<'a>(
-    cell: &'a dyn Cell,
-    readout: &'a Readout,
-    inputs: ArrayView3<'a, f32>,
-    h0: ArrayView2<'a, f32>,
-    targets: Targets<'a>,
-    rounds: usize,
-    min_time: Duration,
-) -> Result<CellCosts, Error> {
-    let mut sampler = CostSampler::new(cell, readout, inputs, h0, targets, min_time)?;
-    for _ in 0..rounds.max(1) {
-        sampler.round()?;
+/// The median of samples (the mean of the middle two for an even count).
+pub fn median(samples: &[f64]) -> f64 {
+    let mut xs = samples.to_vec();
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
-    Ok(sampler.costs())
 }

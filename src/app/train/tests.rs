@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use tempfile::TempDir;
 
-use bptt::train::{TaskSpec, TrainConfig, Trainer};
 use bptt::{BackendKind, Budget, Error, Policy};
+
+use super::{TaskSpec, TrainConfig, Trainer};
 
 /// A file in the test's own temporary directory (removed when it drops).
 fn temp(dir: &TempDir, name: &str) -> PathBuf {

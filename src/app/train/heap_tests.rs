@@ -1,13 +1,12 @@
 //! Training within a budget in bytes (`--memory`) that store-all exceeds:
 //! the plan fills the budget, the process's heap stays within it, and the
-//! model learns. One test in this binary: the heap counter is process-wide.
+//! model learns. The test runs alone in its process
+//! ([`crate::app::alone`]): the heap counter is process-wide.
 
-use bptt::train::{TaskSpec, TrainConfig, Trainer};
 use bptt::{BackendKind, Budget, Policy};
-use bptt_runtime::CountingAllocator;
 
-#[global_allocator]
-static HEAP: CountingAllocator = CountingAllocator::new();
+use super::{TaskSpec, TrainConfig, Trainer};
+use crate::HEAP;
 
 fn config(memory: Option<u64>) -> TrainConfig {
     TrainConfig {
@@ -30,6 +29,11 @@ fn config(memory: Option<u64>) -> TrainConfig {
 
 #[test]
 fn trains_within_a_byte_budget_that_store_all_exceeds() {
+    if !crate::app::alone::alone(
+        "app::train::heap_tests::trains_within_a_byte_budget_that_store_all_exceeds",
+    ) {
+        return;
+    }
     let store_all = Trainer::new(config(None), BackendKind::Interpreter)
         .unwrap()
         .store_all_total_bytes();

@@ -12,11 +12,11 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{BenchReport, Trace};
-use crate::error::Error;
-use crate::planner::{Plan, Table};
-use crate::policy::Policy;
-use crate::units::{Alpha, Budget};
+use super::report::{BenchReport, Row, Trace};
+use bptt::error::Error;
+use bptt::planner::{Plan, Table};
+use bptt::policy::Policy;
+use bptt::units::{Alpha, Budget};
 
 /// Figure size in pixels.
 const SIZE: (u32, u32) = (900, 600);
@@ -180,7 +180,7 @@ pub fn cost_curve(path: &Path, len: u32, alpha: Alpha) -> Result<(), Error> {
 pub fn time_memory(path: &Path, report: &BenchReport) -> Result<(), Error> {
     let fail = failed(path);
     let rows = &report.rows;
-    let x_of = |r: &super::Row| 100.0 * r.checkpoint_ratio;
+    let x_of = |r: &Row| 100.0 * r.checkpoint_ratio;
     let x_min = rows
         .iter()
         .map(x_of)

@@ -5,12 +5,12 @@
 //! Sizes are counted in `u128` with saturation, so no flag value, however
 //! large, overflows the count.
 
-use crate::backend::BackendKind;
-use crate::cell_lang::CellProgram;
-use crate::error::Error;
-use crate::planner::Plan;
-use crate::policy::Policy;
-use crate::units::{Alpha, Budget, Ticks};
+use bptt::backend::BackendKind;
+use bptt::cell_lang::CellProgram;
+use bptt::error::Error;
+use bptt::planner::Plan;
+use bptt::policy::Policy;
+use bptt::units::{Alpha, Budget, Ticks};
 
 /// Bytes a command will allocate, by what they are for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,7 +65,7 @@ impl Need {
     pub fn check(&self, command: &str, limit: Option<u64>) -> Result<(), Error> {
         let (limit, source) = match limit {
             Some(l) => (l, "--max-memory"),
-            None => match crate::planner::memory::available_bytes() {
+            None => match bptt::planner::memory::available_bytes() {
                 Some(l) => (l, "available"),
                 None => return Ok(()),
             },
@@ -193,7 +193,7 @@ impl CellShape {
     }
 
     /// The runs the JIT compiles `plan` into for these sizes (see
-    /// [`crate::jit::count_runs`]), or `None` if the plan's schedule cannot
+    /// [`bptt::jit::count_runs`]), or `None` if the plan's schedule cannot
     /// be laid out for them.
     fn runs(&self, plan: &Plan, batch: usize, outputs: usize, arena_floats: u128) -> Option<u128> {
         // Sizes past 2^48 floats (a petabyte) are refused by the count of
@@ -214,8 +214,8 @@ impl CellShape {
             window_steps: bptt_runtime::window_steps(batch, self.window_row),
             window_row: self.window_row,
         };
-        let verified = crate::schedule::Verified::stream(plan.clone()).ok()?;
-        crate::jit::count_runs(&verified, &layout)
+        let verified = bptt::schedule::Verified::stream(plan.clone()).ok()?;
+        bptt::jit::count_runs(&verified, &layout)
             .ok()
             .map(|n| n as u128)
     }

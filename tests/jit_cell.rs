@@ -734,6 +734,8 @@ cell tiny {
 fn clif_snapshot() {
     let def = CellDef::parse_str(SNAPSHOT_CELL).unwrap();
     let program = def.compile(&[("input", 1), ("hidden", 17)]).unwrap();
+    let text = emit_cell_clif(&program).unwrap();
+    let (kernels, deferred) = text.split_once("\n; backward_deferred\n").unwrap();
     expect![[r#"
         ; bptt cell tiny (input = 1, hidden = 17): rows of x 1, state 17, tape 34 (alpha 2) and scratch 51 floats; 323 parameters
         ; each kernel is fn(rows, x, state_prev, state_next, tape, grad_state, grad_state_prev, params, grads, scratch, packed, packed_at), null where the method has no such buffer;
@@ -1311,194 +1313,16 @@ fn clif_snapshot() {
             call fn1(v146, v0, v147, v150, v153, v155) ; dw[1..18] += s34[17]^T . s17[17]
             return
         }
-
-        ; backward_deferred
-        function %backward_deferred(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) system_v {
-            sig0 = (i64, i64, i64, i64, i64, i64) system_v
-            sig1 = (i64, i64, i64, i64, i64, i64) system_v
-            fn0 = %bptt_cell_gemm_nn_packed sig0
-            fn1 = %bptt_cell_gemm_tn sig1
-
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
-            v12 = iconst.i64 68
-            v13 = imul v0, v12  ; v12 = 68
-            v14 = iadd v9, v13
-            v15 = iconst.i64 136
-            v16 = imul v0, v15  ; v15 = 136
-            v17 = iadd v9, v16
-            v19 = iconst.i64 0
-            brif v0, block1(v19), block2  ; v19 = 0
-
-        block1(v18: i64):
-            v20 = iconst.i64 68
-            v21 = imul v18, v20  ; v20 = 68
-            v22 = iadd.i64 v5, v21
-            v23 = iconst.i64 136
-            v24 = imul v18, v23  ; v23 = 136
-            v25 = iadd.i64 v4, v24
-            v26 = iconst.i64 68
-            v27 = imul v18, v26  ; v26 = 68
-            v28 = iadd.i64 v9, v27
-            v29 = iconst.i64 68
-            v30 = imul v18, v29  ; v29 = 68
-            v31 = iadd.i64 v14, v30
-            v32 = iconst.i64 68
-            v33 = imul v18, v32  ; v32 = 68
-            v34 = iadd.i64 v17, v33
-            v36 = iconst.i64 0
-            jump block3(v36)  ; v36 = 0
-
-        block3(v35: i64):
-            v37 = iadd.i64 v22, v35
-            v38 = iadd.i64 v25, v35
-            v39 = iadd.i64 v28, v35
-            v40 = iadd.i64 v31, v35
-            v41 = iadd.i64 v8, v35
-            v42 = iadd.i64 v34, v35
-            v43 = f32const 0.0
-            v44 = splat.f32x4 v43  ; v43 = 0.0
-            v45 = load.f32x4 notrap v37
-            v46 = load.f32x4 notrap v37+16
-            v47 = load.f32x4 notrap v37+32
-            v48 = load.f32x4 notrap v37+48
-            v49 = load.f32x4 notrap v38+68
-            v50 = load.f32x4 notrap v38+84
-            v51 = load.f32x4 notrap v38+100
-            v52 = load.f32x4 notrap v38+116
-            v53 = f32const 0.0
-            v54 = splat.f32x4 v53  ; v53 = 0.0
-            v55 = fcmp gt v49, v54
-            v56 = fcmp gt v50, v54
-            v57 = fcmp gt v51, v54
-            v58 = fcmp gt v52, v54
-            v59 = bitcast.f32x4 v55
-            v60 = bitcast.f32x4 v56
-            v61 = bitcast.f32x4 v57
-            v62 = bitcast.f32x4 v58
-            v63 = bitselect v59, v45, v54
-            v64 = bitselect v60, v46, v54
-            v65 = bitselect v61, v47, v54
-            v66 = bitselect v62, v48, v54
-            v67 = load.f32x4 notrap v38
-            v68 = load.f32x4 notrap v38+16
-            v69 = load.f32x4 notrap v38+32
-            v70 = load.f32x4 notrap v38+48
-            store notrap v44, v39
-            store notrap v44, v39+16
-            store notrap v44, v39+32
-            store notrap v44, v39+48
-            store notrap v63, v40
-            store notrap v64, v40+16
-            store notrap v65, v40+32
-            store notrap v66, v40+48
-            v71 = load.f32x4 notrap v41+1224
-            v72 = load.f32x4 notrap v41+1240
-            v73 = load.f32x4 notrap v41+1256
-            v74 = load.f32x4 notrap v41+1272
-            v75 = fadd v71, v63
-            v76 = fadd v72, v64
-            v77 = fadd v73, v65
-            v78 = fadd v74, v66
-            store notrap v75, v41+1224
-            store notrap v76, v41+1240
-            store notrap v77, v41+1256
-            store notrap v78, v41+1272
-            store notrap v67, v42
-            store notrap v68, v42+16
-            store notrap v69, v42+32
-            store notrap v70, v42+48
-            v79 = iconst.i64 64
-            v80 = iadd v35, v79  ; v79 = 64
-            v81 = iconst.i64 64
-            v82 = icmp ult v80, v81  ; v81 = 64
-            brif v82, block3(v80), block4
-
-        block4:
-            v83 = f32const 0.0
-            v84 = splat.f32x4 v83  ; v83 = 0.0
-            v85 = load.f32 notrap v22+64
-            v86 = scalar_to_vector.f32x4 v85
-            v87 = load.f32 notrap v25+132
-            v88 = scalar_to_vector.f32x4 v87
-            v89 = f32const 0.0
-            v90 = splat.f32x4 v89  ; v89 = 0.0
-            v91 = fcmp gt v88, v90
-            v92 = bitcast.f32x4 v91
-            v93 = bitselect v92, v86, v90
-            v94 = load.f32 notrap v25+64
-            v95 = scalar_to_vector.f32x4 v94
-            v96 = extractlane v84, 0
-            store notrap v96, v28+64
-            v97 = extractlane v93, 0
-            store notrap v97, v31+64
-            v98 = load.f32 notrap v8+1288
-            v99 = scalar_to_vector.f32x4 v98
-            v100 = fadd v99, v93
-            v101 = extractlane v100, 0
-            store notrap v101, v8+1288
-            v102 = extractlane v95, 0
-            store notrap v102, v34+64
-            v103 = iconst.i64 1
-            v104 = iadd.i64 v18, v103  ; v103 = 1
-            v105 = icmp ult v104, v0
-            brif v105, block1(v104), block2
-
-        block2:
-            v106 = iconst.i64 17
-            v107 = iconst.i64 17
-            v108 = iconst.i64 68
-            v109 = imul.i64 v0, v108  ; v108 = 68
-            v110 = iadd.i64 v9, v109
-            v111 = load.i64 notrap readonly v11+16
-            v112 = iconst.i64 4
-            v113 = imul v111, v112  ; v112 = 4
-            v114 = iadd.i64 v10, v113
-            call fn0(v0, v106, v107, v110, v114, v9) ; s0[17] += s17[17] . w[1..18]^T
-            v116 = iconst.i64 0
-            brif.i64 v0, block5(v116), block6  ; v116 = 0
-
-        block5(v115: i64):
-            v117 = iconst.i64 68
-            v118 = imul v115, v117  ; v117 = 68
-            v119 = iadd.i64 v9, v118
-            v120 = iconst.i64 68
-            v121 = imul v115, v120  ; v120 = 68
-            v122 = iadd.i64 v6, v121
-            v124 = iconst.i64 0
-            jump block7(v124)  ; v124 = 0
-
-        block7(v123: i64):
-            v125 = iadd.i64 v119, v123
-            v126 = iadd.i64 v122, v123
-            v127 = load.f32x4 notrap v125
-            v128 = load.f32x4 notrap v125+16
-            v129 = load.f32x4 notrap v125+32
-            v130 = load.f32x4 notrap v125+48
-            store notrap v127, v126
-            store notrap v128, v126+16
-            store notrap v129, v126+32
-            store notrap v130, v126+48
-            v131 = iconst.i64 64
-            v132 = iadd v123, v131  ; v131 = 64
-            v133 = iconst.i64 64
-            v134 = icmp ult v132, v133  ; v133 = 64
-            brif v134, block7(v132), block8
-
-        block8:
-            v135 = load.f32 notrap v119+64
-            v136 = scalar_to_vector.f32x4 v135
-            v137 = extractlane v136, 0
-            store notrap v137, v122+64
-            v138 = iconst.i64 1
-            v139 = iadd.i64 v115, v138  ; v138 = 1
-            v140 = icmp ult v139, v0
-            brif v140, block5(v139), block6
-
-        block6:
-            return
-        }
     "#]]
-    .assert_eq(&emit_cell_clif(&program).unwrap());
+    .assert_eq(kernels);
+    // backward_deferred is backward without its weight gradients' products.
+    let tn = |text: &str| {
+        let name = "fn1 = %bptt_cell_gemm_tn";
+        assert!(text.contains(name), "{text}");
+        text.matches("call fn1(").count()
+    };
+    let backward = kernels.split_once("\n; backward\n").unwrap().1;
+    assert_eq!((tn(backward), tn(deferred)), (2, 0));
 }
 
 /// A cell with matrix-valued states calls the row-product shims, each call

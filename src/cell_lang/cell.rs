@@ -356,9 +356,6 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
         scratch: ArrayViewMut2<f32>,
         operands: Operands<'_>,
     ) {
-        if self.weight_gradients.is_empty() {
-            return self.backward(x, tape, dh, dh_prev, grads, scratch);
-        }
         let (p, n) = (&*self.program, x.nrows());
         let args = BackwardArgs {
             x,
@@ -367,6 +364,10 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
             dh_prev,
             grads,
         };
+        if self.weight_gradients.is_empty() {
+            self.run_backward(Method::Backward, args, scratch);
+            return;
+        }
         let (x, scratch) = self.run_backward(Method::BackwardDeferred, args, scratch);
         for (d, (a_rows, d_rows)) in p.deferred.iter().zip(operands.each()) {
             let mut col = 0;

@@ -361,12 +361,12 @@ fn refusal(cfg: TrainConfig) -> String {
 }
 
 /// Memory is counted before it is spent: a hidden size whose parameters
-/// cannot fit is refused in one line naming both figures, at once.
+/// cannot fit is refused in one line naming both figures (allocating
+/// them first would abort the test process).
 #[test]
 fn a_model_too_large_for_memory_is_refused_before_allocating() {
     let mut cfg = config(TaskSpec::Adding);
     cfg.hidden = 1 << 40;
-    let start = std::time::Instant::now();
     let err = refusal(cfg.clone());
     assert!(
         err.contains("would need") && err.contains("more than"),
@@ -376,10 +376,10 @@ fn a_model_too_large_for_memory_is_refused_before_allocating() {
     cfg.max_memory = Some(1000);
     let err = refusal(cfg);
     assert!(err.contains("1.0 kB --max-memory"), "{err}");
-    assert!(start.elapsed().as_secs_f64() < 1.0);
 }
 
-/// A text is read with a cap and checked as UTF-8 while it streams.
+/// A text is read with a cap and checked as UTF-8 while it streams (an
+/// endless file is refused at the cap, where reading it whole never ends).
 #[test]
 fn texts_are_capped_and_checked_as_they_stream() {
     let dir = tempfile::tempdir().unwrap();
@@ -389,12 +389,10 @@ fn texts_are_capped_and_checked_as_they_stream() {
     assert!(err.contains("not UTF-8 (at byte 3)"), "{err}");
     #[cfg(unix)]
     {
-        let start = std::time::Instant::now();
         let err = refusal(config(TaskSpec::Text {
             path: PathBuf::from("/dev/zero"),
         }));
         assert!(err.contains("larger than"), "{err}");
-        assert!(start.elapsed().as_secs_f64() < 5.0);
     }
 }
 

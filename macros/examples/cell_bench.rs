@@ -26,7 +26,7 @@ use std::time::Instant;
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell, Instr};
 use bptt::jit::cell::JitCell;
 use bptt::{Alpha, Budget, Interpreter, Plan, Policy};
-use bptt_runtime::{Cell, LossKind, Lstm, Readout, Rng, Targets};
+use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
 use ndarray::{Array2, Array3};
 
 /// Median seconds of `f` over `reps` runs.
@@ -161,13 +161,19 @@ const LEN: usize = 1000;
 /// Times whole training iterations (forward and backward over `LEN` steps)
 /// of each cell under store-all and MSM at 5%, interleaved, and prints
 /// median s/iter with ratios to the first row.
-fn training(cells: &[(&str, &dyn Cell)], batch: usize) {
+fn training(title: &str, cells: &[(&str, &dyn Cell)], batch: usize) {
     let mut rng = Rng::new(3);
-    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, HIDDEN, 32, &mut rng);
+    let first = cells[0].1;
+    let readout = Readout::new(
+        LossKind::SoftmaxCrossEntropy,
+        first.output_size(),
+        32,
+        &mut rng,
+    );
     let x = Array3::from_shape_simple_fn((LEN, batch, INPUT), || rng.uniform(-1.0, 1.0));
     let classes = Array2::from_shape_simple_fn((LEN, batch), || rng.below(32) as u32);
-    let h0 = Array2::zeros((batch, 2 * HIDDEN));
-    let alpha = Alpha::new(cells[0].1.alpha()).expect("alpha of an LSTM");
+    let h0 = Array2::zeros((batch, first.state_size()));
+    let alpha = Alpha::new(first.alpha()).expect("alpha of a cell");
     let policies = [
         (Policy::StoreAll, Budget::Percent(100.0)),
         (Policy::Msm, Budget::Percent(5.0)),
@@ -198,7 +204,9 @@ fn training(cells: &[(&str, &dyn Cell)], batch: usize) {
             }
         }
     }
-    println!("\ntraining iterations, T = {LEN}: s/iter, median of 3, ratio to the first row");
+    println!(
+        "\n{title}, training iterations, T = {LEN}: s/iter, median of 3, ratio to the first row"
+    );
     print!("{:<24}", "");
     for (policy, budget) in policies {
         print!("{:>24}", format!("{policy} {budget}"));
@@ -242,7 +250,8 @@ fn main() {
         ("derived, cell! (Rust)", &generated),
     ];
     table("whole methods", &cells, batch);
-    training(&cells, batch);
+    training("LSTM", &cells, batch);
+    twins(batch);
     let loops = loops_only(&program);
     let derived = DerivedCell::from_params(loops.clone(), params.clone()).expect("same layout");
     let jit = JitCell::compile(&loops, params).expect("the JIT compiles it");
@@ -252,6 +261,39 @@ fn main() {
         batch,
     );
     matrix_cells(batch);
+}
+
+/// The GRU and the Elman RNN against their derived twins (`cells/gru.cell`,
+/// `cells/rnn.cell`, which keep the runtime's parameter layouts), in whole
+/// training iterations.
+fn twins(batch: usize) {
+    let compile = |src: &str| {
+        CellDef::parse_str(src)
+            .and_then(|def| def.compile(&[("input", INPUT), ("hidden", HIDDEN)]))
+            .expect("the cell compiles")
+    };
+    let mut rng = Rng::new(2);
+    let gru = Gru::new(INPUT, HIDDEN, &mut rng);
+    let rnn = Rnn::new(INPUT, HIDDEN, &mut rng);
+    for (name, hand, program) in [
+        (
+            "GRU",
+            &gru as &dyn Cell,
+            compile(include_str!("../../cells/gru.cell")),
+        ),
+        ("RNN", &rnn, compile(include_str!("../../cells/rnn.cell"))),
+    ] {
+        let params = hand.params().to_vec();
+        let derived =
+            DerivedCell::from_params(program.clone(), params.clone()).expect("same layout");
+        let jit = JitCell::compile(&program, params).expect("the JIT compiles it");
+        let cells: [(&str, &dyn Cell); 3] = [
+            ("hand-written", hand),
+            ("derived, interpreted", &derived),
+            ("derived, JIT", &jit),
+        ];
+        training(name, &cells, batch);
+    }
 }
 
 /// The matrix-memory cells' sizes.

@@ -1,36 +1,22 @@
-//! Cranelift code generation: lowered calls become straight-line functions of
-//! shim calls, compiled into one JIT module that [`Jit`] owns.
+//! Cranelift code generation: lowered calls become functions of shim calls
+//! (loops over runs), compiled into the [`JitModule`] that [`Jit`] owns.
 
-use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     AbiParam, BlockArg, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, Signature,
-    UserFuncName, Value, types,
+    Value, types,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
-use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module, ModuleError, default_libcall_names};
+use cranelift_module::FuncId;
 
+use super::module::{IsaOptions, JitModule};
 use super::shims::{RunFrame, Shim};
 use crate::error::Error;
 use crate::runs::{Field, Run};
 
 /// A compiled function: `extern "C" fn(frame)` running one chunk of calls.
 type ChunkFn = unsafe extern "C" fn(*mut RunFrame<'_>);
-
-/// One line: Cranelift's errors (the verifier's especially) span several.
-fn codegen_error(err: impl std::fmt::Display) -> Error {
-    let text = err.to_string();
-    Error::Codegen(text.split_whitespace().collect::<Vec<_>>().join(" "))
-}
-
-impl From<ModuleError> for Error {
-    fn from(err: ModuleError) -> Self {
-        codegen_error(err)
-    }
-}
 
 /// The signature of a compiled function: the frame pointer, nothing returned.
 pub(crate) fn chunk_signature(config: TargetFrontendConfig) -> Signature {
@@ -147,80 +133,42 @@ fn build_loop(b: &mut FunctionBuilder<'_>, frame: Value, shim: FuncRef, run: &Ru
     b.seal_block(exit);
 }
 
-/// The host ISA's settings: position-dependent code (cranelift-jit needs it),
-/// tuned for compile time, and the IR verifier on or off.
-///
-/// The code is calls with constant arguments, so optimisation finds nothing
-/// and the single-pass register allocator (which compiles three times faster
-/// than the backtracking one here) costs at most a spill of the frame pointer
-/// per call, next to a kernel.
-fn host_isa(verifier: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, Error> {
-    let mut flags = settings::builder();
-    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
-        flags.set(name, value).map_err(codegen_error)
-    };
-    set(&mut flags, "use_colocated_libcalls", "false")?;
-    set(&mut flags, "is_pic", "false")?;
-    set(&mut flags, "opt_level", "none")?;
-    set(&mut flags, "regalloc_algorithm", "single_pass")?;
-    set(
-        &mut flags,
-        "enable_verifier",
-        if verifier { "true" } else { "false" },
-    )?;
-    let isa = cranelift_native::builder()
-        .map_err(|msg| Error::Codegen(format!("this host is not supported: {msg}")))?;
-    isa.finish(settings::Flags::new(flags))
-        .map_err(codegen_error)
-}
-
-/// A JIT module with the compiled functions of one schedule, in order.
-///
-/// It owns the module, the code-generation contexts and the function pointers;
-/// the pointers never leave it, and dropping it frees the code memory
-/// (cranelift-jit leaks it otherwise).
+/// The compiled functions of one schedule, in order, in a module of their
+/// own: the pointers never leave it, and dropping it frees the code.
 pub(crate) struct Jit {
-    /// `None` only while dropping.
-    module: Option<JITModule>,
-    ctx: Context,
-    builder_ctx: FunctionBuilderContext,
-    shims: [FuncId; 6],
+    /// Declared before `module`, so that the pointers die first.
     chunks: Vec<ChunkFn>,
+    module: JitModule,
+    shims: [FuncId; 6],
 }
 
 impl Jit {
-    /// An empty module that links the shims by name.
+    /// An empty module that links the shims by name, compiled with the
+    /// single-pass register allocator (the code is calls with constant
+    /// arguments: the allocator costs at most a spill of the frame pointer
+    /// per call, next to a kernel, and compiles three times faster).
     pub(crate) fn new(verifier: bool) -> Result<Self, Error> {
-        let mut builder = JITBuilder::with_isa(host_isa(verifier)?, default_libcall_names());
-        for shim in Shim::ALL {
-            builder.symbol(shim.name(), shim.address());
-        }
-        let mut module = JITModule::new(builder);
-        let config = module.target_config();
+        let options = IsaOptions {
+            verifier,
+            single_pass_regalloc: true,
+        };
+        let symbols = Shim::ALL.map(|shim| (shim.name(), shim.address()));
+        let mut module = JitModule::new(options, symbols)?;
+        let config = module.config();
         let mut shims = [FuncId::from_u32(0); 6];
         for (id, shim) in shims.iter_mut().zip(Shim::ALL) {
-            *id = module.declare_function(
-                shim.name(),
-                Linkage::Import,
-                &shim_signature(shim, config),
-            )?;
+            *id = module.import(shim.name(), &shim_signature(shim, config))?;
         }
         Ok(Jit {
-            ctx: module.make_context(),
-            module: Some(module),
-            builder_ctx: FunctionBuilderContext::new(),
-            shims,
             chunks: Vec::new(),
+            module,
+            shims,
         })
-    }
-
-    fn module(&self) -> &JITModule {
-        self.module.as_ref().expect("the module lives until drop")
     }
 
     /// The target's pointer type and calling convention.
     pub(crate) fn config(&self) -> TargetFrontendConfig {
-        self.module().target_config()
+        self.module.config()
     }
 
     /// How many functions were compiled.
@@ -232,35 +180,30 @@ impl Jit {
     /// be run in order. Called once per `Jit`.
     pub(crate) fn compile(&mut self, runs: &[Run<Shim>], per_function: usize) -> Result<(), Error> {
         assert!(self.chunks.is_empty(), "a Jit compiles one schedule");
-        let Jit {
-            module,
-            ctx,
-            builder_ctx,
-            shims,
-            ..
-        } = self;
-        let module = module.as_mut().expect("the module lives until drop");
-        let config = module.target_config();
+        let config = self.config();
         let sig = chunk_signature(config);
+        let imports = self.shims.map(Some);
         let mut ids = Vec::with_capacity(runs.len().div_ceil(per_function.max(1)));
         for (k, chunk) in runs.chunks(per_function.max(1)).enumerate() {
-            let id = module.declare_function(&format!("bptt_chunk_{k}"), Linkage::Local, &sig)?;
-            ctx.func =
-                Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig.clone());
-            let refs = shims.map(|shim| module.declare_func_in_func(shim, &mut ctx.func));
-            build_chunk(&mut ctx.func, builder_ctx, refs, chunk, config);
-            module.define_function(id, ctx)?;
-            module.clear_context(ctx);
+            let id = self.module.define(
+                &format!("bptt_chunk_{k}"),
+                &sig,
+                imports,
+                |func, builder_ctx, refs| {
+                    let refs = refs.map(|r| r.expect("every shim is imported"));
+                    build_chunk(func, builder_ctx, refs, chunk, config);
+                },
+            )?;
             ids.push(id);
         }
-        module.finalize_definitions()?;
+        self.module.finalize()?;
         for id in ids {
-            let code = module.get_finalized_function(id);
+            let code = self.module.code(id);
             // SAFETY: `code` is the entry of a function just compiled and
             // finalized with `chunk_signature`: one pointer-sized argument,
             // nothing returned, in the host's default calling convention,
             // which is the platform's C ABI. The pointer is kept in `self`
-            // only, and `Drop` frees the code after the last use.
+            // only, beside the module that frees the code when dropped.
             let f = unsafe { std::mem::transmute::<*const u8, ChunkFn>(code) };
             self.chunks.push(f);
         }
@@ -280,18 +223,6 @@ impl Jit {
             if frame.failed() {
                 break;
             }
-        }
-    }
-}
-
-impl Drop for Jit {
-    fn drop(&mut self) {
-        self.chunks.clear();
-        if let Some(module) = self.module.take() {
-            // SAFETY: no compiled function is running (`run` borrows `self`)
-            // and none can be called again: the pointers lived only in
-            // `self.chunks`, cleared above.
-            unsafe { module.free_memory() };
         }
     }
 }

@@ -43,6 +43,7 @@
 
 pub mod cell;
 mod codegen;
+mod module;
 mod shims;
 mod text;
 

@@ -126,6 +126,7 @@ pub use program::{
 
 mod build;
 mod cell;
+mod check;
 mod compile;
 mod defer;
 mod diff;
@@ -140,6 +141,7 @@ mod syntax;
 mod tape;
 
 pub use cell::{Buf, CellEngine, Frame, ProgramCell};
+pub use check::Checked;
 pub use error::CellError;
 pub use eval::{DerivedCell, Interpreted};
 pub use file::{compile_file, load};

@@ -55,7 +55,7 @@ struct Block {
 
 /// The loop `l` as one block statement.
 pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, String> {
-    let live = live(l)?;
+    let live = live(l);
     let width = l.width;
     if width == 0 {
         return Ok(TokenStream::new());
@@ -106,7 +106,7 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
         }),
     );
     for (&(offset, span), p) in &params {
-        let range = frame.params(offset, span, false)?;
+        let range = frame.params(offset, span, false);
         prelude.extend(quote!(let #p = &params[#range];));
     }
     let grads = slices(
@@ -210,22 +210,14 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
     }})
 }
 
-/// Which ops the sinks need, directly or through other ops; an error if an
-/// op reads a register that is not defined before it.
-fn live(l: &FusedLoop) -> Result<Vec<bool>, String> {
+/// Which ops the sinks need, directly or through other ops (every register
+/// is defined before it is read: the program is checked).
+fn live(l: &FusedLoop) -> Vec<bool> {
     let n = l.ops.len();
-    let defined = |r: Reg, before: usize| {
-        let r = r.0 as usize;
-        if r < before {
-            Ok(r)
-        } else {
-            Err(format!("a loop reads register {r} before it is defined"))
-        }
-    };
     let mut live = vec![false; n];
     for sink in &l.sinks {
         let (Sink::Store(_, r) | Sink::AccumulateGrad(_, r)) = *sink;
-        live[defined(r, n)?] = true;
+        live[r.0 as usize] = true;
     }
     for i in (0..n).rev() {
         let operands = match l.ops[i] {
@@ -234,10 +226,10 @@ fn live(l: &FusedLoop) -> Result<Vec<bool>, String> {
             _ => [None, None],
         };
         for r in operands.into_iter().flatten() {
-            live[defined(r, i)?] |= live[i];
+            live[r.0 as usize] |= live[i];
         }
     }
-    Ok(live)
+    live
 }
 
 /// Distinct `(offset, length)` slices, sorted, each with its name: `p0`,
@@ -316,27 +308,14 @@ fn arrays(
     let mut arrays: BTreeMap<Array, Rows> = BTreeMap::new();
     for (index, &(view, stored, width)) in views.iter().enumerate() {
         let (array, slice, stride, col) = match view {
-            View::Rows {
-                buffer: Buffer::Scratch,
-                ..
-            } => {
-                return Err("a loop addresses scratch by rows, not as a temporary".into());
-            }
+            // Views are inside their buffers and stores only into what
+            // the method writes: the program is checked.
             View::Rows {
                 buffer,
                 stride,
                 col,
             } => {
                 let b = frame.buffer(buffer)?;
-                if stride != b.width {
-                    return Err(format!(
-                        "a loop walks `{}` by rows of {stride}, not {}",
-                        b.name, b.width
-                    ));
-                }
-                if stored && !b.writable {
-                    return Err(format!("a loop writes `{}`, which is read-only", b.name));
-                }
                 (
                     Array::Buffer(buffer),
                     format_ident!("{}", b.name),
@@ -351,12 +330,6 @@ fn arrays(
                 col,
             ),
         };
-        if col + width > stride {
-            return Err(format!(
-                "a loop reads columns {col}..{} of rows of {stride}",
-                col + width
-            ));
-        }
         let rows = arrays.entry(array).or_insert(Rows {
             slice,
             stride,
@@ -394,7 +367,7 @@ fn temps(frame: &mut Frame, arrays: &BTreeMap<Array, Rows>) -> Result<TokenStrea
                 return Err("a loop touches two temporaries that overlap".into());
             }
             end = offset + width;
-            let range = frame.temp(Temp { offset, width })?;
+            let range = frame.temp(Temp { offset, width });
             temps.push((&rows.slice, range, rows.writable));
         }
     }
@@ -427,10 +400,10 @@ fn grad_slices(
     if offsets.windows(2).any(|w| w[1] < w[0] + width) {
         return Err("a loop accumulates into overlapping gradients".into());
     }
-    let ranges = offsets
+    let ranges: Vec<TokenStream> = offsets
         .iter()
         .map(|&o| frame.params(o, width, true))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     let names: Vec<&Ident> = grads.values().collect();
     Ok(match (names.as_slice(), ranges.as_slice()) {
         ([], _) => TokenStream::new(),

@@ -6,7 +6,7 @@ use quote::quote;
 use syn::{Attribute, Visibility};
 
 use super::kernel::{lit, method};
-use crate::cell_lang::CellProgram;
+use crate::cell_lang::{CellProgram, Checked};
 
 /// The paragraphs that the struct's documentation gets after the user's:
 /// what the cell is and where its parameters live.
@@ -91,14 +91,15 @@ fn new_fn(program: &CellProgram) -> TokenStream {
     }
 }
 
-/// The struct, its inherent impl and `impl Cell`, or what is wrong with
-/// the program.
+/// The struct, its inherent impl and `impl Cell` of a checked program, or
+/// what else keeps it from being safe Rust.
 pub(super) fn item(
-    program: &CellProgram,
+    program: Checked<'_>,
     attrs: &[Attribute],
     vis: &Visibility,
     name: &Ident,
 ) -> Result<TokenStream, String> {
+    let program = program.program();
     let methods = program
         .kernels()
         .into_iter()

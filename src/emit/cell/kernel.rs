@@ -106,122 +106,74 @@ impl<'a> Frame<'a> {
         Ok(binding)
     }
 
-    /// The range of scratch that holds `temp`, recorded as used.
-    pub fn temp(&mut self, temp: Temp) -> Result<TokenStream, String> {
-        if !self.scratch {
-            return Err(format!("`{}` has no scratch", self.method));
-        }
-        let end = temp.offset + temp.width;
-        if end > self.program.scratch_size {
-            return Err(format!(
-                "a temporary ends at column {end} of scratch, which has {}",
-                self.program.scratch_size
-            ));
-        }
+    /// The range of scratch that holds `temp`, recorded as used (inside
+    /// scratch, which the method receives: the program is [`Checked`]).
+    ///
+    /// [`Checked`]: crate::cell_lang::Checked
+    pub fn temp(&mut self, temp: Temp) -> TokenStream {
         self.used.insert("scratch");
-        let (start, end) = (scaled(temp.offset), scaled(end));
-        Ok(quote!(#start..#end))
+        let (start, end) = (scaled(temp.offset), scaled(temp.offset + temp.width));
+        quote!(#start..#end)
     }
 
     /// The range `offset .. offset + len` of the parameters (or of `grads`
-    /// when `grad`), recorded as used.
-    pub fn params(&mut self, offset: usize, len: usize, grad: bool) -> Result<TokenStream, String> {
-        if grad && !self.grads {
-            return Err(format!("`{}` has no gradients", self.method));
-        }
-        let end = self.param_end(offset, len)?;
+    /// when `grad`), recorded as used (inside them: the program is
+    /// checked).
+    pub fn params(&mut self, offset: usize, len: usize, grad: bool) -> TokenStream {
         self.used.insert(if grad { "grads" } else { "params" });
-        let (start, end) = (lit(offset), lit(end));
-        Ok(quote!(#start..#end))
-    }
-
-    /// `offset + len`, or an error unless the parameters hold that range.
-    fn param_end(&self, offset: usize, len: usize) -> Result<usize, String> {
-        let end = offset + len;
-        if end > self.program.param_count {
-            return Err(format!(
-                "parameters {offset}..{end} beyond the {} there are",
-                self.program.param_count
-            ));
-        }
-        Ok(end)
+        let (start, end) = (lit(offset), lit(offset + len));
+        quote!(#start..#end)
     }
 
     /// A matrix product's weight gradient.
     fn weight_grads(&mut self, w: ParamMatrix) -> Result<TokenStream, String> {
-        let range = self.params(w.offset, w.rows * w.cols, true)?;
+        let range = self.params(w.offset, w.rows * w.cols, true);
         Ok(quote!(&mut grads[#range]))
     }
 
     /// The packed copy of `w` (`transposed`: of `Wᵀ`) that a product reads,
     /// or an error unless the parameters hold `w`.
     fn packed(&mut self, w: ParamMatrix, transposed: bool) -> Result<TokenStream, String> {
-        self.param_end(w.offset, w.rows * w.cols)?;
         self.used.insert("packed");
         let i = lit(self.program.packing_index(w, transposed));
         Ok(quote!(packed.matrix(#i)))
     }
 
-    /// A product's read-only operand `[batch, width]`.
-    fn operand(&mut self, a: Matrix, width: usize) -> Result<TokenStream, String> {
+    /// A product's read-only operand.
+    fn operand(&mut self, a: Matrix) -> Result<TokenStream, String> {
         match a {
             Matrix::Input => {
-                let x = self.buffer(Buffer::Input)?;
-                if x.width != width {
-                    return Err(format!(
-                        "a product reads x as {width} columns, not {}",
-                        x.width
-                    ));
-                }
+                self.buffer(Buffer::Input)?;
                 Ok(quote!(x))
             }
             Matrix::Temp(t) => {
-                check_width(t, width)?;
-                let range = self.temp(t)?;
+                let range = self.temp(t);
                 Ok(quote!(&scratch[#range]))
             }
         }
     }
 
-    /// A product's operand `a` (`width` columns) and the temporary `out`
-    /// (`out_width` columns) it accumulates into: the call `gemm(a, out)`
-    /// makes of them, in a block that splits scratch when both live there.
+    /// A product's operand `a` and the temporary `out` it accumulates into
+    /// (of the widths the product needs, apart: the program is checked):
+    /// the call `gemm(a, out)` makes of them, in a block that splits scratch
+    /// when both live there.
     fn product(
         &mut self,
         a: Matrix,
-        width: usize,
         out: Temp,
-        out_width: usize,
         gemm: impl FnOnce(TokenStream, TokenStream) -> TokenStream,
     ) -> Result<TokenStream, String> {
-        check_width(out, out_width)?;
-        let out_range = self.temp(out)?;
+        let out_range = self.temp(out);
         let Matrix::Temp(t) = a else {
-            let a = self.operand(a, width)?;
+            let a = self.operand(a)?;
             return Ok(gemm(a, quote!(&mut scratch[#out_range])));
         };
-        check_width(t, width)?;
-        if t.offset < out.offset + out.width && out.offset < t.offset + t.width {
-            return Err("a product accumulates into a temporary that overlaps its operand".into());
-        }
-        let a_range = self.temp(t)?;
+        let a_range = self.temp(t);
         let call = gemm(quote!(a), quote!(out));
         Ok(quote! {{
             let [a, out] = scratch.get_disjoint_mut([#a_range, #out_range]).unwrap();
             #call
         }})
-    }
-}
-
-/// An error unless `t` has `width` columns.
-fn check_width(t: Temp, width: usize) -> Result<(), String> {
-    if t.width == width {
-        Ok(())
-    } else {
-        Err(format!(
-            "a product's temporary has {} columns, not {width}",
-            t.width
-        ))
     }
 }
 
@@ -233,9 +185,7 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
             let (k, n) = (lit(w.rows), lit(w.cols));
             frame.product(
                 *a,
-                w.rows,
                 *out,
-                w.cols,
                 |a, out| quote!(__bptt::gemm_nn_packed_acc(batch, #k, #n, #a, #weights, #out);),
             )
         }
@@ -244,23 +194,20 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
             let (k, n) = (lit(w.cols), lit(w.rows));
             frame.product(
                 Matrix::Temp(*a),
-                w.cols,
                 *out,
-                w.rows,
                 |a, out| quote!(__bptt::gemm_nn_packed_acc(batch, #k, #n, #a, #weights, #out);),
             )
         }
         Instr::WeightGrad { a, dy, w } => {
-            let a = frame.operand(*a, w.rows)?;
-            check_width(*dy, w.cols)?;
-            let dy = frame.temp(*dy)?;
+            let a = frame.operand(*a)?;
+            let dy = frame.temp(*dy);
             let grads = frame.weight_grads(*w)?;
             let (m, n) = (lit(w.rows), lit(w.cols));
             Ok(quote!(__bptt::gemm_tn_acc(#m, batch, #n, #a, &scratch[#dy], #grads);))
         }
         Instr::RowSum { a, out } => {
             let width = lit(a.width);
-            frame.product(Matrix::Temp(*a), a.width, *out, 1, |a, out| {
+            frame.product(Matrix::Temp(*a), *out, |a, out| {
                 quote! {
                     for (row, o) in #a.chunks_exact(#width).zip(#out.iter_mut()) {
                         let mut s = 0.0f32;
@@ -280,11 +227,7 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
             b,
             out,
         } => {
-            let (wa, wb, wo) = op.widths(*m, *n);
-            check_width(*a, wa)?;
-            check_width(*b, wb)?;
-            check_width(*out, wo)?;
-            let (ra, rb, ro) = (frame.temp(*a)?, frame.temp(*b)?, frame.temp(*out)?);
+            let (ra, rb, ro) = (frame.temp(*a), frame.temp(*b), frame.temp(*out));
             let variant = match op {
                 RowProduct::Outer => quote!(Outer),
                 RowProduct::VecMat => quote!(VecMat),
@@ -404,7 +347,7 @@ fn deferred_operands(frame: &mut Frame) -> Result<TokenStream, String> {
                     (quote!(x), x.width)
                 }
                 Matrix::Temp(t) => {
-                    let range = frame.temp(t)?;
+                    let range = frame.temp(t);
                     (quote!(&scratch[#range]), t.width)
                 }
             };
@@ -412,7 +355,7 @@ fn deferred_operands(frame: &mut Frame) -> Result<TokenStream, String> {
             copies.push(quote!(__bptt::scatter_cols(#src, #a, #rows, #start..#end);));
             col += width;
         }
-        let range = frame.temp(d.dy)?;
+        let range = frame.temp(d.dy);
         copies.push(quote!(#dy.copy_from_slice(&scratch[#range]);));
         names.push(quote!((#a, #dy)));
     }

@@ -60,13 +60,13 @@ use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Ident, Visibility};
 
-use crate::cell_lang::{CellDef, CellProgram};
+use crate::cell_lang::{CellDef, CellProgram, Checked};
 
-/// A program that the emitter cannot express as safe Rust: one that breaks
-/// an invariant of [`CellProgram`] (a view outside its buffer, a store into
-/// a buffer that the method only reads, a loop that writes what it reads,
-/// overlapping temporaries, scratch in `state_from_tape`), or a name that is
-/// not a Rust identifier.
+/// A program that the emitter cannot express as safe Rust: one that
+/// [`Checked`] refuses (a view outside its buffer, a store into a buffer
+/// that the method only reads, overlapping product operands, scratch in
+/// `state_from_tape`), or a loop that writes what it reads, or a name that
+/// is not a Rust identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot emit cell `{cell}` as Rust: {reason}")]
 pub struct EmitError {
@@ -94,10 +94,12 @@ pub fn cell_tokens(
     vis: &Visibility,
     name: &Ident,
 ) -> Result<TokenStream, EmitError> {
-    item::item(program, attrs, vis, name).map_err(|reason| EmitError {
+    let error = |reason| EmitError {
         cell: program.name.clone(),
         reason,
-    })
+    };
+    let checked = Checked::new(program).map_err(error)?;
+    item::item(checked, attrs, vis, name).map_err(error)
 }
 
 /// [`cell_tokens`] for a `pub struct` named `name` (e.g. `Mgu`),

@@ -99,9 +99,9 @@ fn programs_that_break_their_invariants_are_refused() {
             l.ops.push(LoopOp::Const(0.0));
             l.sinks.push(Sink::Store(x, Reg(l.ops.len() as u32 - 1)));
         }),
-        "`forward`, instruction 0: a loop writes `x`, which is read-only"
+        "forward instruction 0 writes Input, which this method does not receive mutably"
     );
-    // Scratch where the method has none.
+    // A product in a method without its operand (or scratch).
     assert_eq!(
         reason(&|p| {
             let product = p
@@ -111,7 +111,7 @@ fn programs_that_break_their_invariants_are_refused() {
                 .find(|i| matches!(i, Instr::MatMul { .. }));
             p.state_from_tape.instrs.insert(0, product.unwrap().clone());
         }),
-        "`state_from_tape`, instruction 0: `state_from_tape` has no scratch"
+        "state_from_tape instruction 0 reads x, which this method does not receive"
     );
     // A register read before it is defined.
     assert_eq!(
@@ -119,7 +119,7 @@ fn programs_that_break_their_invariants_are_refused() {
             let l = first_loop(&mut p.backward);
             l.ops.insert(0, LoopOp::Unary(Unary::Neg, Reg(3)));
         }),
-        "`backward`, instruction 0: a loop reads register 3 before it is defined"
+        "backward instruction 0 uses r3 before it is defined"
     );
 }
 

@@ -34,7 +34,6 @@
 //! ```
 
 mod act;
-mod check;
 mod fused;
 mod gemm;
 mod kernel;
@@ -45,7 +44,7 @@ mod text;
 
 use bptt_runtime::Rng;
 
-use crate::cell_lang::{CellProgram, ProgramCell};
+use crate::cell_lang::{CellProgram, Checked, ProgramCell};
 use crate::error::Error;
 pub use native::Native;
 
@@ -73,8 +72,9 @@ impl JitCell {
                 got: vec![params.len()],
             });
         }
-        check::check(program)?;
-        let native = Native::compile(program)?;
+        let checked = Checked::new(program)
+            .map_err(|why| Error::Codegen(format!("cell {}: {why}", program.name)))?;
+        let native = Native::compile(checked)?;
         JitCell::with_engine(program.clone(), params, native).map_err(|e| Error::Shape {
             what: "the cell's parameters",
             expected: vec![e.expected],

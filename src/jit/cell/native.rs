@@ -6,7 +6,7 @@ use cranelift_module::FuncId;
 use super::super::module::{IsaOptions, JitModule};
 use super::gemm::{Gemm, gemm_signature};
 use super::kernel::{build_kernel, kernel_signature};
-use crate::cell_lang::CellProgram;
+use crate::cell_lang::Checked;
 use crate::cell_lang::Method;
 use crate::error::Error;
 
@@ -55,9 +55,10 @@ pub struct Native {
 }
 
 impl Native {
-    /// Compiles the kernels of `program`, which [`super::check`] accepted,
-    /// with the IR verifier on in debug builds.
-    pub(super) fn compile(program: &CellProgram) -> Result<Native, Error> {
+    /// Compiles the kernels of the checked `program`, with the IR verifier
+    /// on in debug builds.
+    pub(super) fn compile(program: Checked<'_>) -> Result<Native, Error> {
+        let program = program.program();
         let options = IsaOptions {
             verifier: cfg!(debug_assertions),
             single_pass_regalloc: false,

@@ -1,44 +1,62 @@
-//! The bounds a program must keep for its compiled code to be sound.
+//! The one validation of a [`CellProgram`], whose result ([`Checked`]) is
+//! what the backends that trust a program consume: the Cranelift JIT, whose
+//! compiled kernels address raw pointers with the program's offsets and
+//! widths, and the `cell!` emitter, whose slices would panic.
 //!
-//! Compiled kernels address raw pointers with the program's offsets and
-//! widths and trust them, so [`check`] rejects, before anything is compiled,
-//! every program that could touch memory outside the arrays a method
-//! receives, write an array it receives read-only, use a register before its
-//! op, or hand a matrix kernel overlapping operands.
+//! [`Checked::new`] rejects, before anything is compiled or emitted, every
+//! program that could touch memory outside the arrays a method receives,
+//! write an array it receives read-only, use a register before its op, or
+//! hand a matrix kernel overlapping operands. (The interpreter needs no
+//! proof: every access it makes is a checked slice.)
 
-use crate::cell_lang::{
+use std::ops::Deref;
+
+use super::Method;
+use super::program::{
     Buffer, CellProgram, FusedLoop, Instr, LoopOp, Matrix, ParamMatrix, Reg, Sink, Temp, View,
 };
-use crate::error::Error;
-
-use crate::cell_lang::Method;
 
 /// The widest row, in floats, whose byte offsets fit the 32-bit immediate
-/// offsets of loads and stores.
+/// offsets of the JIT's loads and stores; no row or count of a checked
+/// program is wider.
 const MAX_ROW: usize = (i32::MAX / 4) as usize;
 
-/// Checks every kernel of `program`; the error names the method and the
-/// instruction.
-pub(super) fn check(program: &CellProgram) -> Result<(), Error> {
-    if program.param_count > MAX_ROW {
-        return Err(Error::Codegen(format!(
-            "cell {}: {} parameters are more than the JIT addresses ({MAX_ROW})",
-            program.name, program.param_count
-        )));
-    }
-    for method in Method::ALL {
-        let at = Checker { program, method };
-        for (i, instr) in method.kernel(program).instrs.iter().enumerate() {
-            at.instr(instr).map_err(|why| {
-                Error::Codegen(format!(
-                    "cell {}: {} instruction {i} {why}",
-                    program.name,
-                    method.name()
-                ))
-            })?;
+/// A program that [`Checked::new`] proved stays within its arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a>(&'a CellProgram);
+
+impl<'a> Checked<'a> {
+    /// Checks every kernel of `program`; the error, one line, names the
+    /// method and the instruction (the caller names the cell).
+    pub fn new(program: &'a CellProgram) -> Result<Self, String> {
+        if program.param_count > MAX_ROW {
+            return Err(format!(
+                "{} parameters are more than a kernel addresses ({MAX_ROW})",
+                program.param_count
+            ));
         }
+        for method in Method::ALL {
+            let at = Checker { program, method };
+            for (i, instr) in method.kernel(program).instrs.iter().enumerate() {
+                at.instr(instr)
+                    .map_err(|why| format!("{} instruction {i} {why}", method.name()))?;
+            }
+        }
+        Ok(Checked(program))
     }
-    Ok(())
+
+    /// The program.
+    pub fn program(self) -> &'a CellProgram {
+        self.0
+    }
+}
+
+impl Deref for Checked<'_> {
+    type Target = CellProgram;
+
+    fn deref(&self) -> &CellProgram {
+        self.0
+    }
 }
 
 /// Checks the instructions of one method's kernel.

@@ -38,8 +38,13 @@ pub(crate) const MAX_PARTS: usize = 64;
 const MAX_DEFAULT_THREADS: usize = 8;
 /// How long an idle worker spins (yielding now and then) before it parks.
 const SPIN_TIME: Duration = Duration::from_micros(200);
-/// Waits for workers shorter than this never trigger the back-off.
-const WAIT_GRACE: Duration = Duration::from_micros(50);
+/// Waits for workers shorter than this never trigger the back-off. At 50 µs
+/// the back-off also caught the shared host's short hiccups on a quiet
+/// machine, and two threads ran the benchmark LSTM 5 to 9% slower than with
+/// no back-off at all; at 250 µs they ran as fast as with none, and with
+/// the other core busy two threads stayed within 5 to 16% of one, as with
+/// 50 µs (one run each, `bptt demo`, hidden 256, batch 16).
+const WAIT_GRACE: Duration = Duration::from_micros(250);
 /// The first back-off.
 const BACKOFF_MIN: Duration = Duration::from_millis(1);
 /// The longest back-off.

@@ -7,33 +7,38 @@
 //! ([`jit::CompiledSchedule`]), or as Rust generated at compile time by the
 //! `#[bptt]` attribute ([`emit`]). The `bptt` command line, beside this
 //! library, trains models with them and measures them against the paper.
+//!
+//! The subsystems are modules ([`planner`], [`schedule`], [`cell_lang`],
+//! [`emit`], [`jit`]); the small pieces every one of them uses (errors,
+//! policies, units, the runner, the interpreter, lowering, backends) are
+//! private modules whose items are re-exported here, each with one path.
 
 #![warn(missing_docs)]
 
 #[cfg(feature = "jit")]
-pub mod backend;
+mod backend;
 pub mod cell_lang;
 pub mod emit;
-pub mod error;
-pub mod interp;
+mod error;
+mod interp;
 #[cfg(feature = "jit")]
 pub mod jit;
-pub mod lower;
+mod lower;
 pub mod planner;
-pub mod policy;
-pub mod runner;
+mod policy;
+mod runner;
 mod runs;
 pub mod schedule;
-pub mod units;
+mod units;
 
 #[cfg(feature = "jit")]
 pub use backend::{Backend, BackendKind};
 pub use bptt_runtime::Gradients;
 pub use error::Error;
-pub use interp::Interpreter;
+pub use interp::{Interpret, Interpreter};
 pub use lower::{Call, Lowered};
 pub use planner::{Choice, Plan, PlanSummary, Strategy, Table, WeightedTable, Weights};
 pub use policy::Policy;
-pub use runner::{Engine, Runner};
+pub use runner::{Engine, Runner, arena_layout};
 pub use schedule::{Op, Report, Schedule, Verified, simulate, verify};
-pub use units::{Alpha, Budget, Ticks};
+pub use units::{Alpha, Budget, ByteSizes, MAX_DENOMINATOR, Ticks, parse_bytes};

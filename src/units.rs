@@ -197,8 +197,8 @@ impl fmt::Display for Budget {
 /// Fractions round down to a whole byte.
 ///
 /// ```
-/// assert_eq!(bptt::units::parse_bytes("256MiB").unwrap(), 256 << 20);
-/// assert_eq!(bptt::units::parse_bytes("1.5GB").unwrap(), 1_500_000_000);
+/// assert_eq!(bptt::parse_bytes("256MiB").unwrap(), 256 << 20);
+/// assert_eq!(bptt::parse_bytes("1.5GB").unwrap(), 1_500_000_000);
 /// ```
 pub fn parse_bytes(text: &str) -> Result<u64, Error> {
     let bad = || Error::BadSize(text.to_string());

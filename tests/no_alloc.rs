@@ -1,8 +1,8 @@
 //! A training step allocates nothing on the heap once the arena exists, on
 //! every backend: a counting global allocator proves it.
 
+use bptt::Interpret;
 use bptt::cell_lang::{CellDef, DerivedCell};
-use bptt::interp::Interpret;
 use bptt::jit::{JitEngine, JitOptions};
 use bptt::{Alpha, Backend, BackendKind, Budget, Engine, Plan, Policy, Runner, Schedule};
 use bptt_runtime::{

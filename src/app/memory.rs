@@ -5,12 +5,12 @@
 //! Sizes are counted in `u128` with saturation, so no flag value, however
 //! large, overflows the count.
 
-use bptt::backend::BackendKind;
+use bptt::BackendKind;
+use bptt::Error;
+use bptt::Policy;
 use bptt::cell_lang::CellProgram;
-use bptt::error::Error;
 use bptt::planner::Plan;
-use bptt::policy::Policy;
-use bptt::units::{Alpha, Budget, Ticks};
+use bptt::{Alpha, Budget, Ticks};
 
 /// Bytes a command will allocate, by what they are for.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -161,7 +161,7 @@ fn budget_in_range(text: &str) -> Result<(), Error> {
 
 /// Parses a size flag (`--max-memory 2GB`, `--memory 256MiB`): at least one byte.
 fn memory_size(text: &str) -> Result<u64, String> {
-    match bptt::units::parse_bytes(text) {
+    match bptt::parse_bytes(text) {
         Ok(0) => Err(format!(
             "the size '{text}' is out of range: at least one byte"
         )),

@@ -6,8 +6,8 @@ use serde::Serialize;
 use super::{MemorySpec, PlanSpec};
 use bptt::planner::least_budget;
 use bptt::schedule::{OpStream, verify_stream};
-use bptt::units::{ByteSizes, parse_bytes};
 use bptt::{Alpha, Budget, Error, Plan, PlanSummary, Policy};
+use bptt::{ByteSizes, parse_bytes};
 use bptt_runtime::{Cell, Lstm, Rng};
 
 /// Arguments of `bptt plan`.

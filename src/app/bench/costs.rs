@@ -14,11 +14,11 @@ use bptt_runtime::{Arena, ArenaLayout, Cell, Execution, Gradients, Readout, Regi
 use ndarray::{ArrayView2, ArrayView3};
 use serde::Serialize;
 
-use bptt::error::Error;
-use bptt::lower::Lowered;
+use bptt::Alpha;
+use bptt::Error;
+use bptt::Lowered;
 use bptt::planner::Weights;
 use bptt::schedule::Verified;
-use bptt::units::Alpha;
 
 /// Tape slots the timed forward and backward steps cycle through, so that
 /// their tapes are not all one hot buffer.

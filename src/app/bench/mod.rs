@@ -28,8 +28,8 @@ mod tests;
 
 use serde::Serialize;
 
-use bptt::backend::BackendKind;
-use bptt::policy::Policy;
+use bptt::BackendKind;
+use bptt::Policy;
 
 pub use run::run;
 

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use bptt::backend::BackendKind;
-use bptt::error::Error;
-use bptt::policy::Policy;
-use bptt::units::Alpha;
+use bptt::Alpha;
+use bptt::BackendKind;
+use bptt::Error;
+use bptt::Policy;
 
 use super::plot;
 use super::report::{BenchReport, Row};

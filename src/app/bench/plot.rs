@@ -13,10 +13,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::report::{BenchReport, Row, Trace};
-use bptt::error::Error;
+use bptt::Error;
+use bptt::Policy;
 use bptt::planner::{Plan, Table};
-use bptt::policy::Policy;
-use bptt::units::{Alpha, Budget};
+use bptt::{Alpha, Budget};
 
 /// Figure size in pixels.
 const SIZE: (u32, u32) = (900, 600);

@@ -4,10 +4,10 @@
 
 use serde::Serialize;
 
-use bptt::backend::BackendKind;
-use bptt::policy::Policy;
+use bptt::BackendKind;
+use bptt::Policy;
+use bptt::Ticks;
 use bptt::schedule::{Op, Schedule, Tape};
-use bptt::units::Ticks;
 
 use super::BenchConfig;
 use super::costs::CellCosts;

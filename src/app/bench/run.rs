@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use bptt_runtime::{Cell, CountingAllocator, Gradients, LossKind, Lstm, Readout, Rng, Targets};
 use ndarray::{Array2, Array3};
 
-use bptt::backend::{Backend, BackendKind};
-use bptt::error::Error;
+use bptt::Error;
+use bptt::Policy;
 use bptt::planner::{Plan, WeightedTable};
-use bptt::policy::Policy;
 use bptt::schedule::{MemorySizes, Schedule, Verified, simulate};
-use bptt::units::{Alpha, Budget};
+use bptt::{Alpha, Budget};
+use bptt::{Backend, BackendKind};
 
 use super::BenchConfig;
 use super::costs::{CellCosts, CostSampler, median};

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use bptt::backend::BackendKind;
-use bptt::policy::Policy;
+use bptt::BackendKind;
+use bptt::Policy;
 
 use super::report::{BenchReport, Row};
 

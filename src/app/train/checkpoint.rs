@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use bptt::error::Error;
+use bptt::Error;
 
 const MAGIC: &[u8; 8] = b"BPTTCKPT";
 const VERSION: u32 = 2;

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use bptt::error::Error;
+use bptt::Error;
 
 /// A text as character ids, split into a training part and a held-out part.
 #[derive(Debug, Clone)]

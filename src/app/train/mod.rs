@@ -26,13 +26,13 @@ pub use checkpoint::check_writable;
 pub use corpus::Corpus;
 pub use task::{Batch, Task};
 
-use bptt::backend::{Backend, BackendKind};
+use bptt::Error;
+use bptt::Policy;
 use bptt::cell_lang::DerivedCell;
-use bptt::error::Error;
 use bptt::jit::cell::JitCell;
 use bptt::planner::Plan;
-use bptt::policy::Policy;
-use bptt::units::{Alpha, Budget};
+use bptt::{Alpha, Budget};
+use bptt::{Backend, BackendKind};
 
 use crate::app::memory::{self, CellShape};
 

@@ -4,7 +4,7 @@ use bptt_runtime::{LossKind, Rng, Targets};
 use ndarray::{Array2, Array3, Axis};
 
 use super::corpus::Corpus;
-use bptt::error::Error;
+use bptt::Error;
 
 /// A training task and its data.
 #[derive(Debug, Clone)]

@@ -369,6 +369,11 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
             return;
         }
         let (x, scratch) = self.run_backward(Method::BackwardDeferred, args, scratch);
+        assert_eq!(
+            operands.products(),
+            p.deferred.len(),
+            "operands for another cell's products"
+        );
         for (d, (a_rows, d_rows)) in p.deferred.iter().zip(operands.each()) {
             let mut col = 0;
             for a in &d.a {

@@ -54,15 +54,20 @@ fn losses(trainer: &mut Trainer, steps: usize) -> Vec<u64> {
         .collect()
 }
 
+/// The held-out loss before and after `steps` training steps.
+fn held_out_before_and_after(trainer: &mut Trainer, steps: usize) -> (f64, f64) {
+    let before = trainer.evaluate();
+    for _ in 0..steps {
+        trainer.step().unwrap();
+    }
+    (before, trainer.evaluate())
+}
+
 #[test]
 fn a_short_run_lowers_the_held_out_loss() {
     let dir = tempfile::tempdir().unwrap();
     let mut trainer = text_trainer(&dir);
-    let before = trainer.evaluate();
-    for _ in 0..60 {
-        trainer.step().unwrap();
-    }
-    let after = trainer.evaluate();
+    let (before, after) = held_out_before_and_after(&mut trainer, 60);
     assert!(
         after < 0.6 * before,
         "held-out bits/char {before} -> {after}"
@@ -229,11 +234,7 @@ fn a_cell_from_a_file_trains_under_a_budget() {
         );
         let mut trainer = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
         assert_eq!(trainer.alpha(), alpha, "{file}");
-        let before = trainer.evaluate();
-        for _ in 0..60 {
-            trainer.step().unwrap();
-        }
-        let after = trainer.evaluate();
+        let (before, after) = held_out_before_and_after(&mut trainer, 60);
         assert!(
             after < 0.7 * before,
             "{file}: held-out bits/char {before} -> {after}"

@@ -117,11 +117,16 @@
 //! [`bptt_runtime::Cell`]; `bptt::jit` compiles it with Cranelift and
 //! `bptt_macros::cell!` emits it as Rust.
 
+#[doc(hidden)]
 pub mod program;
 
+pub use program::{CellProgram, ParamSlot, Slot};
+// The instruction-level IR: what the engines and emitters consume, public
+// for them and for tests that build programs by hand, not for users.
+#[doc(hidden)]
 pub use program::{
-    Binary, Buffer, CellProgram, DeferredProduct, FusedLoop, Instr, Kernel, LoopOp, Matrix,
-    ParamMatrix, ParamSlot, Reg, RowProduct, Sink, Slot, Temp, Unary, View,
+    Binary, Buffer, DeferredProduct, FusedLoop, Instr, Kernel, LoopOp, Matrix, ParamMatrix, Reg,
+    RowProduct, Sink, Temp, Unary, View,
 };
 
 mod build;

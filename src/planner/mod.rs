@@ -20,6 +20,7 @@ pub use choice::Choice;
 pub use closed_plan::ClosedPlanner;
 pub use inverse::least_budget;
 pub use plan::{Method, Plan, PlanSummary, Planner, Strategy, TABLE_CELLS};
+#[doc(hidden)]
 pub use reference::brute_force_costs;
 pub use table::{COST_CAP, MAX_CELLS, Table};
 pub use walk::{Event, Segment, Stored, Walk};

@@ -261,8 +261,18 @@ bptt_runtime::simd_fn! {
             Unary::Relu => map(a, out, |x| apply_unary(Unary::Relu, x)),
             Unary::Sqrt => map(a, out, f32::sqrt),
             Unary::Abs => map(a, out, f32::abs),
-            Unary::Log => map(a, out, log),
-            Unary::Softplus => map(a, out, softplus),
+            // Loops of their own: passed to `map`, these two larger
+            // functions stayed out of line, one call per element.
+            Unary::Log => {
+                for (o, &x) in out.iter_mut().zip(a) {
+                    *o = log(x);
+                }
+            }
+            Unary::Softplus => {
+                for (o, &x) in out.iter_mut().zip(a) {
+                    *o = softplus(x);
+                }
+            }
         }
     }
 }

@@ -33,7 +33,7 @@ pub const SUBNORMAL_SCALE: f32 = 8_388_608.0;
 /// relative error about 1e-7. `log(0) = -inf`, `log(+inf) = +inf`, NaN for
 /// negative numbers, `log(NaN)` the same NaN; subnormals are scaled
 /// exactly first.
-#[inline]
+#[inline(always)]
 pub fn log(x: f32) -> f32 {
     let tiny = x < f32::MIN_POSITIVE;
     let xs = if tiny { x * SUBNORMAL_SCALE } else { x };
@@ -68,7 +68,7 @@ pub fn log(x: f32) -> f32 {
 /// neither overflows for large `x` nor loses `e^x` for very negative `x`:
 /// `log1p(u - 1)` is taken as `log(u) · (v / (u - 1))` with `u = 1 + v`,
 /// which is exact where `u` rounds (and `v` itself where `u == 1`).
-#[inline]
+#[inline(always)]
 pub fn softplus(x: f32) -> f32 {
     let v = exp(-x.abs());
     let u = 1.0 + v;

@@ -176,6 +176,7 @@ impl Frame<'_> {
 
     fn fused_in(&mut self, l: &FusedLoop, regs: &mut [f32]) {
         let chunk = (regs.len() / l.ops.len().max(1)).min(CHUNK);
+        let invariant = Invariant::of(l);
         for b in 0..self.rows {
             let mut j = 0;
             while j < l.width {
@@ -183,6 +184,26 @@ impl Frame<'_> {
                 for (r, op) in l.ops.iter().enumerate() {
                     let (before, after) = regs.split_at_mut(r * chunk);
                     let out = &mut after[..n];
+                    if invariant.has(r) {
+                        // Once per row, in the first chunk (the widest).
+                        if j == 0 {
+                            let first = |x: super::Reg| before[x.0 as usize * chunk];
+                            out.fill(match *op {
+                                LoopOp::Unary(f, a) => apply_unary(f, first(a)),
+                                LoopOp::Binary(f, a, c) => apply_binary(f, first(a), first(c)),
+                                LoopOp::Const(c) => c,
+                                LoopOp::ParamScalar(offset) => self.params[offset],
+                                LoopOp::LoadScalar(view) => {
+                                    let (buffer, at) = self.locate(view, b);
+                                    self.buffers[Frame::index(buffer)].read()[at]
+                                }
+                                LoopOp::Load(_) | LoopOp::Param(_) => {
+                                    unreachable!("a column's own value is not invariant")
+                                }
+                            });
+                        }
+                        continue;
+                    }
                     let reg = |x: super::Reg| &before[x.0 as usize * chunk..][..n];
                     match *op {
                         LoopOp::Load(view) => self.load(view, b, j, out),
@@ -217,6 +238,36 @@ impl Frame<'_> {
                 j += n;
             }
         }
+    }
+}
+
+/// The registers of a fused loop whose value is the same in every column
+/// of a row: constants, broadcast scalars and what is computed from them
+/// alone. The interpreter computes each once per row (the same operation on
+/// the same operands, so the same bits as once per column): a scalar gate
+/// broadcast over a matrix memory's 4,096 columns is one `softplus` per
+/// row, not 4,096.
+struct Invariant([u64; MAX_REGISTERS / 64]);
+
+impl Invariant {
+    fn of(l: &FusedLoop) -> Self {
+        let mut set = Invariant([0; MAX_REGISTERS / 64]);
+        for (r, op) in l.ops.iter().enumerate() {
+            let invariant = match *op {
+                LoopOp::Const(_) | LoopOp::ParamScalar(_) | LoopOp::LoadScalar(_) => true,
+                LoopOp::Unary(_, a) => set.has(a.0 as usize),
+                LoopOp::Binary(_, a, b) => set.has(a.0 as usize) && set.has(b.0 as usize),
+                LoopOp::Load(_) | LoopOp::Param(_) => false,
+            };
+            if invariant {
+                set.0[r / 64] |= 1 << (r % 64);
+            }
+        }
+        set
+    }
+
+    fn has(&self, r: usize) -> bool {
+        (self.0[r / 64] >> (r % 64)) & 1 == 1
     }
 }
 

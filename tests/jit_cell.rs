@@ -1144,26 +1144,26 @@ fn clif_snapshot() {
             v32 = iconst.i64 68
             v33 = imul v18, v32  ; v32 = 68
             v34 = iadd.i64 v17, v33
-            v36 = iconst.i64 0
-            jump block3(v36)  ; v36 = 0
+            v35 = f32const 0.0
+            v36 = splat.f32x4 v35  ; v35 = 0.0
+            v38 = iconst.i64 0
+            jump block3(v38)  ; v38 = 0
 
-        block3(v35: i64):
-            v37 = iadd.i64 v22, v35
-            v38 = iadd.i64 v25, v35
-            v39 = iadd.i64 v28, v35
-            v40 = iadd.i64 v31, v35
-            v41 = iadd.i64 v8, v35
-            v42 = iadd.i64 v34, v35
-            v43 = f32const 0.0
-            v44 = splat.f32x4 v43  ; v43 = 0.0
-            v45 = load.f32x4 notrap v37
-            v46 = load.f32x4 notrap v37+16
-            v47 = load.f32x4 notrap v37+32
-            v48 = load.f32x4 notrap v37+48
-            v49 = load.f32x4 notrap v38+68
-            v50 = load.f32x4 notrap v38+84
-            v51 = load.f32x4 notrap v38+100
-            v52 = load.f32x4 notrap v38+116
+        block3(v37: i64):
+            v39 = iadd.i64 v22, v37
+            v40 = iadd.i64 v25, v37
+            v41 = iadd.i64 v28, v37
+            v42 = iadd.i64 v31, v37
+            v43 = iadd.i64 v8, v37
+            v44 = iadd.i64 v34, v37
+            v45 = load.f32x4 notrap v39
+            v46 = load.f32x4 notrap v39+16
+            v47 = load.f32x4 notrap v39+32
+            v48 = load.f32x4 notrap v39+48
+            v49 = load.f32x4 notrap v40+68
+            v50 = load.f32x4 notrap v40+84
+            v51 = load.f32x4 notrap v40+100
+            v52 = load.f32x4 notrap v40+116
             v53 = f32const 0.0
             v54 = splat.f32x4 v53  ; v53 = 0.0
             v55 = fcmp gt v49, v54
@@ -1178,139 +1178,137 @@ fn clif_snapshot() {
             v64 = bitselect v60, v46, v54
             v65 = bitselect v61, v47, v54
             v66 = bitselect v62, v48, v54
-            v67 = load.f32x4 notrap v38
-            v68 = load.f32x4 notrap v38+16
-            v69 = load.f32x4 notrap v38+32
-            v70 = load.f32x4 notrap v38+48
-            store notrap v44, v39
-            store notrap v44, v39+16
-            store notrap v44, v39+32
-            store notrap v44, v39+48
-            store notrap v63, v40
-            store notrap v64, v40+16
-            store notrap v65, v40+32
-            store notrap v66, v40+48
-            v71 = load.f32x4 notrap v41+1224
-            v72 = load.f32x4 notrap v41+1240
-            v73 = load.f32x4 notrap v41+1256
-            v74 = load.f32x4 notrap v41+1272
+            v67 = load.f32x4 notrap v40
+            v68 = load.f32x4 notrap v40+16
+            v69 = load.f32x4 notrap v40+32
+            v70 = load.f32x4 notrap v40+48
+            store.f32x4 notrap v36, v41
+            store.f32x4 notrap v36, v41+16
+            store.f32x4 notrap v36, v41+32
+            store.f32x4 notrap v36, v41+48
+            store notrap v63, v42
+            store notrap v64, v42+16
+            store notrap v65, v42+32
+            store notrap v66, v42+48
+            v71 = load.f32x4 notrap v43+1224
+            v72 = load.f32x4 notrap v43+1240
+            v73 = load.f32x4 notrap v43+1256
+            v74 = load.f32x4 notrap v43+1272
             v75 = fadd v71, v63
             v76 = fadd v72, v64
             v77 = fadd v73, v65
             v78 = fadd v74, v66
-            store notrap v75, v41+1224
-            store notrap v76, v41+1240
-            store notrap v77, v41+1256
-            store notrap v78, v41+1272
-            store notrap v67, v42
-            store notrap v68, v42+16
-            store notrap v69, v42+32
-            store notrap v70, v42+48
+            store notrap v75, v43+1224
+            store notrap v76, v43+1240
+            store notrap v77, v43+1256
+            store notrap v78, v43+1272
+            store notrap v67, v44
+            store notrap v68, v44+16
+            store notrap v69, v44+32
+            store notrap v70, v44+48
             v79 = iconst.i64 64
-            v80 = iadd v35, v79  ; v79 = 64
+            v80 = iadd v37, v79  ; v79 = 64
             v81 = iconst.i64 64
             v82 = icmp ult v80, v81  ; v81 = 64
             brif v82, block3(v80), block4
 
         block4:
-            v83 = f32const 0.0
-            v84 = splat.f32x4 v83  ; v83 = 0.0
-            v85 = load.f32 notrap v22+64
+            v83 = load.f32 notrap v22+64
+            v84 = scalar_to_vector.f32x4 v83
+            v85 = load.f32 notrap v25+132
             v86 = scalar_to_vector.f32x4 v85
-            v87 = load.f32 notrap v25+132
-            v88 = scalar_to_vector.f32x4 v87
-            v89 = f32const 0.0
-            v90 = splat.f32x4 v89  ; v89 = 0.0
-            v91 = fcmp gt v88, v90
-            v92 = bitcast.f32x4 v91
-            v93 = bitselect v92, v86, v90
-            v94 = load.f32 notrap v25+64
-            v95 = scalar_to_vector.f32x4 v94
-            v96 = extractlane v84, 0
-            store notrap v96, v28+64
-            v97 = extractlane v93, 0
-            store notrap v97, v31+64
-            v98 = load.f32 notrap v8+1288
-            v99 = scalar_to_vector.f32x4 v98
-            v100 = fadd v99, v93
-            v101 = extractlane v100, 0
-            store notrap v101, v8+1288
-            v102 = extractlane v95, 0
-            store notrap v102, v34+64
-            v103 = iconst.i64 1
-            v104 = iadd.i64 v18, v103  ; v103 = 1
-            v105 = icmp ult v104, v0
-            brif v105, block1(v104), block2
+            v87 = f32const 0.0
+            v88 = splat.f32x4 v87  ; v87 = 0.0
+            v89 = fcmp gt v86, v88
+            v90 = bitcast.f32x4 v89
+            v91 = bitselect v90, v84, v88
+            v92 = load.f32 notrap v25+64
+            v93 = scalar_to_vector.f32x4 v92
+            v94 = extractlane.f32x4 v36, 0
+            store notrap v94, v28+64
+            v95 = extractlane v91, 0
+            store notrap v95, v31+64
+            v96 = load.f32 notrap v8+1288
+            v97 = scalar_to_vector.f32x4 v96
+            v98 = fadd v97, v91
+            v99 = extractlane v98, 0
+            store notrap v99, v8+1288
+            v100 = extractlane v93, 0
+            store notrap v100, v34+64
+            v101 = iconst.i64 1
+            v102 = iadd.i64 v18, v101  ; v101 = 1
+            v103 = icmp ult v102, v0
+            brif v103, block1(v102), block2
 
         block2:
-            v106 = iconst.i64 17
-            v107 = iconst.i64 17
-            v108 = iconst.i64 68
-            v109 = imul.i64 v0, v108  ; v108 = 68
-            v110 = iadd.i64 v9, v109
-            v111 = load.i64 notrap readonly v11+16
-            v112 = iconst.i64 4
-            v113 = imul v111, v112  ; v112 = 4
-            v114 = iadd.i64 v10, v113
-            call fn0(v0, v106, v107, v110, v114, v9) ; s0[17] += s17[17] . w[1..18]^T
-            v116 = iconst.i64 0
-            brif.i64 v0, block5(v116), block6  ; v116 = 0
+            v104 = iconst.i64 17
+            v105 = iconst.i64 17
+            v106 = iconst.i64 68
+            v107 = imul.i64 v0, v106  ; v106 = 68
+            v108 = iadd.i64 v9, v107
+            v109 = load.i64 notrap readonly v11+16
+            v110 = iconst.i64 4
+            v111 = imul v109, v110  ; v110 = 4
+            v112 = iadd.i64 v10, v111
+            call fn0(v0, v104, v105, v108, v112, v9) ; s0[17] += s17[17] . w[1..18]^T
+            v114 = iconst.i64 0
+            brif.i64 v0, block5(v114), block6  ; v114 = 0
 
-        block5(v115: i64):
-            v117 = iconst.i64 68
-            v118 = imul v115, v117  ; v117 = 68
-            v119 = iadd.i64 v9, v118
-            v120 = iconst.i64 68
-            v121 = imul v115, v120  ; v120 = 68
-            v122 = iadd.i64 v6, v121
-            v124 = iconst.i64 0
-            jump block7(v124)  ; v124 = 0
+        block5(v113: i64):
+            v115 = iconst.i64 68
+            v116 = imul v113, v115  ; v115 = 68
+            v117 = iadd.i64 v9, v116
+            v118 = iconst.i64 68
+            v119 = imul v113, v118  ; v118 = 68
+            v120 = iadd.i64 v6, v119
+            v122 = iconst.i64 0
+            jump block7(v122)  ; v122 = 0
 
-        block7(v123: i64):
-            v125 = iadd.i64 v119, v123
-            v126 = iadd.i64 v122, v123
-            v127 = load.f32x4 notrap v125
-            v128 = load.f32x4 notrap v125+16
-            v129 = load.f32x4 notrap v125+32
-            v130 = load.f32x4 notrap v125+48
-            store notrap v127, v126
-            store notrap v128, v126+16
-            store notrap v129, v126+32
-            store notrap v130, v126+48
+        block7(v121: i64):
+            v123 = iadd.i64 v117, v121
+            v124 = iadd.i64 v120, v121
+            v125 = load.f32x4 notrap v123
+            v126 = load.f32x4 notrap v123+16
+            v127 = load.f32x4 notrap v123+32
+            v128 = load.f32x4 notrap v123+48
+            store notrap v125, v124
+            store notrap v126, v124+16
+            store notrap v127, v124+32
+            store notrap v128, v124+48
+            v129 = iconst.i64 64
+            v130 = iadd v121, v129  ; v129 = 64
             v131 = iconst.i64 64
-            v132 = iadd v123, v131  ; v131 = 64
-            v133 = iconst.i64 64
-            v134 = icmp ult v132, v133  ; v133 = 64
-            brif v134, block7(v132), block8
+            v132 = icmp ult v130, v131  ; v131 = 64
+            brif v132, block7(v130), block8
 
         block8:
-            v135 = load.f32 notrap v119+64
-            v136 = scalar_to_vector.f32x4 v135
-            v137 = extractlane v136, 0
-            store notrap v137, v122+64
-            v138 = iconst.i64 1
-            v139 = iadd.i64 v115, v138  ; v138 = 1
-            v140 = icmp ult v139, v0
-            brif v140, block5(v139), block6
+            v133 = load.f32 notrap v117+64
+            v134 = scalar_to_vector.f32x4 v133
+            v135 = extractlane v134, 0
+            store notrap v135, v120+64
+            v136 = iconst.i64 1
+            v137 = iadd.i64 v113, v136  ; v136 = 1
+            v138 = icmp ult v137, v0
+            brif v138, block5(v137), block6
 
         block6:
-            v141 = iconst.i64 1
-            v142 = iconst.i64 17
-            v143 = iconst.i64 68
-            v144 = imul.i64 v0, v143  ; v143 = 68
-            v145 = iadd.i64 v9, v144
-            call fn1(v141, v0, v142, v1, v145, v8) ; dw[0..1] += x^T . s17[17]
-            v146 = iconst.i64 17
-            v147 = iconst.i64 17
-            v148 = iconst.i64 136
-            v149 = imul.i64 v0, v148  ; v148 = 136
-            v150 = iadd.i64 v9, v149
-            v151 = iconst.i64 68
-            v152 = imul.i64 v0, v151  ; v151 = 68
-            v153 = iadd.i64 v9, v152
-            v154 = iconst.i64 68
-            v155 = iadd.i64 v8, v154  ; v154 = 68
-            call fn1(v146, v0, v147, v150, v153, v155) ; dw[1..18] += s34[17]^T . s17[17]
+            v139 = iconst.i64 1
+            v140 = iconst.i64 17
+            v141 = iconst.i64 68
+            v142 = imul.i64 v0, v141  ; v141 = 68
+            v143 = iadd.i64 v9, v142
+            call fn1(v139, v0, v140, v1, v143, v8) ; dw[0..1] += x^T . s17[17]
+            v144 = iconst.i64 17
+            v145 = iconst.i64 17
+            v146 = iconst.i64 136
+            v147 = imul.i64 v0, v146  ; v146 = 136
+            v148 = iadd.i64 v9, v147
+            v149 = iconst.i64 68
+            v150 = imul.i64 v0, v149  ; v149 = 68
+            v151 = iadd.i64 v9, v150
+            v152 = iconst.i64 68
+            v153 = iadd.i64 v8, v152  ; v152 = 68
+            call fn1(v144, v0, v145, v148, v151, v153) ; dw[1..18] += s34[17]^T . s17[17]
             return
         }
     "#]]

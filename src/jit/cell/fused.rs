@@ -147,6 +147,7 @@ pub(super) fn emit_loop(b: &mut FunctionBuilder<'_>, args: &Args, fused: &FusedL
             }
         })
         .collect();
+    let invariant = invariant_registers(b, fused, &bases, &rows);
     let full = |first: usize| Group {
         first,
         lanes: LANES,
@@ -164,7 +165,7 @@ pub(super) fn emit_loop(b: &mut FunctionBuilder<'_>, args: &Args, fused: &FusedL
             step: Some(step),
             groups: (0..UNROLL).map(|v| full(v * LANES)).collect(),
         };
-        emit_columns(b, fused, &bases, &rows, &columns);
+        emit_columns(b, fused, &bases, &rows, &invariant, &columns);
         let next = b.ins().iadd_imm_u(step, (pass * 4) as i64);
         let end = (passes * pass * 4) as i64;
         let more = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, next, end);
@@ -185,7 +186,7 @@ pub(super) fn emit_loop(b: &mut FunctionBuilder<'_>, args: &Args, fused: &FusedL
     }
     if !groups.is_empty() {
         let columns = Columns { step: None, groups };
-        emit_columns(b, fused, &bases, &rows, &columns);
+        emit_columns(b, fused, &bases, &rows, &invariant, &columns);
     }
     let next = b.ins().iadd_imm_u(row, 1);
     let more = b.ins().icmp(IntCC::UnsignedLessThan, next, args.rows());
@@ -194,13 +195,52 @@ pub(super) fn emit_loop(b: &mut FunctionBuilder<'_>, args: &Args, fused: &FusedL
     b.switch_to_block(exit);
 }
 
+/// The registers whose value is the same in every column of a row
+/// (constants, broadcast scalars and what is computed from them alone),
+/// computed once per row in one vector each, before the column loop: a
+/// scalar gate broadcast over a matrix memory's 4,096 columns is one
+/// `softplus` per row. The same operations on the same operands, so the
+/// same bits as computing them in every column.
+fn invariant_registers(
+    b: &mut FunctionBuilder<'_>,
+    fused: &FusedLoop,
+    bases: &Bases,
+    rows: &[Value],
+) -> Vec<Option<Value>> {
+    let mut v = Vectors { b, n: 1 };
+    let mut regs: Vec<Option<Value>> = Vec::with_capacity(fused.ops.len());
+    for op in &fused.ops {
+        let reg = |r: crate::cell_lang::Reg| regs[r.0 as usize];
+        let value = match *op {
+            LoopOp::Const(c) => Some(v.splat(c)),
+            LoopOp::LoadScalar(view) => {
+                let (base, col) = Base::of(view);
+                Some(scalar(&mut v, rows[bases.index(base)], col))
+            }
+            LoopOp::ParamScalar(offset) => {
+                Some(scalar(&mut v, rows[bases.index(Base::Params)], offset))
+            }
+            LoopOp::Unary(f, a) => reg(a).map(|a| v.unary(f, &[a])),
+            LoopOp::Binary(f, x, y) => match (reg(x), reg(y)) {
+                (Some(x), Some(y)) => Some(v.binary(f, &[x], &[y])),
+                _ => None,
+            },
+            LoopOp::Load(_) | LoopOp::Param(_) => None,
+        };
+        regs.push(value.map(|bundle| bundle[0]));
+    }
+    regs
+}
+
 /// The loop body for `columns` of the current row, whose pointer per base
-/// is `rows` (in the order of `bases`): every op, then every sink.
+/// is `rows` (in the order of `bases`): every op (the `invariant` ones
+/// already computed), then every sink.
 fn emit_columns(
     b: &mut FunctionBuilder<'_>,
     fused: &FusedLoop,
     bases: &Bases,
     rows: &[Value],
+    invariant: &[Option<Value>],
     columns: &Columns,
 ) {
     let pointers: Vec<Value> = match columns.step {
@@ -213,7 +253,11 @@ fn emit_columns(
         n: columns.groups.len(),
     };
     let mut regs: Vec<Bundle> = Vec::with_capacity(fused.ops.len());
-    for op in &fused.ops {
+    for (op, invariant) in fused.ops.iter().zip(invariant) {
+        if let Some(x) = *invariant {
+            regs.push(vec![x; v.n]);
+            continue;
+        }
         let value = match *op {
             LoopOp::Load(view) => load(v.b, at(Base::of(view)), &columns.groups),
             LoopOp::Param(offset) => load(v.b, at((Base::Params, offset)), &columns.groups),

@@ -357,6 +357,11 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
         operands: Operands<'_>,
     ) {
         let (p, n) = (&*self.program, x.nrows());
+        assert_eq!(
+            operands.products(),
+            p.deferred.len(),
+            "operands for another cell's products"
+        );
         let args = BackwardArgs {
             x,
             tape,
@@ -369,11 +374,6 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
             return;
         }
         let (x, scratch) = self.run_backward(Method::BackwardDeferred, args, scratch);
-        assert_eq!(
-            operands.products(),
-            p.deferred.len(),
-            "operands for another cell's products"
-        );
         for (d, (a_rows, d_rows)) in p.deferred.iter().zip(operands.each()) {
             let mut col = 0;
             for a in &d.a {

@@ -210,12 +210,9 @@ impl Frame<'_> {
                         LoopOp::Param(offset) => {
                             out.copy_from_slice(&self.params[offset + j..offset + j + n])
                         }
-                        LoopOp::Const(c) => out.fill(c),
-                        LoopOp::LoadScalar(view) => {
-                            let (buffer, at) = self.locate(view, b);
-                            out.fill(self.buffers[Frame::index(buffer)].read()[at]);
+                        LoopOp::Const(_) | LoopOp::LoadScalar(_) | LoopOp::ParamScalar(_) => {
+                            unreachable!("filled once per row above")
                         }
-                        LoopOp::ParamScalar(offset) => out.fill(self.params[offset]),
                         LoopOp::Unary(f, a) => unary(f, reg(a), out),
                         LoopOp::Binary(f, a, c) => binary(f, reg(a), reg(c), out),
                     }
@@ -242,24 +239,16 @@ impl Frame<'_> {
 }
 
 /// The registers of a fused loop whose value is the same in every column
-/// of a row: constants, broadcast scalars and what is computed from them
-/// alone. The interpreter computes each once per row (the same operation on
-/// the same operands, so the same bits as once per column): a scalar gate
-/// broadcast over a matrix memory's 4,096 columns is one `softplus` per
-/// row, not 4,096.
+/// of a row ([`LoopOp::is_row_invariant`]). The interpreter computes each
+/// once per row: a scalar gate broadcast over a matrix memory's 4,096
+/// columns is one `softplus` per row, not 4,096.
 struct Invariant([u64; MAX_REGISTERS / 64]);
 
 impl Invariant {
     fn of(l: &FusedLoop) -> Self {
         let mut set = Invariant([0; MAX_REGISTERS / 64]);
         for (r, op) in l.ops.iter().enumerate() {
-            let invariant = match *op {
-                LoopOp::Const(_) | LoopOp::ParamScalar(_) | LoopOp::LoadScalar(_) => true,
-                LoopOp::Unary(_, a) => set.has(a.0 as usize),
-                LoopOp::Binary(_, a, b) => set.has(a.0 as usize) && set.has(b.0 as usize),
-                LoopOp::Load(_) | LoopOp::Param(_) => false,
-            };
-            if invariant {
+            if op.is_row_invariant(|a| set.has(a.0 as usize)) {
                 set.0[r / 64] |= 1 << (r % 64);
             }
         }

@@ -304,6 +304,21 @@ pub enum LoopOp {
     Binary(Binary, Reg, Reg),
 }
 
+impl LoopOp {
+    /// Whether the op's value is the same in every column of a row, given
+    /// which earlier registers are: constants, broadcast scalars and what is
+    /// computed from them alone. An engine may compute such a register once
+    /// per row (the same operation on the same operands, so the same bits).
+    pub fn is_row_invariant(&self, invariant: impl Fn(Reg) -> bool) -> bool {
+        match *self {
+            LoopOp::Const(_) | LoopOp::ParamScalar(_) | LoopOp::LoadScalar(_) => true,
+            LoopOp::Unary(_, a) => invariant(a),
+            LoopOp::Binary(_, a, b) => invariant(a) && invariant(b),
+            LoopOp::Load(_) | LoopOp::Param(_) => false,
+        }
+    }
+}
+
 /// What a fused loop does with a register.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sink {

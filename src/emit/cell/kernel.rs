@@ -126,17 +126,16 @@ impl<'a> Frame<'a> {
     }
 
     /// A matrix product's weight gradient.
-    fn weight_grads(&mut self, w: ParamMatrix) -> Result<TokenStream, String> {
+    fn weight_grads(&mut self, w: ParamMatrix) -> TokenStream {
         let range = self.params(w.offset, w.rows * w.cols, true);
-        Ok(quote!(&mut grads[#range]))
+        quote!(&mut grads[#range])
     }
 
-    /// The packed copy of `w` (`transposed`: of `Wᵀ`) that a product reads,
-    /// or an error unless the parameters hold `w`.
-    fn packed(&mut self, w: ParamMatrix, transposed: bool) -> Result<TokenStream, String> {
+    /// The packed copy of `w` (`transposed`: of `Wᵀ`) that a product reads.
+    fn packed(&mut self, w: ParamMatrix, transposed: bool) -> TokenStream {
         self.used.insert("packed");
         let i = lit(self.program.packing_index(w, transposed));
-        Ok(quote!(packed.matrix(#i)))
+        quote!(packed.matrix(#i))
     }
 
     /// A product's read-only operand.
@@ -181,7 +180,7 @@ impl<'a> Frame<'a> {
 fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
     match instr {
         Instr::MatMul { a, w, out } => {
-            let weights = frame.packed(*w, false)?;
+            let weights = frame.packed(*w, false);
             let (k, n) = (lit(w.rows), lit(w.cols));
             frame.product(
                 *a,
@@ -190,7 +189,7 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
             )
         }
         Instr::MatMulT { a, w, out } => {
-            let weights = frame.packed(*w, true)?;
+            let weights = frame.packed(*w, true);
             let (k, n) = (lit(w.cols), lit(w.rows));
             frame.product(
                 Matrix::Temp(*a),
@@ -201,7 +200,7 @@ fn statement(frame: &mut Frame, instr: &Instr) -> Result<TokenStream, String> {
         Instr::WeightGrad { a, dy, w } => {
             let a = frame.operand(*a)?;
             let dy = frame.temp(*dy);
-            let grads = frame.weight_grads(*w)?;
+            let grads = frame.weight_grads(*w);
             let (m, n) = (lit(w.rows), lit(w.cols));
             Ok(quote!(__bptt::gemm_tn_acc(#m, batch, #n, #a, &scratch[#dy], #grads);))
         }

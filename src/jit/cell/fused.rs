@@ -15,7 +15,7 @@ use cranelift_frontend::FunctionBuilder;
 
 use super::act::{Bundle, Vectors};
 use super::kernel::{Args, temp};
-use crate::cell_lang::{Binary, Buffer, FusedLoop, LoopOp, Sink, Temp, View};
+use crate::cell_lang::{Binary, Buffer, FusedLoop, LoopOp, Reg, Sink, Temp, View};
 
 /// Columns per vector.
 const LANES: usize = 4;
@@ -195,9 +195,8 @@ pub(super) fn emit_loop(b: &mut FunctionBuilder<'_>, args: &Args, fused: &FusedL
     b.switch_to_block(exit);
 }
 
-/// The registers whose value is the same in every column of a row
-/// (constants, broadcast scalars and what is computed from them alone),
-/// computed once per row in one vector each, before the column loop: a
+/// The row-invariant registers ([`LoopOp::is_row_invariant`]), computed
+/// once per row in one vector each, before the column loop: a
 /// scalar gate broadcast over a matrix memory's 4,096 columns is one
 /// `softplus` per row. The same operations on the same operands, so the
 /// same bits as computing them in every column.
@@ -210,24 +209,26 @@ fn invariant_registers(
     let mut v = Vectors { b, n: 1 };
     let mut regs: Vec<Option<Value>> = Vec::with_capacity(fused.ops.len());
     for op in &fused.ops {
-        let reg = |r: crate::cell_lang::Reg| regs[r.0 as usize];
-        let value = match *op {
-            LoopOp::Const(c) => Some(v.splat(c)),
-            LoopOp::LoadScalar(view) => {
-                let (base, col) = Base::of(view);
-                Some(scalar(&mut v, rows[bases.index(base)], col))
-            }
-            LoopOp::ParamScalar(offset) => {
-                Some(scalar(&mut v, rows[bases.index(Base::Params)], offset))
-            }
-            LoopOp::Unary(f, a) => reg(a).map(|a| v.unary(f, &[a])),
-            LoopOp::Binary(f, x, y) => match (reg(x), reg(y)) {
-                (Some(x), Some(y)) => Some(v.binary(f, &[x], &[y])),
-                _ => None,
-            },
-            LoopOp::Load(_) | LoopOp::Param(_) => None,
-        };
-        regs.push(value.map(|bundle| bundle[0]));
+        let value = op
+            .is_row_invariant(|r| regs[r.0 as usize].is_some())
+            .then(|| {
+                let reg = |r: Reg| [regs[r.0 as usize].expect("read by an invariant op")];
+                let bundle = match *op {
+                    LoopOp::Const(c) => v.splat(c),
+                    LoopOp::LoadScalar(view) => {
+                        let (base, col) = Base::of(view);
+                        scalar(&mut v, rows[bases.index(base)], col)
+                    }
+                    LoopOp::ParamScalar(offset) => {
+                        scalar(&mut v, rows[bases.index(Base::Params)], offset)
+                    }
+                    LoopOp::Unary(f, a) => v.unary(f, &reg(a)),
+                    LoopOp::Binary(f, x, y) => v.binary(f, &reg(x), &reg(y)),
+                    LoopOp::Load(_) | LoopOp::Param(_) => unreachable!("not row-invariant"),
+                };
+                bundle[0]
+            });
+        regs.push(value);
     }
     regs
 }
@@ -261,12 +262,9 @@ fn emit_columns(
         let value = match *op {
             LoopOp::Load(view) => load(v.b, at(Base::of(view)), &columns.groups),
             LoopOp::Param(offset) => load(v.b, at((Base::Params, offset)), &columns.groups),
-            LoopOp::LoadScalar(view) => {
-                let (base, col) = Base::of(view);
-                scalar(&mut v, rows[bases.index(base)], col)
+            LoopOp::LoadScalar(_) | LoopOp::ParamScalar(_) | LoopOp::Const(_) => {
+                unreachable!("computed once per row")
             }
-            LoopOp::ParamScalar(offset) => scalar(&mut v, rows[bases.index(Base::Params)], offset),
-            LoopOp::Const(c) => v.splat(c),
             LoopOp::Unary(f, a) => v.unary(f, &regs[a.0 as usize]),
             LoopOp::Binary(f, x, y) => v.binary(f, &regs[x.0 as usize], &regs[y.0 as usize]),
         };

@@ -2,10 +2,11 @@
 //! code, run as a [`bptt_runtime::Cell`].
 //!
 //! [`JitCell::compile`] checks that the program stays within the arrays its
-//! methods receive, then compiles its four kernels (`forward`,
-//! `forward_tape`, `state_from_tape`, `backward`) into four functions of one
-//! signature, `fn(rows, x, state_prev, state_next, tape, grad_state,
-//! grad_state_prev, params, grads, scratch)`. Matrix products call the
+//! methods receive ([`Checked`](crate::cell_lang::Checked)), then compiles
+//! its five kernels (`forward`, `forward_tape`, `state_from_tape`,
+//! `backward`, `backward_deferred`) into five functions of one signature,
+//! `fn(rows, x, state_prev, state_next, tape, grad_state, grad_state_prev,
+//! params, grads, scratch)`. Matrix products call the
 //! runtime's `gemm_*_acc` through shims; each fused loop becomes a loop over
 //! rows and, inside, over columns in interleaved `f32x4` vectors, with
 //! `sigmoid`, `tanh` and `exp` inline, operation by operation those of
@@ -88,14 +89,14 @@ impl JitCell {
         JitCell::compile(program, program.init_params(rng))
     }
 
-    /// The Cranelift IR of the four kernels, as [`emit_cell_clif`] prints it.
+    /// The Cranelift IR of the five kernels, as [`emit_cell_clif`] prints it.
     pub fn clif(&self) -> Result<String, Error> {
         text::render(self.program(), self.engine().config())
     }
 }
 
 /// Compiles `program` (with zero parameters) and returns the Cranelift IR
-/// of its four kernels as text, each headed by a comment with its method's
+/// of its five kernels as text, each headed by a comment with its method's
 /// name; the code is freed on return. Errors as [`JitCell::compile`].
 pub fn emit_cell_clif(program: &CellProgram) -> Result<String, Error> {
     JitCell::compile(program, vec![0.0; program.param_count])?.clif()

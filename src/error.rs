@@ -181,9 +181,33 @@ pub enum Error {
     /// what is available (both figures, and the largest item, in the message).
     #[error("{0}")]
     MemoryLimit(String),
+    /// A budget in bytes below what the plan of a policy with the fewest
+    /// checkpoints needs (see [`crate::planner::plan_within`]).
+    #[error("{0}")]
+    MemoryTooSmall(MemoryShortfall),
     /// A flag out of range, or one that the other flags would ignore.
     #[error("{0}")]
     Flag(String),
+}
+
+/// A memory in bytes below the smallest plan of its policy and length: both
+/// figures and what the smallest plan is made of, for each caller to word
+/// in its own terms (a flag, an attribute argument).
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error(
+    "{memory} bytes are less than the {need} bytes that the smallest {policy} plan of T = {len} needs ({units:.1} units of checkpoints)"
+)]
+pub struct MemoryShortfall {
+    /// The bytes given.
+    pub memory: u64,
+    /// The bytes the smallest plan needs.
+    pub need: u128,
+    /// The policy planned.
+    pub policy: Policy,
+    /// The sequence length.
+    pub len: u32,
+    /// The smallest plan's checkpoint peak, in hidden-state units.
+    pub units: f64,
 }
 
 impl From<bptt_runtime::Mismatch> for Error {

@@ -34,7 +34,7 @@ mod units;
 #[cfg(feature = "jit")]
 pub use backend::{Backend, BackendKind};
 pub use bptt_runtime::Gradients;
-pub use error::Error;
+pub use error::{Error, MemoryShortfall};
 pub use interp::{Interpret, Interpreter};
 pub use lower::{Call, Lowered};
 pub use planner::{Choice, Plan, PlanSummary, Strategy, Table, WeightedTable, Weights};

@@ -13,7 +13,7 @@ use bptt::cell_lang::{
 use bptt::jit::cell::{JitCell, emit_cell_clif};
 use bptt::{Budget, Error, Policy};
 use bptt_runtime::{Cell, Rng, kernels};
-use common::{DERIVED, Problem, program, step};
+use common::{DERIVED, Problem, clif_shape, program, step};
 use expect_test::expect;
 use ndarray::Array2;
 
@@ -730,6 +730,8 @@ cell tiny {
     h = relu(matmul(concat(x, h), w) + b);
 }";
 
+/// The snapshot records the code's shape, with value numbers erased
+/// (`clif_shape`).
 #[test]
 fn clif_snapshot() {
     let def = CellDef::parse_str(SNAPSHOT_CELL).unwrap();
@@ -748,143 +750,143 @@ fn clif_snapshot() {
             fn0 = %bptt_cell_gemm_nn_packed sig0
             fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
-            v12 = iconst.i64 68
-            v13 = imul v0, v12  ; v12 = 68
-            v14 = iadd v9, v13
-            v16 = iconst.i64 0
-            brif v0, block1(v16), block2  ; v16 = 0
+        block0(v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd v, v
+            v = iconst.i64 0
+            brif v, block1(v), block2  ; v = 0
 
-        block1(v15: i64):
-            v17 = iconst.i64 68
-            v18 = imul v15, v17  ; v17 = 68
-            v19 = iadd.i64 v2, v18
-            v20 = iconst.i64 68
-            v21 = imul v15, v20  ; v20 = 68
-            v22 = iadd.i64 v9, v21
-            v23 = iconst.i64 68
-            v24 = imul v15, v23  ; v23 = 68
-            v25 = iadd.i64 v14, v24
-            v27 = iconst.i64 0
-            jump block3(v27)  ; v27 = 0
+        block1(v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 0
+            jump block3(v)  ; v = 0
 
-        block3(v26: i64):
-            v28 = iadd.i64 v7, v26
-            v29 = iadd.i64 v19, v26
-            v30 = iadd.i64 v22, v26
-            v31 = iadd.i64 v25, v26
-            v32 = load.f32x4 notrap v28+1224
-            v33 = load.f32x4 notrap v28+1240
-            v34 = load.f32x4 notrap v28+1256
-            v35 = load.f32x4 notrap v28+1272
-            v36 = load.f32x4 notrap v29
-            v37 = load.f32x4 notrap v29+16
-            v38 = load.f32x4 notrap v29+32
-            v39 = load.f32x4 notrap v29+48
-            store notrap v32, v30
-            store notrap v33, v30+16
-            store notrap v34, v30+32
-            store notrap v35, v30+48
-            store notrap v36, v31
-            store notrap v37, v31+16
-            store notrap v38, v31+32
-            store notrap v39, v31+48
-            v40 = iconst.i64 64
-            v41 = iadd v26, v40  ; v40 = 64
-            v42 = iconst.i64 64
-            v43 = icmp ult v41, v42  ; v42 = 64
-            brif v43, block3(v41), block4
+        block3(v: i64):
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = load.f32x4 notrap v+1224
+            v = load.f32x4 notrap v+1240
+            v = load.f32x4 notrap v+1256
+            v = load.f32x4 notrap v+1272
+            v = load.f32x4 notrap v
+            v = load.f32x4 notrap v+16
+            v = load.f32x4 notrap v+32
+            v = load.f32x4 notrap v+48
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            v = iconst.i64 64
+            v = iadd v, v  ; v = 64
+            v = iconst.i64 64
+            v = icmp ult v, v  ; v = 64
+            brif v, block3(v), block4
 
         block4:
-            v44 = load.f32 notrap v7+1288
-            v45 = scalar_to_vector.f32x4 v44
-            v46 = load.f32 notrap v19+64
-            v47 = scalar_to_vector.f32x4 v46
-            v48 = extractlane v45, 0
-            store notrap v48, v22+64
-            v49 = extractlane v47, 0
-            store notrap v49, v25+64
-            v50 = iconst.i64 1
-            v51 = iadd.i64 v15, v50  ; v50 = 1
-            v52 = icmp ult v51, v0
-            brif v52, block1(v51), block2
+            v = load.f32 notrap v+1288
+            v = scalar_to_vector.f32x4 v
+            v = load.f32 notrap v+64
+            v = scalar_to_vector.f32x4 v
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = iconst.i64 1
+            v = iadd.i64 v, v  ; v = 1
+            v = icmp ult v, v
+            brif v, block1(v), block2
 
         block2:
-            v53 = iconst.i64 1
-            v54 = iconst.i64 17
-            v55 = load.i64 notrap readonly v11
-            v56 = iconst.i64 4
-            v57 = imul v55, v56  ; v56 = 4
-            v58 = iadd.i64 v10, v57
-            call fn0(v0, v53, v54, v1, v58, v9)  ; s0[17] += x . w[0..1]
-            v59 = iconst.i64 17
-            v60 = iconst.i64 17
-            v61 = iconst.i64 68
-            v62 = imul.i64 v0, v61  ; v61 = 68
-            v63 = iadd.i64 v9, v62
-            v64 = load.i64 notrap readonly v11+8
-            v65 = iconst.i64 4
-            v66 = imul v64, v65  ; v65 = 4
-            v67 = iadd.i64 v10, v66
-            call fn0(v0, v59, v60, v63, v67, v9) ; s0[17] += s17[17] . w[1..18]
-            v69 = iconst.i64 0
-            brif.i64 v0, block5(v69), block6  ; v69 = 0
+            v = iconst.i64 1
+            v = iconst.i64 17
+            v = load.i64 notrap readonly v
+            v = iconst.i64 4
+            v = imul v, v  ; v = 4
+            v = iadd.i64 v, v
+            call fn0(v, v, v, v, v, v)  ; s0[17] += x . w[0..1]
+            v = iconst.i64 17
+            v = iconst.i64 17
+            v = iconst.i64 68
+            v = imul.i64 v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = load.i64 notrap readonly v+8
+            v = iconst.i64 4
+            v = imul v, v  ; v = 4
+            v = iadd.i64 v, v
+            call fn0(v, v, v, v, v, v) ; s0[17] += s17[17] . w[1..18]
+            v = iconst.i64 0
+            brif.i64 v, block5(v), block6  ; v = 0
 
-        block5(v68: i64):
-            v70 = iconst.i64 68
-            v71 = imul v68, v70  ; v70 = 68
-            v72 = iadd.i64 v9, v71
-            v73 = iconst.i64 68
-            v74 = imul v68, v73  ; v73 = 68
-            v75 = iadd.i64 v3, v74
-            v77 = iconst.i64 0
-            jump block7(v77)  ; v77 = 0
+        block5(v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 0
+            jump block7(v)  ; v = 0
 
-        block7(v76: i64):
-            v78 = iadd.i64 v72, v76
-            v79 = iadd.i64 v75, v76
-            v80 = load.f32x4 notrap v78
-            v81 = load.f32x4 notrap v78+16
-            v82 = load.f32x4 notrap v78+32
-            v83 = load.f32x4 notrap v78+48
-            v84 = f32const 0.0
-            v85 = splat.f32x4 v84  ; v84 = 0.0
-            v86 = fcmp gt v80, v85
-            v87 = fcmp gt v81, v85
-            v88 = fcmp gt v82, v85
-            v89 = fcmp gt v83, v85
-            v90 = bitcast.f32x4 v86
-            v91 = bitcast.f32x4 v87
-            v92 = bitcast.f32x4 v88
-            v93 = bitcast.f32x4 v89
-            v94 = bitselect v90, v80, v85
-            v95 = bitselect v91, v81, v85
-            v96 = bitselect v92, v82, v85
-            v97 = bitselect v93, v83, v85
-            store notrap v94, v79
-            store notrap v95, v79+16
-            store notrap v96, v79+32
-            store notrap v97, v79+48
-            v98 = iconst.i64 64
-            v99 = iadd v76, v98  ; v98 = 64
-            v100 = iconst.i64 64
-            v101 = icmp ult v99, v100  ; v100 = 64
-            brif v101, block7(v99), block8
+        block7(v: i64):
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = load.f32x4 notrap v
+            v = load.f32x4 notrap v+16
+            v = load.f32x4 notrap v+32
+            v = load.f32x4 notrap v+48
+            v = f32const 0.0
+            v = splat.f32x4 v  ; v = 0.0
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            v = iconst.i64 64
+            v = iadd v, v  ; v = 64
+            v = iconst.i64 64
+            v = icmp ult v, v  ; v = 64
+            brif v, block7(v), block8
 
         block8:
-            v102 = load.f32 notrap v72+64
-            v103 = scalar_to_vector.f32x4 v102
-            v104 = f32const 0.0
-            v105 = splat.f32x4 v104  ; v104 = 0.0
-            v106 = fcmp gt v103, v105
-            v107 = bitcast.f32x4 v106
-            v108 = bitselect v107, v103, v105
-            v109 = extractlane v108, 0
-            store notrap v109, v75+64
-            v110 = iconst.i64 1
-            v111 = iadd.i64 v68, v110  ; v110 = 1
-            v112 = icmp ult v111, v0
-            brif v112, block5(v111), block6
+            v = load.f32 notrap v+64
+            v = scalar_to_vector.f32x4 v
+            v = f32const 0.0
+            v = splat.f32x4 v  ; v = 0.0
+            v = fcmp gt v, v
+            v = bitcast.f32x4 v
+            v = bitselect v, v, v
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = iconst.i64 1
+            v = iadd.i64 v, v  ; v = 1
+            v = icmp ult v, v
+            brif v, block5(v), block6
 
         block6:
             return
@@ -897,163 +899,163 @@ fn clif_snapshot() {
             fn0 = %bptt_cell_gemm_nn_packed sig0
             fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
-            v12 = iconst.i64 68
-            v13 = imul v0, v12  ; v12 = 68
-            v14 = iadd v9, v13
-            v16 = iconst.i64 0
-            brif v0, block1(v16), block2  ; v16 = 0
+        block0(v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd v, v
+            v = iconst.i64 0
+            brif v, block1(v), block2  ; v = 0
 
-        block1(v15: i64):
-            v17 = iconst.i64 68
-            v18 = imul v15, v17  ; v17 = 68
-            v19 = iadd.i64 v2, v18
-            v20 = iconst.i64 68
-            v21 = imul v15, v20  ; v20 = 68
-            v22 = iadd.i64 v9, v21
-            v23 = iconst.i64 68
-            v24 = imul v15, v23  ; v23 = 68
-            v25 = iadd.i64 v14, v24
-            v26 = iconst.i64 136
-            v27 = imul v15, v26  ; v26 = 136
-            v28 = iadd.i64 v4, v27
-            v30 = iconst.i64 0
-            jump block3(v30)  ; v30 = 0
+        block1(v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 136
+            v = imul v, v  ; v = 136
+            v = iadd.i64 v, v
+            v = iconst.i64 0
+            jump block3(v)  ; v = 0
 
-        block3(v29: i64):
-            v31 = iadd.i64 v7, v29
-            v32 = iadd.i64 v19, v29
-            v33 = iadd.i64 v22, v29
-            v34 = iadd.i64 v25, v29
-            v35 = iadd.i64 v28, v29
-            v36 = load.f32x4 notrap v31+1224
-            v37 = load.f32x4 notrap v31+1240
-            v38 = load.f32x4 notrap v31+1256
-            v39 = load.f32x4 notrap v31+1272
-            v40 = load.f32x4 notrap v32
-            v41 = load.f32x4 notrap v32+16
-            v42 = load.f32x4 notrap v32+32
-            v43 = load.f32x4 notrap v32+48
-            store notrap v36, v33
-            store notrap v37, v33+16
-            store notrap v38, v33+32
-            store notrap v39, v33+48
-            store notrap v40, v34
-            store notrap v41, v34+16
-            store notrap v42, v34+32
-            store notrap v43, v34+48
-            store notrap v40, v35
-            store notrap v41, v35+16
-            store notrap v42, v35+32
-            store notrap v43, v35+48
-            v44 = iconst.i64 64
-            v45 = iadd v29, v44  ; v44 = 64
-            v46 = iconst.i64 64
-            v47 = icmp ult v45, v46  ; v46 = 64
-            brif v47, block3(v45), block4
+        block3(v: i64):
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = load.f32x4 notrap v+1224
+            v = load.f32x4 notrap v+1240
+            v = load.f32x4 notrap v+1256
+            v = load.f32x4 notrap v+1272
+            v = load.f32x4 notrap v
+            v = load.f32x4 notrap v+16
+            v = load.f32x4 notrap v+32
+            v = load.f32x4 notrap v+48
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            v = iconst.i64 64
+            v = iadd v, v  ; v = 64
+            v = iconst.i64 64
+            v = icmp ult v, v  ; v = 64
+            brif v, block3(v), block4
 
         block4:
-            v48 = load.f32 notrap v7+1288
-            v49 = scalar_to_vector.f32x4 v48
-            v50 = load.f32 notrap v19+64
-            v51 = scalar_to_vector.f32x4 v50
-            v52 = extractlane v49, 0
-            store notrap v52, v22+64
-            v53 = extractlane v51, 0
-            store notrap v53, v25+64
-            v54 = extractlane v51, 0
-            store notrap v54, v28+64
-            v55 = iconst.i64 1
-            v56 = iadd.i64 v15, v55  ; v55 = 1
-            v57 = icmp ult v56, v0
-            brif v57, block1(v56), block2
+            v = load.f32 notrap v+1288
+            v = scalar_to_vector.f32x4 v
+            v = load.f32 notrap v+64
+            v = scalar_to_vector.f32x4 v
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = iconst.i64 1
+            v = iadd.i64 v, v  ; v = 1
+            v = icmp ult v, v
+            brif v, block1(v), block2
 
         block2:
-            v58 = iconst.i64 1
-            v59 = iconst.i64 17
-            v60 = load.i64 notrap readonly v11
-            v61 = iconst.i64 4
-            v62 = imul v60, v61  ; v61 = 4
-            v63 = iadd.i64 v10, v62
-            call fn0(v0, v58, v59, v1, v63, v9)  ; s0[17] += x . w[0..1]
-            v64 = iconst.i64 17
-            v65 = iconst.i64 17
-            v66 = iconst.i64 68
-            v67 = imul.i64 v0, v66  ; v66 = 68
-            v68 = iadd.i64 v9, v67
-            v69 = load.i64 notrap readonly v11+8
-            v70 = iconst.i64 4
-            v71 = imul v69, v70  ; v70 = 4
-            v72 = iadd.i64 v10, v71
-            call fn0(v0, v64, v65, v68, v72, v9) ; s0[17] += s17[17] . w[1..18]
-            v74 = iconst.i64 0
-            brif.i64 v0, block5(v74), block6  ; v74 = 0
+            v = iconst.i64 1
+            v = iconst.i64 17
+            v = load.i64 notrap readonly v
+            v = iconst.i64 4
+            v = imul v, v  ; v = 4
+            v = iadd.i64 v, v
+            call fn0(v, v, v, v, v, v)  ; s0[17] += x . w[0..1]
+            v = iconst.i64 17
+            v = iconst.i64 17
+            v = iconst.i64 68
+            v = imul.i64 v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = load.i64 notrap readonly v+8
+            v = iconst.i64 4
+            v = imul v, v  ; v = 4
+            v = iadd.i64 v, v
+            call fn0(v, v, v, v, v, v) ; s0[17] += s17[17] . w[1..18]
+            v = iconst.i64 0
+            brif.i64 v, block5(v), block6  ; v = 0
 
-        block5(v73: i64):
-            v75 = iconst.i64 68
-            v76 = imul v73, v75  ; v75 = 68
-            v77 = iadd.i64 v9, v76
-            v78 = iconst.i64 68
-            v79 = imul v73, v78  ; v78 = 68
-            v80 = iadd.i64 v3, v79
-            v81 = iconst.i64 136
-            v82 = imul v73, v81  ; v81 = 136
-            v83 = iadd.i64 v4, v82
-            v85 = iconst.i64 0
-            jump block7(v85)  ; v85 = 0
+        block5(v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 136
+            v = imul v, v  ; v = 136
+            v = iadd.i64 v, v
+            v = iconst.i64 0
+            jump block7(v)  ; v = 0
 
-        block7(v84: i64):
-            v86 = iadd.i64 v77, v84
-            v87 = iadd.i64 v80, v84
-            v88 = iadd.i64 v83, v84
-            v89 = load.f32x4 notrap v86
-            v90 = load.f32x4 notrap v86+16
-            v91 = load.f32x4 notrap v86+32
-            v92 = load.f32x4 notrap v86+48
-            v93 = f32const 0.0
-            v94 = splat.f32x4 v93  ; v93 = 0.0
-            v95 = fcmp gt v89, v94
-            v96 = fcmp gt v90, v94
-            v97 = fcmp gt v91, v94
-            v98 = fcmp gt v92, v94
-            v99 = bitcast.f32x4 v95
-            v100 = bitcast.f32x4 v96
-            v101 = bitcast.f32x4 v97
-            v102 = bitcast.f32x4 v98
-            v103 = bitselect v99, v89, v94
-            v104 = bitselect v100, v90, v94
-            v105 = bitselect v101, v91, v94
-            v106 = bitselect v102, v92, v94
-            store notrap v103, v87
-            store notrap v104, v87+16
-            store notrap v105, v87+32
-            store notrap v106, v87+48
-            store notrap v103, v88+68
-            store notrap v104, v88+84
-            store notrap v105, v88+100
-            store notrap v106, v88+116
-            v107 = iconst.i64 64
-            v108 = iadd v84, v107  ; v107 = 64
-            v109 = iconst.i64 64
-            v110 = icmp ult v108, v109  ; v109 = 64
-            brif v110, block7(v108), block8
+        block7(v: i64):
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = load.f32x4 notrap v
+            v = load.f32x4 notrap v+16
+            v = load.f32x4 notrap v+32
+            v = load.f32x4 notrap v+48
+            v = f32const 0.0
+            v = splat.f32x4 v  ; v = 0.0
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            store notrap v, v+68
+            store notrap v, v+84
+            store notrap v, v+100
+            store notrap v, v+116
+            v = iconst.i64 64
+            v = iadd v, v  ; v = 64
+            v = iconst.i64 64
+            v = icmp ult v, v  ; v = 64
+            brif v, block7(v), block8
 
         block8:
-            v111 = load.f32 notrap v77+64
-            v112 = scalar_to_vector.f32x4 v111
-            v113 = f32const 0.0
-            v114 = splat.f32x4 v113  ; v113 = 0.0
-            v115 = fcmp gt v112, v114
-            v116 = bitcast.f32x4 v115
-            v117 = bitselect v116, v112, v114
-            v118 = extractlane v117, 0
-            store notrap v118, v80+64
-            v119 = extractlane v117, 0
-            store notrap v119, v83+132
-            v120 = iconst.i64 1
-            v121 = iadd.i64 v73, v120  ; v120 = 1
-            v122 = icmp ult v121, v0
-            brif v122, block5(v121), block6
+            v = load.f32 notrap v+64
+            v = scalar_to_vector.f32x4 v
+            v = f32const 0.0
+            v = splat.f32x4 v  ; v = 0.0
+            v = fcmp gt v, v
+            v = bitcast.f32x4 v
+            v = bitselect v, v, v
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = extractlane v, 0
+            store notrap v, v+132
+            v = iconst.i64 1
+            v = iadd.i64 v, v  ; v = 1
+            v = icmp ult v, v
+            brif v, block5(v), block6
 
         block6:
             return
@@ -1066,46 +1068,46 @@ fn clif_snapshot() {
             fn0 = %bptt_cell_gemm_nn_packed sig0
             fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
-            v13 = iconst.i64 0
-            brif v0, block1(v13), block2  ; v13 = 0
+        block0(v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64):
+            v = iconst.i64 0
+            brif v, block1(v), block2  ; v = 0
 
-        block1(v12: i64):
-            v14 = iconst.i64 136
-            v15 = imul v12, v14  ; v14 = 136
-            v16 = iadd.i64 v4, v15
-            v17 = iconst.i64 68
-            v18 = imul v12, v17  ; v17 = 68
-            v19 = iadd.i64 v3, v18
-            v21 = iconst.i64 0
-            jump block3(v21)  ; v21 = 0
+        block1(v: i64):
+            v = iconst.i64 136
+            v = imul v, v  ; v = 136
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 0
+            jump block3(v)  ; v = 0
 
-        block3(v20: i64):
-            v22 = iadd.i64 v16, v20
-            v23 = iadd.i64 v19, v20
-            v24 = load.f32x4 notrap v22+68
-            v25 = load.f32x4 notrap v22+84
-            v26 = load.f32x4 notrap v22+100
-            v27 = load.f32x4 notrap v22+116
-            store notrap v24, v23
-            store notrap v25, v23+16
-            store notrap v26, v23+32
-            store notrap v27, v23+48
-            v28 = iconst.i64 64
-            v29 = iadd v20, v28  ; v28 = 64
-            v30 = iconst.i64 64
-            v31 = icmp ult v29, v30  ; v30 = 64
-            brif v31, block3(v29), block4
+        block3(v: i64):
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = load.f32x4 notrap v+68
+            v = load.f32x4 notrap v+84
+            v = load.f32x4 notrap v+100
+            v = load.f32x4 notrap v+116
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            v = iconst.i64 64
+            v = iadd v, v  ; v = 64
+            v = iconst.i64 64
+            v = icmp ult v, v  ; v = 64
+            brif v, block3(v), block4
 
         block4:
-            v32 = load.f32 notrap v16+132
-            v33 = scalar_to_vector.f32x4 v32
-            v34 = extractlane v33, 0
-            store notrap v34, v19+64
-            v35 = iconst.i64 1
-            v36 = iadd.i64 v12, v35  ; v35 = 1
-            v37 = icmp ult v36, v0
-            brif v37, block1(v36), block2
+            v = load.f32 notrap v+132
+            v = scalar_to_vector.f32x4 v
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = iconst.i64 1
+            v = iadd.i64 v, v  ; v = 1
+            v = icmp ult v, v
+            brif v, block1(v), block2
 
         block2:
             return
@@ -1118,201 +1120,201 @@ fn clif_snapshot() {
             fn0 = %bptt_cell_gemm_nn_packed sig0
             fn1 = %bptt_cell_gemm_tn sig1
 
-        block0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64, v7: i64, v8: i64, v9: i64, v10: i64, v11: i64):
-            v12 = iconst.i64 68
-            v13 = imul v0, v12  ; v12 = 68
-            v14 = iadd v9, v13
-            v15 = iconst.i64 136
-            v16 = imul v0, v15  ; v15 = 136
-            v17 = iadd v9, v16
-            v19 = iconst.i64 0
-            brif v0, block1(v19), block2  ; v19 = 0
+        block0(v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64, v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd v, v
+            v = iconst.i64 136
+            v = imul v, v  ; v = 136
+            v = iadd v, v
+            v = iconst.i64 0
+            brif v, block1(v), block2  ; v = 0
 
-        block1(v18: i64):
-            v20 = iconst.i64 68
-            v21 = imul v18, v20  ; v20 = 68
-            v22 = iadd.i64 v5, v21
-            v23 = iconst.i64 136
-            v24 = imul v18, v23  ; v23 = 136
-            v25 = iadd.i64 v4, v24
-            v26 = iconst.i64 68
-            v27 = imul v18, v26  ; v26 = 68
-            v28 = iadd.i64 v9, v27
-            v29 = iconst.i64 68
-            v30 = imul v18, v29  ; v29 = 68
-            v31 = iadd.i64 v14, v30
-            v32 = iconst.i64 68
-            v33 = imul v18, v32  ; v32 = 68
-            v34 = iadd.i64 v17, v33
-            v35 = f32const 0.0
-            v36 = splat.f32x4 v35  ; v35 = 0.0
-            v38 = iconst.i64 0
-            jump block3(v38)  ; v38 = 0
+        block1(v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 136
+            v = imul v, v  ; v = 136
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = f32const 0.0
+            v = splat.f32x4 v  ; v = 0.0
+            v = iconst.i64 0
+            jump block3(v)  ; v = 0
 
-        block3(v37: i64):
-            v39 = iadd.i64 v22, v37
-            v40 = iadd.i64 v25, v37
-            v41 = iadd.i64 v28, v37
-            v42 = iadd.i64 v31, v37
-            v43 = iadd.i64 v8, v37
-            v44 = iadd.i64 v34, v37
-            v45 = load.f32x4 notrap v39
-            v46 = load.f32x4 notrap v39+16
-            v47 = load.f32x4 notrap v39+32
-            v48 = load.f32x4 notrap v39+48
-            v49 = load.f32x4 notrap v40+68
-            v50 = load.f32x4 notrap v40+84
-            v51 = load.f32x4 notrap v40+100
-            v52 = load.f32x4 notrap v40+116
-            v53 = f32const 0.0
-            v54 = splat.f32x4 v53  ; v53 = 0.0
-            v55 = fcmp gt v49, v54
-            v56 = fcmp gt v50, v54
-            v57 = fcmp gt v51, v54
-            v58 = fcmp gt v52, v54
-            v59 = bitcast.f32x4 v55
-            v60 = bitcast.f32x4 v56
-            v61 = bitcast.f32x4 v57
-            v62 = bitcast.f32x4 v58
-            v63 = bitselect v59, v45, v54
-            v64 = bitselect v60, v46, v54
-            v65 = bitselect v61, v47, v54
-            v66 = bitselect v62, v48, v54
-            v67 = load.f32x4 notrap v40
-            v68 = load.f32x4 notrap v40+16
-            v69 = load.f32x4 notrap v40+32
-            v70 = load.f32x4 notrap v40+48
-            store.f32x4 notrap v36, v41
-            store.f32x4 notrap v36, v41+16
-            store.f32x4 notrap v36, v41+32
-            store.f32x4 notrap v36, v41+48
-            store notrap v63, v42
-            store notrap v64, v42+16
-            store notrap v65, v42+32
-            store notrap v66, v42+48
-            v71 = load.f32x4 notrap v43+1224
-            v72 = load.f32x4 notrap v43+1240
-            v73 = load.f32x4 notrap v43+1256
-            v74 = load.f32x4 notrap v43+1272
-            v75 = fadd v71, v63
-            v76 = fadd v72, v64
-            v77 = fadd v73, v65
-            v78 = fadd v74, v66
-            store notrap v75, v43+1224
-            store notrap v76, v43+1240
-            store notrap v77, v43+1256
-            store notrap v78, v43+1272
-            store notrap v67, v44
-            store notrap v68, v44+16
-            store notrap v69, v44+32
-            store notrap v70, v44+48
-            v79 = iconst.i64 64
-            v80 = iadd v37, v79  ; v79 = 64
-            v81 = iconst.i64 64
-            v82 = icmp ult v80, v81  ; v81 = 64
-            brif v82, block3(v80), block4
+        block3(v: i64):
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = load.f32x4 notrap v
+            v = load.f32x4 notrap v+16
+            v = load.f32x4 notrap v+32
+            v = load.f32x4 notrap v+48
+            v = load.f32x4 notrap v+68
+            v = load.f32x4 notrap v+84
+            v = load.f32x4 notrap v+100
+            v = load.f32x4 notrap v+116
+            v = f32const 0.0
+            v = splat.f32x4 v  ; v = 0.0
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = fcmp gt v, v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitcast.f32x4 v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            v = bitselect v, v, v
+            v = load.f32x4 notrap v
+            v = load.f32x4 notrap v+16
+            v = load.f32x4 notrap v+32
+            v = load.f32x4 notrap v+48
+            store.f32x4 notrap v, v
+            store.f32x4 notrap v, v+16
+            store.f32x4 notrap v, v+32
+            store.f32x4 notrap v, v+48
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            v = load.f32x4 notrap v+1224
+            v = load.f32x4 notrap v+1240
+            v = load.f32x4 notrap v+1256
+            v = load.f32x4 notrap v+1272
+            v = fadd v, v
+            v = fadd v, v
+            v = fadd v, v
+            v = fadd v, v
+            store notrap v, v+1224
+            store notrap v, v+1240
+            store notrap v, v+1256
+            store notrap v, v+1272
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            v = iconst.i64 64
+            v = iadd v, v  ; v = 64
+            v = iconst.i64 64
+            v = icmp ult v, v  ; v = 64
+            brif v, block3(v), block4
 
         block4:
-            v83 = load.f32 notrap v22+64
-            v84 = scalar_to_vector.f32x4 v83
-            v85 = load.f32 notrap v25+132
-            v86 = scalar_to_vector.f32x4 v85
-            v87 = f32const 0.0
-            v88 = splat.f32x4 v87  ; v87 = 0.0
-            v89 = fcmp gt v86, v88
-            v90 = bitcast.f32x4 v89
-            v91 = bitselect v90, v84, v88
-            v92 = load.f32 notrap v25+64
-            v93 = scalar_to_vector.f32x4 v92
-            v94 = extractlane.f32x4 v36, 0
-            store notrap v94, v28+64
-            v95 = extractlane v91, 0
-            store notrap v95, v31+64
-            v96 = load.f32 notrap v8+1288
-            v97 = scalar_to_vector.f32x4 v96
-            v98 = fadd v97, v91
-            v99 = extractlane v98, 0
-            store notrap v99, v8+1288
-            v100 = extractlane v93, 0
-            store notrap v100, v34+64
-            v101 = iconst.i64 1
-            v102 = iadd.i64 v18, v101  ; v101 = 1
-            v103 = icmp ult v102, v0
-            brif v103, block1(v102), block2
+            v = load.f32 notrap v+64
+            v = scalar_to_vector.f32x4 v
+            v = load.f32 notrap v+132
+            v = scalar_to_vector.f32x4 v
+            v = f32const 0.0
+            v = splat.f32x4 v  ; v = 0.0
+            v = fcmp gt v, v
+            v = bitcast.f32x4 v
+            v = bitselect v, v, v
+            v = load.f32 notrap v+64
+            v = scalar_to_vector.f32x4 v
+            v = extractlane.f32x4 v, 0
+            store notrap v, v+64
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = load.f32 notrap v+1288
+            v = scalar_to_vector.f32x4 v
+            v = fadd v, v
+            v = extractlane v, 0
+            store notrap v, v+1288
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = iconst.i64 1
+            v = iadd.i64 v, v  ; v = 1
+            v = icmp ult v, v
+            brif v, block1(v), block2
 
         block2:
-            v104 = iconst.i64 17
-            v105 = iconst.i64 17
-            v106 = iconst.i64 68
-            v107 = imul.i64 v0, v106  ; v106 = 68
-            v108 = iadd.i64 v9, v107
-            v109 = load.i64 notrap readonly v11+16
-            v110 = iconst.i64 4
-            v111 = imul v109, v110  ; v110 = 4
-            v112 = iadd.i64 v10, v111
-            call fn0(v0, v104, v105, v108, v112, v9) ; s0[17] += s17[17] . w[1..18]^T
-            v114 = iconst.i64 0
-            brif.i64 v0, block5(v114), block6  ; v114 = 0
+            v = iconst.i64 17
+            v = iconst.i64 17
+            v = iconst.i64 68
+            v = imul.i64 v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = load.i64 notrap readonly v+16
+            v = iconst.i64 4
+            v = imul v, v  ; v = 4
+            v = iadd.i64 v, v
+            call fn0(v, v, v, v, v, v) ; s0[17] += s17[17] . w[1..18]^T
+            v = iconst.i64 0
+            brif.i64 v, block5(v), block6  ; v = 0
 
-        block5(v113: i64):
-            v115 = iconst.i64 68
-            v116 = imul v113, v115  ; v115 = 68
-            v117 = iadd.i64 v9, v116
-            v118 = iconst.i64 68
-            v119 = imul v113, v118  ; v118 = 68
-            v120 = iadd.i64 v6, v119
-            v122 = iconst.i64 0
-            jump block7(v122)  ; v122 = 0
+        block5(v: i64):
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 0
+            jump block7(v)  ; v = 0
 
-        block7(v121: i64):
-            v123 = iadd.i64 v117, v121
-            v124 = iadd.i64 v120, v121
-            v125 = load.f32x4 notrap v123
-            v126 = load.f32x4 notrap v123+16
-            v127 = load.f32x4 notrap v123+32
-            v128 = load.f32x4 notrap v123+48
-            store notrap v125, v124
-            store notrap v126, v124+16
-            store notrap v127, v124+32
-            store notrap v128, v124+48
-            v129 = iconst.i64 64
-            v130 = iadd v121, v129  ; v129 = 64
-            v131 = iconst.i64 64
-            v132 = icmp ult v130, v131  ; v131 = 64
-            brif v132, block7(v130), block8
+        block7(v: i64):
+            v = iadd.i64 v, v
+            v = iadd.i64 v, v
+            v = load.f32x4 notrap v
+            v = load.f32x4 notrap v+16
+            v = load.f32x4 notrap v+32
+            v = load.f32x4 notrap v+48
+            store notrap v, v
+            store notrap v, v+16
+            store notrap v, v+32
+            store notrap v, v+48
+            v = iconst.i64 64
+            v = iadd v, v  ; v = 64
+            v = iconst.i64 64
+            v = icmp ult v, v  ; v = 64
+            brif v, block7(v), block8
 
         block8:
-            v133 = load.f32 notrap v117+64
-            v134 = scalar_to_vector.f32x4 v133
-            v135 = extractlane v134, 0
-            store notrap v135, v120+64
-            v136 = iconst.i64 1
-            v137 = iadd.i64 v113, v136  ; v136 = 1
-            v138 = icmp ult v137, v0
-            brif v138, block5(v137), block6
+            v = load.f32 notrap v+64
+            v = scalar_to_vector.f32x4 v
+            v = extractlane v, 0
+            store notrap v, v+64
+            v = iconst.i64 1
+            v = iadd.i64 v, v  ; v = 1
+            v = icmp ult v, v
+            brif v, block5(v), block6
 
         block6:
-            v139 = iconst.i64 1
-            v140 = iconst.i64 17
-            v141 = iconst.i64 68
-            v142 = imul.i64 v0, v141  ; v141 = 68
-            v143 = iadd.i64 v9, v142
-            call fn1(v139, v0, v140, v1, v143, v8) ; dw[0..1] += x^T . s17[17]
-            v144 = iconst.i64 17
-            v145 = iconst.i64 17
-            v146 = iconst.i64 136
-            v147 = imul.i64 v0, v146  ; v146 = 136
-            v148 = iadd.i64 v9, v147
-            v149 = iconst.i64 68
-            v150 = imul.i64 v0, v149  ; v149 = 68
-            v151 = iadd.i64 v9, v150
-            v152 = iconst.i64 68
-            v153 = iadd.i64 v8, v152  ; v152 = 68
-            call fn1(v144, v0, v145, v148, v151, v153) ; dw[1..18] += s34[17]^T . s17[17]
+            v = iconst.i64 1
+            v = iconst.i64 17
+            v = iconst.i64 68
+            v = imul.i64 v, v  ; v = 68
+            v = iadd.i64 v, v
+            call fn1(v, v, v, v, v, v) ; dw[0..1] += x^T . s17[17]
+            v = iconst.i64 17
+            v = iconst.i64 17
+            v = iconst.i64 136
+            v = imul.i64 v, v  ; v = 136
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = imul.i64 v, v  ; v = 68
+            v = iadd.i64 v, v
+            v = iconst.i64 68
+            v = iadd.i64 v, v  ; v = 68
+            call fn1(v, v, v, v, v, v) ; dw[1..18] += s34[17]^T . s17[17]
             return
         }
     "#]]
-    .assert_eq(kernels);
+    .assert_eq(&clif_shape(kernels));
     // backward_deferred is backward without its weight gradients' products.
     let tn = |text: &str| {
         let name = "fn1 = %bptt_cell_gemm_tn";

@@ -1,23 +1,12 @@
 //! What `#[bptt]` emits: a snapshot of a small expansion, `bptt emit rust`'s
-//! text equal to the macro's tokens, segment splitting, and the error path.
+//! output equal to the attribute's expansion for the same arguments, segment
+//! splitting, and the error path.
 
-use bptt::emit::{SEGMENT_CALLS, Spec, emit_rust, emit_rust_spec, expand};
+use bptt::emit::{SEGMENT_CALLS, emit_rust, expand};
 use bptt::{Alpha, Budget, Error, Lowered, Plan, Policy, Schedule, Verified};
 use expect_test::expect;
 use proc_macro2::TokenStream;
 use quote::quote;
-
-/// The macro's output for `spec` on `pub struct MyCell;`, pretty-printed.
-fn macro_text(spec: &Spec) -> String {
-    let tokens = expand(
-        spec.to_args(),
-        quote!(
-            pub struct MyCell;
-        ),
-    );
-    let file: syn::File = syn::parse2(tokens).expect("the expansion parses");
-    prettyplease::unparse(&file)
-}
 
 #[test]
 fn small_expansion_snapshot() {
@@ -54,13 +43,14 @@ fn small_expansion_snapshot() {
                 where
                     Self: __bptt::Cell,
                 {
-                    __bptt::ArenaLayout::new(
+                    let layout = __bptt::ArenaLayout::new(
                         self,
                         readout,
                         batch,
                         (Self::TICKS_PER_STATE, Self::TICKS_PER_TAPE),
                         Self::CAPACITY_TICKS,
-                    )
+                    )?;
+                    ::core::result::Result::Ok(layout)
                 }
                 /// A zeroed arena for the generated training step: allocate it
                 /// once and reuse it for every step.
@@ -147,27 +137,72 @@ fn small_expansion_snapshot() {
     .assert_eq(&code);
 }
 
+/// `bptt emit rust`'s text for its command-line arguments, as a user runs it.
+fn command_text(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bptt"))
+        .args(["emit", "rust"])
+        .args(args)
+        .output()
+        .expect("bptt runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// The attribute as a user writes it and the command line as a user types
+/// it give the same code: two parsers (the attribute's tokens and the
+/// command's flags) and their defaults must agree, which a change to either
+/// alone breaks.
 #[test]
-fn emit_rust_is_exactly_the_macro_expansion() {
-    let specs = [
-        (Policy::Msm, 2.0, 6, Budget::Units(3.0), None),
-        (Policy::Hsm, 3.0, 40, Budget::Percent(10.0), Some("step")),
-        (Policy::StoreAll, 1.5, 20, Budget::Percent(100.0), None),
-        (Policy::Msm, 3.0, 300, Budget::Units(4.0), None),
+fn bptt_emit_rust_prints_the_attributes_expansion() {
+    let cases = [
+        (
+            quote!(seq_len = 6, budget = 3, alpha = 2),
+            &["--len", "6", "--budget", "3", "--alpha", "2"][..],
+        ),
+        (
+            quote!(seq_len = 40, budget = "10%", alpha = 3, policy = hsm),
+            &[
+                "--len", "40", "--budget", "10%", "--alpha", "3", "--policy", "hsm",
+            ][..],
+        ),
+        (
+            quote!(
+                seq_len = 20,
+                budget = "100%",
+                alpha = 1.5,
+                policy = "store-all"
+            ),
+            &[
+                "--len",
+                "20",
+                "--budget",
+                "100%",
+                "--alpha",
+                "1.5",
+                "--policy",
+                "store-all",
+            ][..],
+        ),
+        (
+            quote!(seq_len = 300, budget = 4, alpha = 3),
+            &["--len", "300", "--budget", "4", "--alpha", "3"][..],
+        ),
     ];
-    for (policy, alpha, len, budget, name) in specs {
-        let spec = Spec {
-            len,
-            budget,
-            alpha,
-            policy,
-            name: name.map(str::to_string),
-        };
-        assert_eq!(
-            macro_text(&spec),
-            emit_rust_spec(&spec).unwrap(),
-            "{spec:?}"
+    for (attribute, flags) in cases {
+        let tokens = expand(
+            attribute.clone(),
+            quote!(
+                pub struct MyCell;
+            ),
         );
+        let file: syn::File = syn::parse2(tokens).expect("the expansion parses");
+        let expanded = prettyplease::unparse(&file);
+        assert!(expanded.contains("impl MyCell"), "{attribute}: {expanded}");
+        assert_eq!(command_text(flags), expanded, "{attribute} vs {flags:?}");
     }
 }
 

@@ -79,6 +79,15 @@ use proc_macro::TokenStream;
 /// `"5%"` of store-all), `alpha = A` (the cell's tape size over its state
 /// size), optional `policy = "msm"` (`hsm`, `ism`, `msm`, `store-all`,
 /// `sqrt`, `interval:K`) and `name = "train_step"`. See [`bptt::emit`].
+///
+/// Instead of `budget`, `memory = "256MiB"` (or an integer of bytes) plans
+/// the fastest schedule whose arena fits in that many bytes, given the
+/// sizes it needs: `state_bytes = S` (one hidden state of the whole batch,
+/// `state_size × batch × 4`) and `working_bytes = W` (the arena outside the
+/// checkpoints, `ArenaLayout::working_bytes()`). The type then also gets
+/// `MEMORY_BYTES`, and `arena_layout` refuses an arena larger than it (so
+/// sizes given too small are caught before anything runs); a memory too
+/// small for any plan is a compile error naming both figures.
 #[proc_macro_attribute]
 pub fn bptt(args: TokenStream, item: TokenStream) -> TokenStream {
     bptt::emit::expand(args.into(), item.into()).into()
@@ -121,7 +130,13 @@ pub fn bptt(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[sizes(..)]` binds every size the cell declares; `#[bptt(seq_len = T,
 /// budget = M)]` (optional, with `policy` and `name` as for [`bptt`][macro@bptt])
 /// also plans a schedule and adds its training step, with the alpha the
-/// cell's tape gives (so `alpha` may not be given). Other attributes, such
+/// cell's tape gives (so `alpha` may not be given). `#[bptt(seq_len = T,
+/// memory = "1MiB", batch = B, classes = C)]` plans within bytes instead:
+/// every size is known here, so the need (the arena for `B` rows and a
+/// read-out to `C` classes, plus the gradients the step writes: the cell's
+/// and the read-out's parameters and `dL/dh0`) is computed, and
+/// `state_bytes`/`working_bytes` may not be given; `MEMORY_BYTES` and
+/// `arena_layout`'s check are as for [`bptt`][macro@bptt]. Other attributes, such
 /// as doc comments and derives, go on the struct. The language and what is
 /// emitted: [`bptt::cell_lang`] and [`bptt::emit::cell`].
 #[proc_macro]

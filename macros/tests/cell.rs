@@ -2,9 +2,9 @@
 //! LSTM, GRU, peephole LSTM, normalised and matrix-memory cells initialise,
 //! step, rebuild and backpropagate bitwise as
 //! `bptt::cell_lang::DerivedCell` does, and the `#[bptt]` training steps of
-//! the LSTM, the linear-attention cell and the mLSTM give bitwise the losses
-//! and gradients of `bptt::Interpreter` running the same schedule on the
-//! derived cell.
+//! the LSTM, the GRU (planned within a memory in bytes), the
+//! linear-attention cell and the mLSTM give bitwise the losses and
+//! gradients of `bptt::Interpreter` running MSM on the derived cell.
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
 use bptt::{Alpha, Budget, Interpreter, Plan, Policy, Schedule};
@@ -62,8 +62,10 @@ cell_and_text! {
 
 cell_and_text! {
     GRU,
-    /// The GRU of `cells/gru.cell`.
+    /// The GRU of `cells/gru.cell`, planned within 24 KiB for 4 rows and 3
+    /// classes: arena and gradients.
     #[sizes(input = 3, hidden = 5)]
+    #[bptt(seq_len = 30, memory = "24KiB", batch = 4, classes = 3)]
     cell Gru {
         size input, hidden;
         input x: [input];
@@ -538,9 +540,10 @@ fn a_wrong_shape_panics_naming_both() {
 }
 
 /// A test of a few steps of gradient descent through a cell's generated
-/// training step (`#[bptt]` on `cell!`, a 30% budget) and through the
-/// interpreter on the derived cell (`$text` compiled for `$sizes`): the
-/// same losses and gradients, bit for bit, and the loss falls.
+/// training step (`#[bptt]` on `cell!`, a schedule that recomputes, planned
+/// for 4 rows and 3 classes or more) and through the interpreter on the
+/// derived cell (`$text` compiled for `$sizes`, MSM at 30%): the same
+/// losses and gradients, bit for bit, and the loss falls.
 macro_rules! trains_as_the_interpreter_does {
     ($test:ident, $cell:ident, $text:ident, $sizes:expr) => {
         #[test]
@@ -613,6 +616,12 @@ trains_as_the_interpreter_does!(
     &[("input", 3), ("hidden", 5)]
 );
 trains_as_the_interpreter_does!(
+    planned_gru_trains_as_the_interpreter_does,
+    Gru,
+    GRU,
+    &[("input", 3), ("hidden", 5)]
+);
+trains_as_the_interpreter_does!(
     scheduled_linear_attention_trains_as_the_interpreter_does,
     LinearAttention,
     LINEAR_ATTENTION,
@@ -624,3 +633,58 @@ trains_as_the_interpreter_does!(
     MLSTM,
     &[("input", 3), ("key", 4), ("value", 5)]
 );
+
+/// A budget in bytes for `cell!`: the arena and the gradients fit in
+/// `MEMORY_BYTES` for the batch planned for, as tightly as the plan's ticks
+/// allow; a larger batch is refused. (It trains in
+/// `planned_gru_trains_as_the_interpreter_does`.)
+#[test]
+fn a_cell_within_memory_holds_what_it_was_planned_for() {
+    let (batch, classes) = (4, 3);
+    let mut rng = Rng::new(11);
+    let cell = Gru::new(&mut rng);
+    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 5, classes, &mut rng);
+    assert_eq!(Gru::MEMORY_BYTES, 24 << 10);
+    let holds = |layout: &bptt_runtime::ArenaLayout, batch: usize| {
+        let grads = Gradients::zeros(&cell, &readout, batch);
+        let floats = layout.total() + grads.cell.len() + grads.readout.len() + grads.h0.len();
+        4 * floats as u64
+    };
+    let layout = cell.arena_layout(&readout, batch).unwrap();
+    let used = holds(&layout, batch);
+    assert!(used <= Gru::MEMORY_BYTES, "{used} bytes");
+    // The plan of the next budget tick would not fit (or this one is
+    // within a thousandth): the library's search on the runtime's figures.
+    let alpha = Alpha::new(Gru::ALPHA).unwrap();
+    let need = |plan: &Plan| {
+        let layout = bptt_runtime::ArenaLayout {
+            capacity_ticks: plan.peak().0,
+            ..layout
+        };
+        u128::from(holds(&layout, batch))
+    };
+    let state_bytes = (4 * batch * Gru::STATE_SIZE) as u64;
+    let memory = Gru::MEMORY_BYTES;
+    let plan =
+        bptt::planner::plan_within(memory, Policy::Msm, alpha, 30, state_bytes, need).unwrap();
+    assert_eq!(plan.peak().0, Gru::CAPACITY_TICKS);
+    assert_eq!(plan.forward_steps(), Gru::FORWARD_STEPS);
+    const { assert!(Gru::FORWARD_STEPS > 30, "the schedule recomputes") };
+    let next = Plan::new(
+        Policy::Msm,
+        alpha,
+        30,
+        Budget::Units(alpha.to_units(bptt::Ticks(plan.budget().0 + 1))),
+    )
+    .unwrap();
+    assert!(
+        u128::from(used) * 1000 >= u128::from(memory) * 999 || need(&next) > u128::from(memory),
+        "{used} of {memory} bytes, and a tick more would fit"
+    );
+    assert!(used * 100 >= memory * 95, "{used} of {memory} bytes");
+    // A larger batch is refused, naming both figures.
+    let err = cell.arena_layout(&readout, batch + 1).unwrap_err();
+    assert!(err.what.contains("MEMORY_BYTES"), "{err}");
+    assert_eq!(err.expected, [memory as usize]);
+    assert!(err.got[0] > memory as usize, "{err}");
+}

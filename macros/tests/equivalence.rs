@@ -203,6 +203,28 @@ trait Scheduled: Cell + Sized {
     fn generated(&self, problem: &Problem) -> (f64, Gradients);
 }
 
+/// Loss and gradients of `$problem` through `$cell`'s generated training
+/// step, in a fresh arena (a macro: each `#[bptt]` type has its own inherent
+/// `train_step`).
+macro_rules! generated_step {
+    ($cell:expr, $problem:expr) => {{
+        let (cell, p) = ($cell, $problem);
+        let mut arena = cell.new_arena(&p.readout, p.batch()).unwrap();
+        let mut grads = Gradients::zeros(cell, &p.readout, p.batch());
+        let loss = cell
+            .train_step(
+                &p.readout,
+                &mut arena,
+                p.x.view(),
+                p.h0.view(),
+                p.targets(),
+                &mut grads,
+            )
+            .unwrap();
+        (loss, grads)
+    }};
+}
+
 /// A newtype over `$inner` with `#[bptt(seq_len = $len, budget = $budget,
 /// alpha = 3, policy = $policy)]`.
 macro_rules! scheduled {
@@ -218,19 +240,7 @@ macro_rules! scheduled {
                 $name(<$inner as Rebuild>::rebuild(cell))
             }
             fn generated(&self, p: &Problem) -> (f64, Gradients) {
-                let mut arena = self.new_arena(&p.readout, p.batch()).unwrap();
-                let mut grads = Gradients::zeros(self, &p.readout, p.batch());
-                let loss = self
-                    .train_step(
-                        &p.readout,
-                        &mut arena,
-                        p.x.view(),
-                        p.h0.view(),
-                        p.targets(),
-                        &mut grads,
-                    )
-                    .unwrap();
-                (loss, grads)
+                generated_step!(self, p)
             }
         }
     };
@@ -478,4 +488,90 @@ fn user_cell_trains_with_the_generated_step() {
         }
     }
     assert!(loss < 0.8 * first, "loss {first} -> {loss}");
+}
+
+/// An LSTM newtype planned within 19,000 bytes for `problem("lstm", 37, _)`'s
+/// sizes (input 3, hidden 5, batch 3, 4 classes): one state of the batch is
+/// `10 × 3 × 4` bytes, and the working set is the arena's outside the
+/// checkpoints (checked against `ArenaLayout::working_bytes` below).
+#[bptt(
+    seq_len = 37,
+    memory = 19000,
+    state_bytes = 120,
+    working_bytes = 16000,
+    alpha = 3
+)]
+struct LstmWithin(Lstm);
+bptt_runtime::delegate_cell!(LstmWithin, 0);
+
+#[test]
+fn a_budget_in_bytes_holds_and_trains_as_store_all() {
+    let p = problem("lstm", 37, 5);
+    let cell = LstmWithin(Lstm::rebuild(&*p.cell));
+    let batch = p.batch();
+    assert_eq!(LstmWithin::MEMORY_BYTES, 19000);
+    assert_eq!(cell.state_size() * batch * 4, 120, "state_bytes");
+    let layout = cell.arena_layout(&p.readout, batch).unwrap();
+    assert_eq!(layout.working_bytes(), 16000, "working_bytes");
+    // The arena fits, and is within 5% of the memory or one tick more of
+    // checkpoints (a state, at alpha 3) would not fit.
+    let bytes = 4 * layout.total() as u64;
+    assert!(bytes <= LstmWithin::MEMORY_BYTES, "{bytes} bytes");
+    assert!(
+        bytes * 100 >= LstmWithin::MEMORY_BYTES * 95 || bytes + 120 > LstmWithin::MEMORY_BYTES,
+        "{bytes} bytes"
+    );
+    // The library's search on the same figures chose this very plan.
+    let alpha = bptt::Alpha::new(3.0).unwrap();
+    let stack = |plan: &bptt::Plan| {
+        let floats = bptt_runtime::stack_floats(plan.peak().0, 30, alpha.denominator());
+        16000 + 4 * floats
+    };
+    let plan = bptt::planner::plan_within(19000, Policy::Msm, alpha, 37, 120, stack).unwrap();
+    assert_eq!(plan.peak().0, LstmWithin::CAPACITY_TICKS);
+    assert_eq!(plan.forward_steps(), LstmWithin::FORWARD_STEPS);
+    const { assert!(LstmWithin::FORWARD_STEPS > 37) };
+    // A larger batch holds more than the memory: refused with both figures.
+    let err = cell.arena_layout(&p.readout, batch + 1).unwrap_err();
+    assert!(err.what.contains("MEMORY_BYTES"), "{err}");
+    assert_eq!(err.expected, [19000]);
+    assert!(err.got[0] > 19000, "{err}");
+    // Bitwise the losses and gradients of plain store-all BPTT.
+    let (loss, grads) = generated_step!(&cell, &p);
+    let (plain_loss, plain) = p.plain_bptt();
+    assert_eq!(
+        loss.to_bits(),
+        plain_loss.to_bits(),
+        "{loss} vs {plain_loss}"
+    );
+    assert!(grads.bitwise_eq(&plain), "gradients vs plain BPTT");
+}
+
+/// The README's example of a budget in bytes, as it is written there: an
+/// LSTM of input 32, hidden 128, batch 8 and 16 classes.
+#[bptt(
+    seq_len = 1000,
+    memory = "8MiB",
+    state_bytes = 8192,
+    working_bytes = 435_712,
+    alpha = 3
+)]
+struct ReadmeLstm(Lstm);
+bptt_runtime::delegate_cell!(ReadmeLstm, 0);
+
+#[test]
+fn the_readmes_memory_example_has_the_runtimes_sizes() {
+    let mut rng = Rng::new(1);
+    let cell = ReadmeLstm(Lstm::new(32, 128, &mut rng));
+    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 128, 16, &mut rng);
+    assert_eq!(cell.state_size() * 8 * 4, 8192, "state_bytes");
+    let layout = cell.arena_layout(&readout, 8).unwrap();
+    assert_eq!(layout.working_bytes(), 435_712, "working_bytes");
+    assert_eq!(ReadmeLstm::MEMORY_BYTES, 8 << 20);
+    let bytes = 4 * layout.total() as u64;
+    assert!(bytes <= ReadmeLstm::MEMORY_BYTES, "{bytes} bytes");
+    // "about a third of store-all's 24.6 MB"
+    let store_all = 4 * (1000 * cell.tape_size() * 8) as u64;
+    assert_eq!(store_all.div_ceil(100_000), 246, "{store_all}");
+    assert!(bytes * 100 <= store_all * 35, "{bytes} of {store_all}");
 }

@@ -91,10 +91,37 @@ fn round_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
+/// Floats per batch row of everything an arena holds but the checkpoint
+/// stack's size: what [`ArenaLayout::from_sizes`] lays out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowSizes {
+    /// Floats of a state (`Cell::state_size`).
+    pub state: usize,
+    /// Floats of a tape (`Cell::tape_size`).
+    pub tape: usize,
+    /// Floats of the cell's scratch (`Cell::scratch_size`).
+    pub scratch: usize,
+    /// Floats of the read-out's scratch (`Readout::scratch_size`: its
+    /// outputs plus its inputs).
+    pub readout_scratch: usize,
+    /// Floats of one step's deferred weight-gradient operands (`Σ rows +
+    /// cols` over `Cell::weight_gradients`; 0 for a cell that defers none).
+    pub window_row: usize,
+}
+
+/// Floats of a checkpoint stack of `ticks` ticks of `1/ticks_per_state`
+/// hidden state, for a whole batch's state of `whole_state` floats:
+/// `ceil(ticks · whole_state / ticks_per_state)`, exactly the schedule's
+/// peak (counted wide, so no size overflows it).
+pub fn stack_floats(ticks: u32, whole_state: u64, ticks_per_state: u32) -> u128 {
+    (u128::from(ticks) * u128::from(whole_state)).div_ceil(u128::from(ticks_per_state.max(1)))
+}
+
 impl ArenaLayout {
     /// The layout for a cell, a read-out, a batch size and a schedule's
     /// checkpoint stack: `alpha = ticks_per_tape / ticks_per_state` as planned,
-    /// and the stack's capacity in ticks.
+    /// and the stack's capacity in ticks ([`ArenaLayout::from_sizes`] of
+    /// their sizes).
     ///
     /// Fails if the cell's tape is larger than the `alpha` the schedule was
     /// planned for (its tapes would not fit their slots).
@@ -102,10 +129,38 @@ impl ArenaLayout {
         cell: &dyn Cell,
         readout: &Readout,
         batch: usize,
+        ticks: (u32, u32),
+        capacity_ticks: u32,
+    ) -> Result<Self, Mismatch> {
+        let rows = RowSizes {
+            state: cell.state_size(),
+            tape: cell.tape_size(),
+            scratch: cell.scratch_size(),
+            readout_scratch: readout.scratch_size(),
+            window_row: cell
+                .weight_gradients()
+                .iter()
+                .map(|p| p.operand_floats())
+                .sum(),
+        };
+        Self::from_sizes(batch, rows, ticks, capacity_ticks)
+    }
+
+    /// The layout for plain sizes: `batch` rows of `rows` floats and a
+    /// checkpoint stack of `capacity_ticks` ticks, `alpha = ticks_per_tape /
+    /// ticks_per_state` as planned. What [`ArenaLayout::new`] computes for a
+    /// cell and a read-out of these sizes, so a size known before the cell
+    /// exists (at compile time) gives the same bytes.
+    ///
+    /// Fails if the tape is larger than that `alpha` (its tapes would not fit
+    /// their slots).
+    pub fn from_sizes(
+        batch: usize,
+        rows: RowSizes,
         (ticks_per_state, ticks_per_tape): (u32, u32),
         capacity_ticks: u32,
     ) -> Result<Self, Mismatch> {
-        let (state, tape) = (cell.state_size(), cell.tape_size());
+        let (state, tape) = (rows.state, rows.tape);
         let fits = (tape as u64) * u64::from(ticks_per_state)
             <= (state as u64) * u64::from(ticks_per_tape);
         if ticks_per_state == 0 || !fits {
@@ -115,23 +170,17 @@ impl ArenaLayout {
                 got: vec![state, tape],
             });
         }
-        let window_row: usize = cell
-            .weight_gradients()
-            .iter()
-            .map(|p| p.operand_floats())
-            .sum();
-        let window_steps = window_steps(batch, window_row);
         Ok(ArenaLayout {
             batch,
             state_size: state,
             tape_size: tape,
-            scratch_size: cell.scratch_size(),
-            readout_scratch_size: readout.scratch_size(),
+            scratch_size: rows.scratch,
+            readout_scratch_size: rows.readout_scratch,
             ticks_per_state,
             ticks_per_tape,
             capacity_ticks,
-            window_steps,
-            window_row,
+            window_steps: window_steps(batch, rows.window_row),
+            window_row: rows.window_row,
         })
     }
 
@@ -172,8 +221,11 @@ impl ArenaLayout {
 
     /// Floats of the checkpoint stack up to tick `p`: `ceil(p · S / den)`.
     fn stack_floats(&self, p: u32) -> usize {
-        let whole_state = (self.batch * self.state_size) as u64;
-        (u64::from(p) * whole_state).div_ceil(u64::from(self.ticks_per_state)) as usize
+        stack_floats(
+            p,
+            (self.batch * self.state_size) as u64,
+            self.ticks_per_state,
+        ) as usize
     }
 
     /// Where a region starts, in floats from the base.

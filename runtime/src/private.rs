@@ -3,7 +3,7 @@
 //!
 //! Generated code reaches the runtime only through `::bptt_runtime::__private`,
 //! never through the user's imports, so a user crate may name, shadow or
-//! rename anything it likes. The re-exports and the two helpers below are the
+//! rename anything it likes. The re-exports and the helpers below are the
 //! whole surface the emitter (`bptt::emit`) relies on.
 
 pub use crate::arena::{Arena, ArenaLayout, Region};
@@ -90,6 +90,27 @@ pub fn check_arena(
             what: "arena [ticks per state, ticks per tape, capacity in ticks] (make the arena with the generated `new_arena`)",
             expected: want.map(|t| t as usize).to_vec(),
             got: got.map(|t| t as usize).to_vec(),
+        })
+    }
+}
+
+/// Checks, when a generated arena is laid out, that it (and `extra_floats`
+/// more, the gradients of a `cell!` step) fits in the `memory` bytes the
+/// schedule was planned within (`MEMORY_BYTES`); `what` names the figures.
+pub fn check_memory(
+    layout: &ArenaLayout,
+    extra_floats: usize,
+    memory: u64,
+    what: &'static str,
+) -> Result<(), Mismatch> {
+    let bytes = (layout.total() as u128 + extra_floats as u128) * 4;
+    if bytes <= u128::from(memory) {
+        Ok(())
+    } else {
+        Err(Mismatch {
+            what,
+            expected: vec![usize::try_from(memory).unwrap_or(usize::MAX)],
+            got: vec![usize::try_from(bytes).unwrap_or(usize::MAX)],
         })
     }
 }

@@ -220,7 +220,13 @@ impl Readout {
 
     /// Floats of scratch per batch row that [`Readout::step`] needs.
     pub fn scratch_size(&self) -> usize {
-        self.out_size + self.in_size
+        Self::scratch_size_of(self.in_size, self.out_size)
+    }
+
+    /// Floats of scratch per batch row of a read-out of these sizes (its
+    /// [`Readout::scratch_size`]).
+    pub fn scratch_size_of(in_size: usize, out_size: usize) -> usize {
+        out_size + in_size
     }
 
     /// `y = h·W + b` as a gate block whose "hidden" input is the state's front.

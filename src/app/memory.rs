@@ -7,10 +7,8 @@
 
 use bptt::BackendKind;
 use bptt::Error;
-use bptt::Policy;
 use bptt::cell_lang::CellProgram;
 use bptt::planner::Plan;
-use bptt::{Alpha, Budget, Ticks};
 
 /// Bytes a command will allocate, by what they are for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -91,6 +89,23 @@ pub fn human(bytes: u128) -> String {
     match UNITS.iter().find(|(_, u)| b >= *u) {
         Some((name, u)) => format!("{:.1} {name}", b / u),
         None => format!("{bytes} bytes"),
+    }
+}
+
+/// The wording of training's refusal of a `--memory` below any plan
+/// ([`bptt::planner::plan_within`]'s [`Error::MemoryTooSmall`]); other
+/// errors as they are.
+pub fn below_any_plan(error: Error) -> Error {
+    match error {
+        Error::MemoryTooSmall(s) => Error::MemoryLimit(format!(
+            "--memory {} is less than the {} a {} plan of T = {} needs with {:.1} units of checkpoints: raise --memory, or lower the sizes",
+            human(u128::from(s.memory)),
+            human(s.need),
+            s.policy,
+            s.len,
+            s.units,
+        )),
+        other => other,
     }
 }
 
@@ -266,98 +281,6 @@ impl CellShape {
     }
 }
 
-/// The plan of `policy` with the most checkpoint memory whose whole need,
-/// `need(plan)` bytes, fits in `memory` bytes: a budget given in bytes.
-///
-/// `state_bytes` is one hidden state of the whole batch. The budget is
-/// searched between one that fits and one that does not, each probe the
-/// linear guess (the bytes left under `memory` spent on checkpoint ticks)
-/// or, when that guess does not fit, the midpoint, until the plan is within
-/// a thousandth of `memory` (a plan's other needs, such as its schedule,
-/// change with its budget, so one guess is not enough). Refused, naming both figures, when
-/// not even a plan without checkpoints fits.
-pub fn plan_within(
-    memory: u64,
-    policy: Policy,
-    alpha: Alpha,
-    len: u32,
-    state_bytes: u64,
-    need: impl Fn(&Plan) -> u128,
-) -> Result<Plan, Error> {
-    let memory = u128::from(memory);
-    let refuse = |plan: &Plan| {
-        Error::MemoryLimit(format!(
-            "--memory {} is less than the {} a {policy} plan of T = {len} needs with {:.1} units of checkpoints: raise --memory, or lower the sizes",
-            human(memory),
-            human(need(plan)),
-            plan.summary().peak_units,
-        ))
-    };
-    let plan_of = |ticks: u128| {
-        Plan::new(
-            policy,
-            alpha,
-            len,
-            Budget::Units(alpha.to_units(Ticks(ticks as u32))),
-        )
-    };
-    if !policy.is_dynamic() {
-        let plan = Plan::new(policy, alpha, len, Budget::Percent(100.0))?;
-        return if need(&plan) <= memory {
-            Ok(plan)
-        } else {
-            Err(refuse(&plan))
-        };
-    }
-    let most = u128::from(alpha.to_ticks(alpha.store_all_units(len))?.0);
-    let per_tick = u128::from(state_bytes.max(1)).div_ceil(u128::from(alpha.denominator()));
-    // `hi` does not fit; `best`, if any, is the plan of `lo`, which does.
-    // Probes are the linear guess (the bytes over or under `memory` as
-    // ticks) while it falls between them, the midpoint otherwise.
-    let (mut hi, mut best): (u128, Option<(u128, Plan)>) = (most + 1, None);
-    let mut probe = most;
-    for _ in 0..64 {
-        // A budget too small to plan (too many forward steps) does not fit.
-        let plan = plan_of(probe).ok();
-        let used = plan.as_ref().map(&need);
-        match (plan, used) {
-            (Some(plan), Some(used)) if used <= memory => {
-                let under = memory - used;
-                best = Some((probe, plan));
-                if under <= memory / 1000 || hi - probe <= 1 {
-                    break;
-                }
-                let linear = probe + under / per_tick;
-                probe = if linear < hi {
-                    linear.max(probe + 1)
-                } else {
-                    probe + (hi - probe) / 2
-                };
-            }
-            (_, used) => {
-                hi = probe;
-                let lo = best.as_ref().map_or(0, |(lo, _)| *lo);
-                if probe == lo {
-                    break;
-                }
-                let over = used.map_or(0, |u| u - memory) / per_tick;
-                probe = match best {
-                    None if over > 0 && over < probe => probe - over,
-                    None => probe / 2,
-                    Some(_) => lo + (hi - lo) / 2,
-                };
-                if best.is_some() && probe == lo {
-                    break;
-                }
-            }
-        }
-    }
-    match best {
-        Some((_, plan)) => Ok(plan),
-        None => Err(plan_of(0).map_or_else(|e| e, |plan| refuse(&plan))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,59 +301,6 @@ mod tests {
         );
         assert!(err.contains("parameters 4.0 GB"), "{err}");
         assert!(need.check("train", Some(5_000_000_000)).is_ok());
-    }
-
-    /// A need like training's: fixed bytes, the checkpoints at the plan's
-    /// peak, and a schedule that grows as the budget shrinks.
-    fn need_of(plan: &Plan) -> u128 {
-        50_000
-            + plan.summary().peak_units.ceil() as u128 * 1024
-            + u128::from(plan.forward_steps()) * 16
-    }
-
-    #[test]
-    fn a_byte_budget_is_filled_to_within_a_thousandth_or_to_the_next_tick() {
-        let alpha = Alpha::new(3.0).unwrap();
-        for (len, memory) in [
-            (1000u32, 400_000u64),
-            (1000, 2_000_000),
-            (20_000, 3_000_000),
-            (5000, 600_000),
-        ] {
-            let plan = plan_within(memory, Policy::Msm, alpha, len, 1024, need_of).unwrap();
-            let used = need_of(&plan);
-            assert!(used <= u128::from(memory), "T = {len}: {used} > {memory}");
-            let more = Plan::new(
-                Policy::Msm,
-                alpha,
-                len,
-                Budget::Units(alpha.to_units(Ticks(plan.budget().0 + 1))),
-            )
-            .unwrap();
-            assert!(
-                used * 1000 >= u128::from(memory) * 999 || need_of(&more) > u128::from(memory),
-                "T = {len}, {memory} bytes: {used} used, and one tick more would fit"
-            );
-        }
-        // Store-all fits: it is the plan.
-        let plan = plan_within(1 << 40, Policy::Msm, alpha, 100, 1024, need_of).unwrap();
-        assert_eq!(plan.forward_steps(), 100);
-    }
-
-    #[test]
-    fn a_byte_budget_below_any_plan_is_refused_with_both_figures() {
-        let alpha = Alpha::new(3.0).unwrap();
-        let err = plan_within(40_000, Policy::Msm, alpha, 1000, 1024, need_of)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("--memory 40.0 kB") && err.contains("MB"),
-            "{err}"
-        );
-        let err = plan_within(40_000, Policy::StoreAll, alpha, 1000, 1024, need_of)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("store-all"), "{err}");
     }
 
     #[test]

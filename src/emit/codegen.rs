@@ -31,14 +31,31 @@ pub(crate) struct Compiled {
 /// Plans, expands, verifies and lowers what `spec` asks for.
 pub(crate) fn compile(spec: &Spec) -> Result<Compiled, Error> {
     let alpha = Alpha::new(spec.alpha)?;
-    let plan = Plan::new(spec.policy, alpha, spec.len, spec.budget)?;
+    compile_plan(Plan::new(spec.policy, alpha, spec.len, spec.budget)?)
+}
+
+/// Expands, verifies and lowers `plan`.
+pub(crate) fn compile_plan(plan: Plan) -> Result<Compiled, Error> {
     let schedule = Verified::stream(plan.clone())?;
     Ok(Compiled {
-        alpha,
+        alpha: plan.alpha(),
         summary: plan.summary(),
         capacity: schedule.header().capacity.0,
         lowered: Lowered::new(&schedule),
     })
+}
+
+/// A schedule planned within a budget in bytes: what the emitted
+/// `MEMORY_BYTES` and `arena_layout` check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryCheck {
+    /// The bytes given (`memory`).
+    pub memory: u64,
+    /// What the plan needs of them, for the documentation.
+    pub need: u128,
+    /// Whether the gradients count (`cell!`): the cell's and the read-out's
+    /// parameters and `dL/dh0`, as `Gradients::zeros` allocates them.
+    pub gradients: bool,
 }
 
 /// A float in hidden-state units, as short as it reads well: `3`, `149.5`,
@@ -250,6 +267,7 @@ pub(crate) fn generate(
     ident: &Ident,
     generics: &Generics,
     segment_calls: usize,
+    memory: Option<MemoryCheck>,
 ) -> Result<TokenStream, Error> {
     let method = format_ident!("{}", spec.name.as_deref().unwrap_or("train_step"));
     let s = &compiled.summary;
@@ -282,6 +300,7 @@ pub(crate) fn generate(
     // The bound that every method carries, spanned at the type's name so that
     // a type that is not a cell is reported there.
     let is_cell = quote_spanned!(ident.span()=> Self: __bptt::Cell);
+    let (memory_const, memory_check, memory_error) = memory_items(memory, &method);
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     Ok(quote! {
         const _: () = {
@@ -298,6 +317,7 @@ pub(crate) fn generate(
                 pub const CAPACITY_TICKS: u32 = #capacity;
                 #[doc = #steps_doc]
                 pub const FORWARD_STEPS: u64 = #forward_steps;
+                #memory_const
 
                 /// The layout of the arena that the generated training step
                 /// runs in, for a read-out and a batch size.
@@ -306,6 +326,7 @@ pub(crate) fn generate(
                 ///
                 /// A `Mismatch` if the cell's tape is larger than the alpha
                 /// the schedule was planned with.
+                #memory_error
                 pub fn arena_layout(
                     &self,
                     readout: &__bptt::Readout,
@@ -314,13 +335,15 @@ pub(crate) fn generate(
                 where
                     #is_cell,
                 {
-                    __bptt::ArenaLayout::new(
+                    let layout = __bptt::ArenaLayout::new(
                         self,
                         readout,
                         batch,
                         (Self::TICKS_PER_STATE, Self::TICKS_PER_TAPE),
                         Self::CAPACITY_TICKS,
-                    )
+                    )?;
+                    #memory_check
+                    ::core::result::Result::Ok(layout)
                 }
 
                 /// A zeroed arena for the generated training step: allocate it
@@ -377,4 +400,51 @@ pub(crate) fn generate(
             }
         };
     })
+}
+
+/// With a budget in bytes: the const `MEMORY_BYTES`, the check of
+/// `arena_layout` against it, and the line of its documentation that says
+/// so (no tokens without).
+fn memory_items(
+    memory: Option<MemoryCheck>,
+    method: &Ident,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let Some(m) = memory else {
+        return (TokenStream::new(), TokenStream::new(), TokenStream::new());
+    };
+    let bytes = Literal::u64_unsuffixed(m.memory);
+    let (counted, extra, what) = if m.gradients {
+        (
+            "the arena and the gradients",
+            quote! {
+                <Self as __bptt::Cell>::params(self).len()
+                    + readout.params().len()
+                    + batch * <Self as __bptt::Cell>::state_size(self)
+            },
+            "bytes of the arena and the gradients (cell and read-out parameters, dL/dh0) over MEMORY_BYTES, the memory the schedule was planned within: [memory]",
+        )
+    } else {
+        (
+            "the arena",
+            quote!(0),
+            "bytes of the arena over MEMORY_BYTES, the memory the schedule was planned within (were state_bytes and working_bytes those of this cell and batch?): [memory]",
+        )
+    };
+    let doc = format!(
+        " The memory in bytes that `{method}` was planned within (`memory`): the plan with the \
+         most checkpoints whose {counted} fit, {} of them at the sizes planned for. \
+         `arena_layout` refuses an arena over it.",
+        m.need
+    );
+    let constant = quote! {
+        #[doc = #doc]
+        pub const MEMORY_BYTES: u64 = #bytes;
+    };
+    let check = quote! {
+        __bptt::check_memory(&layout, #extra, Self::MEMORY_BYTES, #what)?;
+    };
+    let error = format!(
+        " A `Mismatch` naming both figures if {counted} would take more than `MEMORY_BYTES`."
+    );
+    (constant, check, quote!(#[doc = ""] #[doc = #error]))
 }

@@ -1,6 +1,7 @@
 //! The Rust emitter behind the `#[bptt]` attribute.
 //!
 //! `#[bptt(seq_len = T, budget = M, alpha = A, policy = "msm", name = "...")]`
+//! (or `memory = "256MiB", state_bytes = S, working_bytes = W` for `budget`)
 //! goes on the struct (or enum, or union) that defines a type implementing
 //! [`bptt_runtime::Cell`]: the cell is the unit that the schedule drives, and
 //! a type definition works for the runtime's cells in a newtype as well as
@@ -21,19 +22,35 @@
 //!
 //! # Arguments
 //!
-//! | argument  | value                                                              | default      |
-//! |-----------|--------------------------------------------------------------------|--------------|
-//! | `seq_len` | integer literal: the sequence length `T`                           | required     |
-//! | `budget`  | hidden-state units (`200`, `37.5`, `"200"`) or `"5%"` of store-all | required     |
-//! | `alpha`   | number `>= 1`: the cell's tape size over its state size            | required     |
-//! | `policy`  | `"hsm"`, `"ism"`, `"msm"`, `"store-all"`, `"sqrt"`, `"interval:K"` | `"msm"`      |
-//! | `name`    | the training-step method's name, a string or an identifier         | `train_step` |
+//! | argument        | value                                                              | default      |
+//! |-----------------|--------------------------------------------------------------------|--------------|
+//! | `seq_len`       | integer literal: the sequence length `T`                           | required     |
+//! | `budget`        | hidden-state units (`200`, `37.5`, `"200"`) or `"5%"` of store-all | `budget` or `memory` |
+//! | `memory`        | bytes a step may hold: `"256MiB"`, `"1.5GB"` ([`crate::parse_bytes`]) or an integer of bytes | `budget` or `memory` |
+//! | `state_bytes`   | with `memory`: bytes of one hidden state of the whole batch, `state_size × batch × 4` | with `memory` |
+//! | `working_bytes` | with `memory`: bytes of the arena outside the checkpoints, `ArenaLayout::working_bytes()` | with `memory` |
+//! | `alpha`         | number `>= 1`: the cell's tape size over its state size            | required     |
+//! | `policy`        | `"hsm"`, `"ism"`, `"msm"`, `"store-all"`, `"sqrt"`, `"interval:K"` | `"msm"`      |
+//! | `name`          | the training-step method's name, a string or an identifier         | `train_step` |
 //!
 //! `alpha` is needed at compile time because the cell's sizes are only known
 //! at run time; a cell whose tape turns out larger than `alpha` states is
 //! refused when its arena is laid out (its checkpoints would break the
 //! budget), a smaller one simply uses less memory. A policy may also be a bare
 //! identifier (`policy = hsm`).
+//!
+//! Exactly one of `budget` and `memory` is given. `memory` is a budget in
+//! bytes ([`plan_within`](crate::planner::plan_within)): the plan of the
+//! policy with the most checkpoints whose `working_bytes` plus checkpoint
+//! stack (its peak in ticks, `ceil(ticks × state floats / ticks per
+//! state) × 4` bytes, as the arena lays it out) fit. The sizes are the run
+//! time's, so they are given (`state_bytes` and `working_bytes`, required
+//! with `memory` and refused without it) and checked: `arena_layout`
+//! refuses an arena of more than `memory` bytes, which is what a
+//! `state_bytes` or `working_bytes` too small for the cell and batch gives.
+//! A memory too small for any plan is a compile error at `memory` naming
+//! what the smallest plan needs and what was given. In `cell!`, whose sizes
+//! are known, `memory` takes `batch` and `classes` instead (see [`cell`]).
 //!
 //! # What is emitted
 //!
@@ -46,10 +63,13 @@
 //! * `pub const SEQ_LEN: u32`, `TICKS_PER_STATE: u32` and `TICKS_PER_TAPE:
 //!   u32` (alpha as a fraction), `CAPACITY_TICKS: u32` (the checkpoint
 //!   stack: the schedule's peak) and `FORWARD_STEPS: u64`;
+//! * with `memory`, `pub const MEMORY_BYTES: u64`: the bytes given;
 //! * `pub fn arena_layout(&self, readout: &Readout, batch: usize) ->
 //!   Result<ArenaLayout, Mismatch>` and `pub fn new_arena(&self, readout:
 //!   &Readout, batch: usize) -> Result<Arena, Mismatch>`, to allocate the
-//!   arena once, up front;
+//!   arena once, up front; with `memory`, they refuse (a `Mismatch` naming
+//!   `MEMORY_BYTES` and the bytes asked for) an arena of more than
+//!   `MEMORY_BYTES` bytes (in `cell!`, the arena and the gradients);
 //! * `pub fn train_step(&self, readout: &Readout, arena: &mut Arena, inputs:
 //!   ArrayView3<f32>, h0: ArrayView2<f32>, targets: Targets, grads: &mut
 //!   Gradients) -> Result<f64, Mismatch>`, which checks that the arena was
@@ -90,7 +110,9 @@
 //! Every error is a `compile_error!` pointing at the argument it is about:
 //! unknown, duplicated or missing arguments (missing ones at the attribute),
 //! values of the wrong kind, `seq_len = 0`, an unknown policy, alpha below
-//! one, a budget too small (the message names the smallest that works), and
+//! one, a budget too small (the message names the smallest that works),
+//! both or neither of `budget` and `memory`, `memory` without its sizes or
+//! its sizes without it, a memory below any plan (both figures), and
 //! the attribute on an item that is not a type definition (at the item's
 //! name). All problems found are reported together. On error the item is
 //! emitted unchanged (without further `#[bptt]`s), so that the user's type
@@ -99,6 +121,7 @@
 mod args;
 pub mod cell;
 mod codegen;
+mod memory;
 
 pub use codegen::{SEGMENT_CALLS, statements};
 
@@ -107,9 +130,13 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{Attribute, Generics, Ident, Item};
 
+use crate::cell_lang::CellProgram;
 use crate::error::Error;
 use crate::policy::Policy;
-use crate::units::Budget;
+use crate::units::{Alpha, Budget};
+use args::{Amount, Args, Sizes};
+use codegen::MemoryCheck;
+use memory::Footprint;
 
 /// What `#[bptt(...)]` asks for: the arguments, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,7 +214,7 @@ fn try_expand(
 ) -> syn::Result<TokenStream> {
     let parsed_args = args::parse(args, None, Span::call_site());
     let target = target(item);
-    let ((spec, spans), (ident, generics)) = match (parsed_args, target) {
+    let ((args, spans), (ident, generics)) = match (parsed_args, target) {
         (Ok(a), Ok(t)) => (a, t),
         (Err(mut a), Err(t)) => {
             a.combine(t);
@@ -195,36 +222,81 @@ fn try_expand(
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
-    schedule(&spec, spans, &ident, &generics, segment_calls)
+    schedule(&args, spans, &ident, &generics, segment_calls, None)
 }
 
-/// Plans what `spec` asks for and generates the impl for the type `ident`;
-/// a planning error points at the argument at fault.
+/// Plans what `args` ask for (within `memory` bytes with the footprint of
+/// the sizes given, or of `program`, the cell of `cell!`) and generates the
+/// impl for the type `ident`; a planning error points at the argument at
+/// fault.
 fn schedule(
-    spec: &Spec,
+    args: &Args,
     spans: args::Spans,
     ident: &Ident,
     generics: &Generics,
     segment_calls: usize,
+    program: Option<&CellProgram>,
 ) -> syn::Result<TokenStream> {
-    let compiled =
-        codegen::compile(spec).map_err(|e| syn::Error::new(spans.of(&e), e.to_string()))?;
-    codegen::generate(spec, &compiled, ident, generics, segment_calls)
+    let at = |e: Error| syn::Error::new(spans.of(&e), e.to_string());
+    let (spec, compiled, memory) = match args.amount {
+        Amount::Budget(budget) => {
+            let spec = args.spec(budget);
+            let compiled = codegen::compile(&spec).map_err(at)?;
+            (spec, compiled, None)
+        }
+        Amount::Memory { bytes, sizes } => {
+            let alpha = Alpha::new(args.alpha).map_err(at)?;
+            let footprint = match (sizes, program) {
+                (Sizes::Bytes { state, working }, _) => Footprint {
+                    state,
+                    working,
+                    gradients: 0,
+                },
+                (Sizes::Rows { batch, classes }, Some(program)) => {
+                    Footprint::of_program(program, batch, classes, alpha)
+                        .map_err(|e| syn::Error::new(spans.budget, e))?
+                }
+                (Sizes::Rows { .. }, None) => {
+                    return Err(syn::Error::new(
+                        spans.budget,
+                        "`batch` and `classes` size the cell of `cell!` only",
+                    ));
+                }
+            };
+            let plan = memory::plan(args, bytes, &footprint).map_err(at)?;
+            let check = MemoryCheck {
+                memory: bytes,
+                need: footprint.need(&plan),
+                gradients: matches!(sizes, Sizes::Rows { .. }),
+            };
+            let spec = args.spec(Budget::Units(plan.summary().budget));
+            let compiled = codegen::compile_plan(plan).map_err(at)?;
+            (spec, compiled, Some(check))
+        }
+    };
+    codegen::generate(&spec, &compiled, ident, generics, segment_calls, memory)
         .map_err(|e| syn::Error::new(Span::call_site(), e.to_string()))
 }
 
-/// What `#[bptt(args)]` adds to the type `ident` of a cell whose alpha the
-/// program fixes (`cell!`, see [`cell`]): the same impl, planned with
-/// `alpha`; `args` may not give `alpha`, and a missing argument is reported
-/// at `at` (the attribute).
+/// What `#[bptt(args)]` adds to the type `ident` of `program`'s cell
+/// (`cell!`, see [`cell`]): the same impl, planned with the program's
+/// alpha (`args` may not give `alpha`) and, with `memory`, its sizes; a
+/// missing argument is reported at `at` (the attribute).
 pub(crate) fn expand_derived(
     args: TokenStream,
     at: Span,
     ident: &Ident,
-    alpha: f64,
+    program: &CellProgram,
 ) -> syn::Result<TokenStream> {
-    let (spec, spans) = args::parse(args, Some(alpha), at)?;
-    schedule(&spec, spans, ident, &Generics::default(), SEGMENT_CALLS)
+    let (args, spans) = args::parse(args, Some(program.alpha()), at)?;
+    schedule(
+        &args,
+        spans,
+        ident,
+        &Generics::default(),
+        SEGMENT_CALLS,
+        Some(program),
+    )
 }
 
 /// Whether an attribute is another `#[bptt]` (by its last path segment).
@@ -299,7 +371,7 @@ fn generate(spec: &Spec, item: TokenStream, segment_calls: usize) -> Result<Toke
         Item::Struct(s) => (&s.ident, &s.generics),
         _ => return Err(Error::Verify("the placeholder is not a struct".into())),
     };
-    let generated = codegen::generate(spec, &compiled, ident, generics, segment_calls)?;
+    let generated = codegen::generate(spec, &compiled, ident, generics, segment_calls, None)?;
     Ok(quote!(#item #generated))
 }
 
@@ -338,3 +410,6 @@ pub fn emit_rust_segmented(spec: &Spec, segment_calls: usize) -> Result<String, 
     let file: syn::File = syn::parse2(tokens).map_err(|e| Error::Verify(e.to_string()))?;
     Ok(prettyplease::unparse(&file))
 }
+
+#[cfg(test)]
+mod tests;

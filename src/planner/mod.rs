@@ -15,6 +15,7 @@ mod regime;
 mod table;
 pub(crate) mod walk;
 mod weighted;
+mod within;
 
 pub use choice::Choice;
 pub use closed_plan::ClosedPlanner;
@@ -25,6 +26,7 @@ pub use reference::brute_force_costs;
 pub use table::{COST_CAP, MAX_CELLS, Table};
 pub use walk::{Event, Segment, Stored, Walk};
 pub use weighted::{Origin, WEIGHTED_MAX_CELLS, WeightedTable, Weights};
+pub use within::plan_within;
 
 /// The longest sequence bptt plans for.
 pub const MAX_LEN: u32 = 1 << 24;

@@ -300,3 +300,45 @@ pub fn bits(grads: &Gradients) -> Vec<u32> {
         .map(|g| g.to_bits())
         .collect()
 }
+
+/// Cranelift IR text with its value numbers erased (`v12` becomes `v`), so
+/// that a snapshot shows the code's shape (its blocks, instructions,
+/// constants, memory offsets and calls) and not how Cranelift happened to
+/// number the values it made.
+pub fn clif_shape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut previous: Option<char> = None;
+    while let Some(c) = chars.next() {
+        let starts_word = !previous.is_some_and(|p| p.is_alphanumeric() || p == '_');
+        if c == 'v' && starts_word && chars.peek().is_some_and(char::is_ascii_digit) {
+            let mut digits = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(d);
+                chars.next();
+            }
+            let ends_word = !chars
+                .peek()
+                .is_some_and(|&n| n.is_alphanumeric() || n == '_');
+            out.push('v');
+            if !ends_word {
+                out.push_str(&digits);
+            }
+            previous = digits.chars().last();
+            continue;
+        }
+        out.push(c);
+        previous = Some(c);
+    }
+    out
+}
+
+#[test]
+fn clif_shape_erases_value_numbers_only() {
+    assert_eq!(
+        clif_shape(
+            "v12 = iadd v9, v13 ; v12 = 68\nload.f32x4 notrap v28+1224 block3(v41) fn0 sig1 v2x"
+        ),
+        "v = iadd v, v ; v = 68\nload.f32x4 notrap v+1224 block3(v) fn0 sig1 v2x"
+    );
+}

@@ -72,7 +72,7 @@ pub struct TrainConfig {
     /// Checkpoint memory: units (`200`) or percent of store-all (`5%`).
     pub budget: Budget,
     /// All the memory the run may hold, in bytes, instead of `budget`: the
-    /// plan with the most checkpoints within it ([`memory::plan_within`]).
+    /// plan with the most checkpoints within it ([`bptt::planner::plan_within`]).
     /// Like the budget, it may change on resuming.
     #[serde(default)]
     pub memory: Option<u64>,
@@ -331,14 +331,15 @@ impl Trainer {
         };
         let plan = match config.memory {
             None => Plan::new(policy, alpha, config.len, budget)?,
-            Some(memory) => memory::plan_within(
+            Some(memory) => bptt::planner::plan_within(
                 memory,
                 policy,
                 alpha,
                 config.len,
                 (shape.state as u64).saturating_mul(config.batch as u64 * 4),
                 |plan| need(plan).total(),
-            )?,
+            )
+            .map_err(memory::below_any_plan)?,
         };
         let planned = need(&plan);
         planned.check("training", config.max_memory)?;

@@ -6,6 +6,7 @@
 //!     /// A minimal gated unit.
 //!     #[sizes(input = 8, hidden = 32)]          // required: concrete sizes
 //!     #[bptt(seq_len = 100, budget = "5%")]    // optional: also plan a schedule
+//!     // or: #[bptt(seq_len = 100, memory = "1MiB", batch = 8, classes = 16)]
 //!     pub cell Mgu { size input, hidden; .. }
 //! }
 //! ```
@@ -34,6 +35,22 @@
 //! * with `#[bptt(..)]`, the schedule impl of the [`#[bptt]`](super)
 //!   attribute (`train_step` and its consts), planned with the program's
 //!   alpha; `alpha =` is refused there, it is the program's.
+//!
+//! # A budget in bytes
+//!
+//! `#[bptt(seq_len = T, memory = "1MiB", batch = B, classes = C)]` plans
+//! within `memory` bytes for `B` batch rows and a read-out to `C` classes.
+//! Every size per row is the program's, so `state_bytes` and
+//! `working_bytes` are computed, not given (giving them is an error, as
+//! `alpha` is): the working set is the runtime's own layout
+//! (`ArenaLayout::from_sizes`) of the program's state, tape, scratch and
+//! deferred-window floats and the read-out's scratch (`classes + output`
+//! floats a row). The need also counts the gradients the step writes, as
+//! `Gradients::zeros` allocates them: the cell's parameters, the
+//! read-out's (`(output + 1) × classes`) and `dL/dh0` (`batch × state`), in
+//! f32. The plan is the one with the most checkpoints whose arena and
+//! gradients fit; `MEMORY_BYTES` is `memory`, and `arena_layout` refuses a
+//! batch or a read-out whose arena and gradients exceed it.
 //!
 //! Generated code names the runtime only through `::bptt_runtime::__private`
 //! (the alias `__bptt`), as `#[bptt]` does. [`emit_cell_rust`] gives the
@@ -170,7 +187,7 @@ pub fn expand_cell(input: TokenStream) -> TokenStream {
         Err(e) => return fail(syn::Error::new(def.name.span(), e)),
     };
     let schedule = options.bptt.map(|(args, at)| {
-        super::expand_derived(args, at, &def.name, program.alpha())
+        super::expand_derived(args, at, &def.name, &program)
             .unwrap_or_else(|e| e.to_compile_error())
     });
     quote!(#cell #schedule)

@@ -174,3 +174,80 @@ fn a_row_that_a_loop_reads_and_writes_is_split_apart() {
             .ends_with("a loop writes columns of a row that it also reads")
     );
 }
+
+/// The RNN of `cells/rnn.cell` with `#[bptt(args)]`, expanded, as text.
+fn rnn_with(args: TokenStream) -> String {
+    let cell: TokenStream = RNN.parse().unwrap();
+    text(expand_cell(quote! {
+        #[sizes(input = 3, hidden = 4)]
+        #[bptt(#args)]
+        #cell
+    }))
+}
+
+#[test]
+fn a_cell_plans_within_memory_from_its_own_sizes() {
+    let out = rnn_with(quote!(
+        seq_len = 50,
+        memory = "20KiB",
+        batch = 4,
+        classes = 3
+    ));
+    assert!(!out.contains("compile_error"), "{out}");
+    assert!(out.contains("pubconstMEMORY_BYTES:u64=20480;"), "{out}");
+    // The gradients count: the cell's, the read-out's and dL/dh0.
+    assert!(
+        out.contains(
+            "__bptt::check_memory(&layout,<Selfas__bptt::Cell>::params(self).len()+readout.params().len()+batch*<Selfas__bptt::Cell>::state_size(self),Self::MEMORY_BYTES,"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_cells_memory_sizes_are_batch_and_classes_and_need_memory() {
+    let out = rnn_with(quote! {
+        seq_len = 50, memory = "20KiB", batch = 4, classes = 3, state_bytes = 64
+    });
+    assert!(
+        out.contains("`state_bytes`iscomputedfromthecell'ssizesin`cell!`"),
+        "{out}"
+    );
+    let out = rnn_with(quote!(seq_len = 50, memory = "20KiB", batch = 4));
+    assert!(out.contains("missingargument`classes`"), "{out}");
+    let out = rnn_with(quote!(seq_len = 50, budget = "5%", batch = 4));
+    assert!(out.contains("`batch`sizesabudgetinbytes"), "{out}");
+}
+
+#[test]
+fn a_cells_memory_below_any_plan_names_both_figures() {
+    let out = rnn_with(quote!(seq_len = 50, memory = 1000, batch = 4, classes = 3));
+    assert!(out.contains("memory=1000bytesislessthanthe"), "{out}");
+    assert!(out.contains("ofgradients"), "{out}");
+}
+
+#[test]
+fn a_cells_footprint_is_the_runtime_arenas() {
+    use bptt_runtime::{ArenaLayout, Cell, LossKind, Readout, Rng};
+    let def = CellDef::parse_str(include_str!("../../../cells/lstm.cell")).unwrap();
+    let program = def.compile(&[("input", 3), ("hidden", 5)]).unwrap();
+    assert!(!program.deferred.is_empty(), "the window counts");
+    let alpha = crate::Alpha::new(program.alpha()).unwrap();
+    let cell = crate::cell_lang::DerivedCell::new(program.clone(), &mut Rng::new(1));
+    let readout = Readout::new(LossKind::SoftmaxCrossEntropy, 5, 7, &mut Rng::new(2));
+    for batch in [1, 6, 200] {
+        let footprint =
+            super::super::memory::Footprint::of_program(&program, batch, 7, alpha).unwrap();
+        let ticks = (alpha.denominator(), alpha.numerator());
+        let layout = ArenaLayout::new(&cell, &readout, batch, ticks, 40).unwrap();
+        assert_eq!(footprint.working, layout.working_bytes() as u64);
+        assert_eq!(footprint.state, 4 * (batch * cell.state_size()) as u64);
+        assert_eq!(
+            footprint.working as u128 + footprint.stack(alpha, crate::Ticks(40)),
+            4 * layout.total() as u128
+        );
+        let grads = bptt_runtime::Gradients::zeros(&cell, &readout, batch);
+        let floats = grads.cell.len() + grads.readout.len() + grads.h0.len();
+        assert_eq!(footprint.gradients, 4 * floats as u64);
+    }
+}

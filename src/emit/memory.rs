@@ -56,9 +56,9 @@ impl Footprint {
             rows.tape,
             rows.scratch,
             rows.readout_scratch,
+            rows.window_row,
         ]
         .into_iter()
-        .chain([rows.window_row])
         .map(|n| n as u128)
         .sum();
         let rows_at_most = batch as u128 + bptt_runtime::WINDOW_ROWS as u128;

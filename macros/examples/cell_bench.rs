@@ -6,8 +6,8 @@
 //! LSTM), batch 16 or as given.
 //!
 //! ```sh
-//! cargo run --release -p bptt-macros --example cell_bench          # batch 16
-//! cargo run --release -p bptt-macros --example cell_bench -- 32    # batch 32
+//! cargo run --release -p bptt-macros --features jit --example cell_bench        # batch 16
+//! cargo run --release -p bptt-macros --features jit --example cell_bench -- 32  # batch 32
 //! ```
 //!
 //! Every row is measured in the same run, interleaved, and reported as the

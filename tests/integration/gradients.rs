@@ -2,10 +2,10 @@
 //! policy and budget, and plain BPTT agrees with finite differences; for the
 //! runtime's cells and for the cells derived from `cells/*.cell`.
 
-mod common;
+use crate::common;
 
+use crate::common::{CELLS, DERIVED, Problem, bits};
 use bptt::{Budget, Policy};
-use common::{CELLS, DERIVED, Problem, bits};
 
 const POLICIES: [Policy; 7] = [
     Policy::Hsm,

@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The shell lines `cargo run --release -- ARGS  # comment`, as ARGS.
 fn shell_commands() -> Vec<String> {

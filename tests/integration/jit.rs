@@ -1,26 +1,14 @@
 //! The Cranelift JIT backend: gradients bitwise identical to the interpreter
 //! and to plain BPTT, a stable IR snapshot, errors instead of undefined
-//! behaviour, no allocation per run, and code freed on drop.
+//! behaviour, no allocation per run (that compiled code is freed on drop is
+//! tests/jit_frees_code.rs, a process of its own).
 
-mod common;
-
-use std::sync::Mutex;
-
+use crate::common::{CELLS, DERIVED, Problem, clif_shape};
 use bptt::jit::{CompiledSchedule, JitOptions, emit_clif, layout_for_alpha};
 use bptt::{Alpha, Budget, Error, Op, Plan, Policy, Schedule, Verified};
 use bptt_runtime::{Cell, Gru, LossKind, Lstm, Readout, Rng, Rnn, Targets};
-use common::{CELLS, DERIVED, Problem, clif_shape};
 use expect_test::expect;
 use ndarray::{Array2, Array3};
-
-/// The process's memory map is process-wide: the tests of this file take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn schedule(cell: &dyn Cell, policy: Policy, len: u32, budget: Budget) -> Schedule {
     let alpha = Alpha::new(cell.alpha()).unwrap();
@@ -68,7 +56,6 @@ const POLICIES: [Policy; 6] = [
 
 #[test]
 fn gradients_are_bitwise_those_of_the_interpreter_and_plain_bptt() {
-    let _turn = turn();
     for name in CELLS.into_iter().chain(DERIVED) {
         let problem = Problem::new(name, 37, 3, 7);
         let (plain_loss, plain) = problem.plain_bptt();
@@ -114,7 +101,6 @@ fn gradients_are_bitwise_those_of_the_interpreter_and_plain_bptt() {
 
 #[test]
 fn repeated_runs_give_the_same_bits() {
-    let _turn = turn();
     let problem = Problem::new("lstm", 25, 2, 3);
     let schedule = schedule(&*problem.cell, Policy::Msm, 25, Budget::Percent(10.0));
     let mut compiled =
@@ -153,7 +139,6 @@ fn repeated_runs_give_the_same_bits() {
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 #[test]
 fn the_ir_of_a_tiny_schedule_is_stable() {
-    let _turn = turn();
     let mut rng = Rng::new(1);
     let cell = Rnn::new(2, 3, &mut rng);
     let readout = Readout::new(LossKind::SquaredError, 3, 1, &mut rng);
@@ -265,7 +250,6 @@ fn the_ir_of_a_tiny_schedule_is_stable() {
 
 #[test]
 fn the_ir_names_shims_and_hides_addresses() {
-    let _turn = turn();
     let mut rng = Rng::new(2);
     let cell = Gru::new(3, 4, &mut rng);
     let schedule = schedule(&cell, Policy::Hsm, 30, Budget::Units(3.0));
@@ -288,7 +272,6 @@ fn the_ir_names_shims_and_hides_addresses() {
 
 #[test]
 fn a_tampered_schedule_is_refused_before_compiling() {
-    let _turn = turn();
     let mut rng = Rng::new(3);
     let cell = Lstm::new(3, 4, &mut rng);
     let readout = Readout::new(LossKind::SquaredError, 4, 2, &mut rng);
@@ -323,7 +306,6 @@ fn a_tampered_schedule_is_refused_before_compiling() {
 
 #[test]
 fn a_layout_too_small_for_the_schedule_is_an_error() {
-    let _turn = turn();
     let mut rng = Rng::new(4);
     let cell = Rnn::new(3, 4, &mut rng);
     let schedule = schedule(&cell, Policy::Sqrt, 40, Budget::Percent(100.0));
@@ -335,7 +317,6 @@ fn a_layout_too_small_for_the_schedule_is_an_error() {
 
 #[test]
 fn mismatched_shapes_are_errors_before_anything_runs() {
-    let _turn = turn();
     let (len, batch) = (10usize, 3usize);
     let mut rng = Rng::new(5);
     let cell = Lstm::new(3, 4, &mut rng);
@@ -424,71 +405,8 @@ fn mismatched_shapes_are_errors_before_anything_runs() {
     );
 }
 
-/// Bytes of anonymous executable memory in this process: cranelift-jit maps
-/// its code pages with `mmap`, so code that is not freed shows up here.
-#[cfg(target_os = "linux")]
-fn jit_code_bytes() -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // address perms offset device inode [path]
-            let anonymous = fields.len() == 5 && fields[4] == "0";
-            if !anonymous || !fields[1].contains('x') {
-                return None;
-            }
-            let (start, end) = fields[0].split_once('-')?;
-            let start = usize::from_str_radix(start, 16).ok()?;
-            let end = usize::from_str_radix(end, 16).ok()?;
-            Some(end - start)
-        })
-        .sum()
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn dropping_the_compiled_schedule_frees_its_code() {
-    let _turn = turn();
-    let problem = Problem::new("gru", 50, 2, 9);
-    let compile = || {
-        let schedule = schedule(&*problem.cell, Policy::Msm, 50, Budget::Percent(10.0));
-        let options = JitOptions {
-            runs_per_function: 4,
-            verifier: false,
-            loops: true,
-        };
-        CompiledSchedule::compile_with(schedule, &*problem.cell, &problem.readout, 2, options)
-            .unwrap()
-    };
-    // Warm up (thread pool, lazily initialised state), then measure.
-    let warm = compile();
-    let functions = warm.functions();
-    assert!(functions > 5);
-    drop(warm);
-    let before = jit_code_bytes();
-    for _ in 0..200 {
-        let mut compiled = compile();
-        let mut grads = compiled.gradients(&*problem.cell, &problem.readout);
-        compiled
-            .run(
-                &*problem.cell,
-                &problem.readout,
-                problem.x.view(),
-                problem.h0.view(),
-                problem.targets(),
-                &mut grads,
-            )
-            .unwrap();
-    }
-    let after = jit_code_bytes();
-    // Leaking would keep at least a page per compiled function (over a
-    // thousand pages in all).
-    assert_eq!(after, before, "executable bytes before and after");
-}
-
 #[test]
 fn a_long_schedule_compiles_as_loops() {
-    let _turn = turn();
     let mut rng = Rng::new(6);
     let cell = Rnn::new(1, 1, &mut rng);
     let readout = Readout::new(LossKind::SquaredError, 1, 1, &mut rng);
@@ -528,17 +446,14 @@ fn a_long_schedule_compiles_as_loops() {
     assert!(loss.is_finite());
 }
 
-/// A compiled schedule can move to another thread (checked at compile time;
-/// not a test, so that no test runs outside the turn-taking above).
-#[allow(dead_code)]
-fn compiled_schedules_can_move_between_threads() {
-    fn send<T: Send>() {}
+/// A compiled schedule can move to another thread (checked at compile time).
+const _: () = {
+    const fn send<T: Send>() {}
     send::<CompiledSchedule>();
-}
+};
 
 #[test]
 fn a_run_of_calls_is_one_loop() {
-    let _turn = turn();
     let cell = Rnn::new(3, 4, &mut Rng::new(5));
     // Store-all: forward steps 1..=8 keeping tapes one tape apart (a loop),
     // step 9 on the working tape and its backward step (two calls), then the

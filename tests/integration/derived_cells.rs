@@ -1,14 +1,13 @@
 //! Cells as equations: derived cells against the runtime's hand-written
 //! ones, their own contract, the tapes chosen, and the errors of the
 //! language. (Gradients through every schedule and against finite
-//! differences: tests/gradients.rs and tests/jit.rs run the derived cells
-//! too.)
+//! differences: the `gradients` and `jit` modules run the derived cells too.)
 
-mod common;
+use crate::common;
 
+use crate::common::{StepOutputs, step};
 use bptt::cell_lang::{CellDef, DerivedCell};
 use bptt_runtime::{Cell, Gru, Lstm, Rng, Rnn};
-use common::{StepOutputs, step};
 use ndarray::Array2;
 
 fn random(rows: usize, cols: usize, rng: &mut Rng) -> Array2<f32> {
@@ -340,7 +339,7 @@ fn mistakes_are_errors_at_the_offending_token() {
 /// 1, and not so large that the arrays could not be allocated.
 #[test]
 fn sizes_must_all_be_given_and_known() {
-    let def = CellDef::parse_str(include_str!("../cells/mgu.cell")).unwrap();
+    let def = CellDef::parse_str(include_str!("../../cells/mgu.cell")).unwrap();
     let missing = def.compile(&[("input", 3)]).unwrap_err();
     assert!(
         missing.message().contains("size `hidden` needs a value"),

@@ -4,8 +4,7 @@
 //! through a schedule, programs that would touch memory out of bounds
 //! rejected, and a stable IR snapshot.
 
-mod common;
-
+use crate::common::{DERIVED, Problem, clif_shape, program, step};
 use bptt::cell_lang::{
     Binary, Buffer, CellDef, CellProgram, DerivedCell, FusedLoop, Instr, Kernel, LoopOp, Matrix,
     ParamMatrix, ParamSlot, Reg, RowProduct, Sink, Slot, Temp, Unary, View,
@@ -13,7 +12,6 @@ use bptt::cell_lang::{
 use bptt::jit::cell::{JitCell, emit_cell_clif};
 use bptt::{Budget, Error, Policy};
 use bptt_runtime::{Cell, Rng, kernels};
-use common::{DERIVED, Problem, clif_shape, program, step};
 use expect_test::expect;
 use ndarray::Array2;
 

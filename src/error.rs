@@ -50,14 +50,17 @@ pub enum Error {
     /// A text with nothing in it.
     #[error("{0} is empty: a corpus needs at least one character")]
     EmptyText(String),
-    /// A text shorter than one training window.
+    /// A text whose training part is shorter than one training window (or
+    /// whose held-out part has not two characters).
     #[error(
-        "the text is too short for sequences of length {len}: each split needs {need} characters, the shorter has {have}"
+        "the text is too short for sequences of length {len}: its {part} part needs {need} characters and has {have}"
     )]
     TextTooShort {
-        /// Characters needed (`len + 1`).
+        /// Which part of the text: `training` or `held-out`.
+        part: &'static str,
+        /// Characters it needs (`len + 1` for training, 2 held out).
         need: usize,
-        /// Characters in the shorter split.
+        /// Characters it has.
         have: usize,
         /// The sequence length asked for.
         len: u32,

@@ -311,6 +311,7 @@ impl Trainer {
         };
         let alpha = Alpha::new(shape.alpha())?;
         let (len, batch) = (u128::from(config.len), config.batch as u128);
+        let eval_len = u128::from(task.eval_len(config.len));
         let need = |plan: &Plan| {
             shape
                 .run(plan, config.batch, task.output_size(), backend)
@@ -323,9 +324,10 @@ impl Trainer {
                 )
                 .floats(
                     "batches",
-                    len.saturating_mul(batch)
-                        .saturating_mul((task.input_size() as u128).saturating_add(1))
-                        .saturating_mul(2),
+                    // A training batch and an evaluation batch.
+                    (len + eval_len)
+                        .saturating_mul(batch)
+                        .saturating_mul((task.input_size() as u128).saturating_add(1)),
                 )
                 .bytes("task", task.bytes())
         };
@@ -542,10 +544,11 @@ impl Trainer {
         match &self.task {
             Task::Text(corpus) => {
                 let ids = corpus.held_out();
-                let len = self.config.len as usize;
+                let eval_len = self.task.eval_len(self.config.len);
+                let len = eval_len as usize;
                 let windows = (ids.len() - 1) / len;
                 let rows = windows.clamp(1, self.config.batch);
-                let mut batch = self.task.batch(self.config.len, rows);
+                let mut batch = self.task.batch(eval_len, rows);
                 // Windows spread evenly over the held-out text.
                 let span = ids.len() - 1 - len;
                 for row in 0..rows {

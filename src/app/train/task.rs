@@ -66,16 +66,42 @@ impl Task {
         }
     }
 
-    /// Checks that windows of `len + 1` characters fit in both splits.
+    /// Checks that a window of `len + 1` characters fits in the training
+    /// part and one of at least two in the held-out part (evaluation reads
+    /// windows of [`Task::eval_len`]).
     pub fn check_len(&self, len: u32) -> Result<(), Error> {
         if let Task::Text(corpus) = self {
-            let need = len as usize + 1;
-            let have = corpus.train().len().min(corpus.held_out().len());
-            if have < need {
-                return Err(Error::TextTooShort { need, have, len });
+            let parts = [
+                ("training", len as usize + 1, corpus.train().len()),
+                ("held-out", 2, corpus.held_out().len()),
+            ];
+            for (part, need, have) in parts {
+                if have < need {
+                    return Err(Error::TextTooShort {
+                        part,
+                        need,
+                        have,
+                        len,
+                    });
+                }
             }
         }
         Ok(())
+    }
+
+    /// Steps of an evaluation window for training sequences of `len`: `len`,
+    /// or for a text whose held-out part is shorter than a training window
+    /// (the built-in Genesis holds 19,745 characters out, training at
+    /// T = 100,000 reads windows of 100,001), as long as the held-out part
+    /// allows. Evaluation is a forward pass, which any length can run.
+    pub fn eval_len(&self, len: u32) -> u32 {
+        match self {
+            Task::Text(corpus) => {
+                let most = u32::try_from(corpus.held_out().len() - 1).unwrap_or(u32::MAX);
+                len.min(most)
+            }
+            Task::Adding => len,
+        }
     }
 
     /// Zeroed buffers for a batch.

@@ -63,6 +63,42 @@ fn held_out_before_and_after(trainer: &mut Trainer, steps: usize) -> (f64, f64) 
     (before, trainer.evaluate())
 }
 
+/// Training windows longer than the held-out part (as T = 100,000 on the
+/// built-in text): evaluation reads the longest windows the part holds, and
+/// the model still learns; a held-out part of one character is refused.
+#[test]
+fn windows_longer_than_the_held_out_part_train_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(TaskSpec::Text {
+        path: tiny_text(&dir),
+    });
+    // 1,960 characters, a tenth of them held out.
+    cfg.len = 400;
+    let mut trainer = Trainer::new(cfg.clone(), BackendKind::Interpreter).unwrap();
+    let super::Task::Text(corpus) = &trainer.task else {
+        unreachable!("a text task")
+    };
+    let held_out = corpus.held_out().len();
+    assert!(held_out < 400, "{held_out} characters held out");
+    assert_eq!(trainer.task.eval_len(400) as usize, held_out - 1);
+    let (before, after) = held_out_before_and_after(&mut trainer, 40);
+    assert!(
+        after < 0.6 * before,
+        "held-out bits/char {before} -> {after}"
+    );
+
+    let one_out = temp(&dir, "one_out.txt");
+    std::fs::write(&one_out, "abcdefghijklmno").unwrap();
+    cfg.task = TaskSpec::Text { path: one_out };
+    cfg.len = 5;
+    let err = Trainer::new(cfg, BackendKind::Interpreter).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("its held-out part needs 2 characters and has 1"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_short_run_lowers_the_held_out_loss() {
     let dir = tempfile::tempdir().unwrap();

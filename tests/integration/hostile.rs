@@ -109,7 +109,10 @@ const HOSTILE: &[(&str, &str)] = &[
     ("train --text @empty.txt", "is empty"),
     ("train --text /dev/zero", "larger than"),
     ("train --text @folder", "cannot read the text"),
-    ("train --text @text.txt --len 5000", "too short"),
+    (
+        "train --text @text.txt --len 9000",
+        "its training part needs 9001 characters",
+    ),
     // train: checkpoint paths.
     (
         "train --text @text.txt --checkpoint @text.txt",

@@ -160,7 +160,7 @@ fn run_times(
     batch: usize,
     runs: usize,
 ) -> ([Duration; 3], usize) {
-    let len = schedule.len() as usize;
+    let len = schedule.seq_len() as usize;
     let mut rng = Rng::new(2);
     let (input, classes) = (cell.input_size(), 16);
     let readout = Readout::new(

@@ -256,7 +256,7 @@ impl CellShape {
                     .saturating_mul(u(batch))
                     .saturating_mul(u(self.window_row)),
             );
-        let ops = u128::from(plan.forward_steps()).saturating_add(u128::from(plan.len()) * 3);
+        let ops = u128::from(plan.forward_steps()).saturating_add(u128::from(plan.seq_len()) * 3);
         let arena = checkpoints.saturating_add(working);
         let need = Need::new()
             .floats(

@@ -116,7 +116,7 @@ pub fn emit(args: &EmitArgs) -> Result<(), Error> {
             }
             None => {
                 let (plan, p) = spec.plan()?;
-                bptt::emit::emit_rust(p.policy(), plan.alpha, p.len(), plan.budget()?)?
+                bptt::emit::emit_rust(p.policy(), plan.alpha, p.seq_len(), plan.budget()?)?
             }
         },
         Target::Clif(spec) => match &spec.cell {

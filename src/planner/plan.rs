@@ -236,7 +236,7 @@ impl Plan {
     /// capacity. The plan's forward steps may exceed the unit model's least
     /// `Q(T, m)`: it minimises the weighted time instead.
     pub fn weighted(table: &WeightedTable, budget: Budget) -> Result<Self, Error> {
-        let (alpha, len) = (table.alpha(), table.len());
+        let (alpha, len) = (table.alpha(), table.max_len());
         let units = budget.units(alpha, len);
         let ticks = alpha.to_ticks(units)?;
         let strategy = Strategy::Weighted(table.with_budget(ticks));
@@ -302,13 +302,8 @@ impl Plan {
     }
 
     /// The sequence length `T`.
-    pub fn len(&self) -> u32 {
+    pub fn seq_len(&self) -> u32 {
         self.len
-    }
-
-    /// Whether the plan is for an empty sequence (never).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The budget in ticks, as given (rounded down).

@@ -119,13 +119,8 @@ impl Table {
     }
 
     /// The longest segment the table answers.
-    pub fn len(&self) -> u32 {
+    pub fn max_len(&self) -> u32 {
         self.len
-    }
-
-    /// Whether the table is empty (never: lengths start at 1).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The largest budget the table answers.

@@ -201,13 +201,8 @@ impl WeightedTable {
     }
 
     /// The longest segment the table answers.
-    pub fn len(&self) -> u32 {
+    pub fn max_len(&self) -> u32 {
         self.inner.len
-    }
-
-    /// Whether the table is empty (never: lengths start at 1).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The weights planned with (negative or non-finite ones zeroed).

@@ -46,7 +46,7 @@ impl Header {
         Header {
             policy: plan.policy(),
             alpha: plan.alpha(),
-            len: plan.len(),
+            len: plan.seq_len(),
             budget: plan.budget(),
             forward_steps: plan.forward_steps(),
             capacity: plan.peak(),
@@ -92,7 +92,7 @@ impl Schedule {
     /// forward and backward step, and at most four more (restore, store,
     /// free, backward of a tape) per segment, of which there are at most `2T`.
     pub fn bytes_bound(plan: &Plan) -> u64 {
-        let ops = plan.forward_steps() + 9 * u64::from(plan.len());
+        let ops = plan.forward_steps() + 9 * u64::from(plan.seq_len());
         ops.saturating_mul(std::mem::size_of::<Op>() as u64)
     }
 
@@ -112,13 +112,8 @@ impl Schedule {
     }
 
     /// The sequence length `T`.
-    pub fn len(&self) -> u32 {
+    pub fn seq_len(&self) -> u32 {
         self.header.len
-    }
-
-    /// Whether the schedule is for an empty sequence (never).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The budget, in ticks, that the peak must stay within.

@@ -70,7 +70,7 @@ impl<'a> OpStream<'a> {
             walk: Walk::reusing(
                 plan.strategy(),
                 plan.alpha(),
-                plan.len(),
+                plan.seq_len(),
                 plan.root_budget(),
                 stack,
             ),

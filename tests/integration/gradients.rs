@@ -2,8 +2,6 @@
 //! policy and budget, and plain BPTT agrees with finite differences; for the
 //! runtime's cells and for the cells derived from `cells/*.cell`.
 
-use crate::common;
-
 use crate::common::{CELLS, DERIVED, Problem, bits};
 use bptt::{Budget, Policy};
 
@@ -177,5 +175,5 @@ fn a_long_schedule_streams_bitwise_as_listed() {
     let (loss, grads) = problem.run_on(plan.clone());
     let (want_loss, want) = problem.run_on(Schedule::from_plan(&plan));
     assert_eq!(loss.to_bits(), want_loss.to_bits());
-    assert_eq!(common::bits(&grads), common::bits(&want));
+    assert_eq!(bits(&grads), bits(&want));
 }

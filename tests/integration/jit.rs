@@ -1,7 +1,7 @@
 //! The Cranelift JIT backend: gradients bitwise identical to the interpreter
 //! and to plain BPTT, a stable IR snapshot, errors instead of undefined
-//! behaviour, no allocation per run (that compiled code is freed on drop is
-//! tests/jit_frees_code.rs, a process of its own).
+//! behaviour, no allocation per run. (That dropping compiled code frees it
+//! is tested in `tests/jit_frees_code.rs`, a process of its own.)
 
 use crate::common::{CELLS, DERIVED, Problem, clif_shape};
 use bptt::jit::{CompiledSchedule, JitOptions, emit_clif, layout_for_alpha};

@@ -66,7 +66,9 @@ fn time(cell: &dyn Cell, batch: usize, reps: usize) -> [f64; 4] {
                 scratch.view_mut(),
             )
         }),
-        median(reps, || cell.state_from_tape(tape.view(), next.view_mut())),
+        median(reps, || {
+            cell.state_from_tape(tape.view(), next.view_mut(), scratch.view_mut())
+        }),
         median(reps, || {
             cell.backward(
                 x.view(),

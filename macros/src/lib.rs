@@ -27,7 +27,9 @@
 //! #                   s: ArrayViewMut2<f32>) {
 //! #       self.0.forward_tape(x, h, t, n, s)
 //! #   }
-//! #   fn state_from_tape(&self, t: ArrayView2<f32>, h: ArrayViewMut2<f32>) { self.0.state_from_tape(t, h) }
+//! #   fn state_from_tape(&self, t: ArrayView2<f32>, h: ArrayViewMut2<f32>, s: ArrayViewMut2<f32>) {
+//! #       self.0.state_from_tape(t, h, s)
+//! #   }
 //! #   fn backward(&self, x: ArrayView2<f32>, t: ArrayView2<f32>, dh: ArrayView2<f32>, dp: ArrayViewMut2<f32>,
 //! #               g: &mut [f32], s: ArrayViewMut2<f32>) { self.0.backward(x, t, dh, dp, g, s) }
 //! }

@@ -172,7 +172,8 @@ fn check_methods(generated: &dyn Cell, derived: &DerivedCell, batch: usize, seed
             sc.view_mut(),
         );
         let mut rebuilt = Array2::from_elem((batch, s), fill);
-        cell.state_from_tape(tape.view(), rebuilt.view_mut());
+        let mut sc_rebuild = scratch(fill);
+        cell.state_from_tape(tape.view(), rebuilt.view_mut(), sc_rebuild.view_mut());
         let (mut dh_prev, mut grads) = (Array2::from_elem((batch, s), fill), grads0.clone());
         cell.backward(
             x.view(),
@@ -472,7 +473,8 @@ cell_and_text! {
         let g = sigmoid(matmul(r, u) + d);
         let m_next = tanh(scale_rows(g, m) * t + outer(x, a) - m * sigmoid(-m) / 4.0);
         let y = matmul(x, m_next);
-        let z = matmul(a, outer(h, h));
+        let p = matmul(outer(h, x), m_next);
+        let z = matmul(a, outer(h, h) + p * 0.1);
         h = tanh(y + z * 0.1);
         m = m_next;
     }

@@ -144,7 +144,12 @@ impl Cell for LeakyUnit {
         self.step(x, h_prev, Some(tape), h_next);
     }
 
-    fn state_from_tape(&self, tape: ArrayView2<f32>, mut h: ArrayViewMut2<f32>) {
+    fn state_from_tape(
+        &self,
+        tape: ArrayView2<f32>,
+        mut h: ArrayViewMut2<f32>,
+        _scratch: ArrayViewMut2<f32>,
+    ) {
         let n = self.hidden;
         for (row, out) in tape.rows().into_iter().zip(h.rows_mut()) {
             for (o, &v) in out.into_iter().zip(row.iter().skip(2 * n)) {

@@ -68,8 +68,13 @@ impl<C: RuntimeCell> RuntimeCell for Wrapped<C> {
     ) {
         self.inner.forward_tape(x, h, tape, next, scratch)
     }
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
-        self.inner.state_from_tape(tape, h)
+    fn state_from_tape(
+        &self,
+        tape: ArrayView2<f32>,
+        h: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    ) {
+        self.inner.state_from_tape(tape, h, scratch)
     }
     fn backward(
         &self,

@@ -55,6 +55,18 @@ const SHAPES: &[(Op, usize, usize, usize, &str)] = &[
     (Op::Nt, 16, 4096, 1024, "dh, H=1024"),
     (Op::NnPacked, 16, 4096, 1024, "dh, H=1024, Wᵀ packed"),
     (Op::Nt, 64, 4096, 1024, "dh, batch 64"),
+    (Op::Nt, 1, 1024, 256, "dh, batch 1"),
+    (Op::NnPacked, 1, 1024, 256, "dh, batch 1, Wᵀ packed"),
+    (Op::Nt, 4, 1024, 256, "dh, batch 4"),
+    (Op::NnPacked, 4, 1024, 256, "dh, batch 4, Wᵀ packed"),
+    (Op::NnPacked, 16, 64, 1024, "per-step x·W_x, H=256, packed"),
+    (
+        Op::NnPacked,
+        256,
+        64,
+        1024,
+        "16 steps of x·W_x, H=256, packed",
+    ),
 ];
 
 /// Deterministic pseudo-random floats in [-1, 1).

@@ -55,7 +55,7 @@ fn bench(name: &str, cell: &dyn Cell, batch: usize) {
         black_box(&next);
     });
     let rebuild = median_us(rounds, calls, || {
-        cell.state_from_tape(tape.view(), next.view_mut());
+        cell.state_from_tape(tape.view(), next.view_mut(), scratch.view_mut());
         black_box(&next);
     });
     let bwd = median_us(rounds, calls, || {

@@ -6,7 +6,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 ///
 /// Every array is `[batch, features]`, row-major and contiguous. A cell owns its
 /// parameters as one flat vector; parameter gradients use the same layout.
-/// `forward`, `forward_tape` and `backward` each receive a `scratch` region of
+/// Every method that computes receives a `scratch` region of
 /// `[batch, scratch_size()]` floats for intermediates; its contents on entry
 /// are unspecified (whatever the previous call left there), so a cell must not
 /// read scratch it has not written in the same call.
@@ -28,8 +28,8 @@ pub trait Cell: Send + Sync {
     /// Floats per batch row of the output that a loss reads: the first
     /// `output_size` features of the state.
     fn output_size(&self) -> usize;
-    /// Floats per batch row of scratch space that the forward steps and
-    /// `backward` need.
+    /// Floats per batch row of scratch space that the forward steps,
+    /// `state_from_tape` and `backward` need.
     fn scratch_size(&self) -> usize;
     /// The flat parameter vector.
     fn params(&self) -> &[f32];
@@ -63,8 +63,14 @@ pub trait Cell: Send + Sync {
         scratch: ArrayViewMut2<f32>,
     );
 
-    /// Rebuilds `h[k]` from the tape of step `k`.
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>);
+    /// Rebuilds `h[k]` from the tape of step `k`, using `scratch`
+    /// (`[batch, scratch_size()]`) for intermediates.
+    fn state_from_tape(
+        &self,
+        tape: ArrayView2<f32>,
+        h: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    );
 
     /// The backward step: given the tape of step `k` and `dh = dL/dh[k]`, writes
     /// `dh_prev = dL/dh[k-1]` (overwriting it) and adds the step's parameter
@@ -358,8 +364,9 @@ macro_rules! delegate_cell {
                 &self,
                 tape: $crate::__private::ArrayView2<f32>,
                 h: $crate::__private::ArrayViewMut2<f32>,
+                scratch: $crate::__private::ArrayViewMut2<f32>,
             ) {
-                $crate::Cell::state_from_tape(&self.$field, tape, h)
+                $crate::Cell::state_from_tape(&self.$field, tape, h, scratch)
             }
             fn backward(
                 &self,

@@ -254,8 +254,12 @@ impl<'a> Execution<'a> {
     /// Writes the state that the tape at `tape` yields into `dst`.
     pub fn state_from_tape(&mut self, tape: usize, dst: usize) {
         let l = *self.layout();
-        let [tape, state] = self.arena.spans([(tape, l.tape_size), (dst, l.state_size)]);
-        self.cell.state_from_tape(tape.view(), state);
+        let [tape, state, scratch] = self.arena.spans([
+            (tape, l.tape_size),
+            (dst, l.state_size),
+            (l.offset(Region::Scratch), l.scratch_size),
+        ]);
+        self.cell.state_from_tape(tape.view(), state, scratch);
     }
 
     /// Runs `step` (`1..=T`) from the state at `src` into the state at `dst`.
@@ -313,7 +317,7 @@ impl<'a> Execution<'a> {
             mut state,
             mut dh,
             dh_prev,
-            scratch,
+            mut scratch,
             readout_scratch,
             mut window,
         ] = self.arena.spans([
@@ -328,7 +332,8 @@ impl<'a> Execution<'a> {
         if step == self.len {
             dh.fill(0.0);
         }
-        self.cell.state_from_tape(tape.view(), state.view_mut());
+        self.cell
+            .state_from_tape(tape.view(), state.view_mut(), scratch.view_mut());
         self.loss += self.readout.step(
             state.view(),
             target,

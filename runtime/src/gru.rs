@@ -313,7 +313,12 @@ impl Gru {
 impl Cell for Gru {
     cell_plumbing!("Gru", state = 1, tape = 5);
 
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
+    fn state_from_tape(
+        &self,
+        tape: ArrayView2<f32>,
+        h: ArrayViewMut2<f32>,
+        _scratch: ArrayViewMut2<f32>,
+    ) {
         const WHAT: &str = "Gru::state_from_tape";
         let (batch, n) = (tape.nrows(), self.hidden);
         let tape = rows(WHAT, "tape", tape, batch, 5 * n);

@@ -343,7 +343,12 @@ impl Lstm {
 impl Cell for Lstm {
     cell_plumbing!("Lstm", state = 2, tape = 6);
 
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
+    fn state_from_tape(
+        &self,
+        tape: ArrayView2<f32>,
+        h: ArrayViewMut2<f32>,
+        _scratch: ArrayViewMut2<f32>,
+    ) {
         const WHAT: &str = "Lstm::state_from_tape";
         let (batch, n) = (tape.nrows(), self.hidden);
         let tape = rows(WHAT, "tape", tape, batch, 6 * n);

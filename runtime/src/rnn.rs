@@ -160,7 +160,12 @@ impl Rnn {
 impl Cell for Rnn {
     cell_plumbing!("Rnn", state = 1, tape = 2);
 
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
+    fn state_from_tape(
+        &self,
+        tape: ArrayView2<f32>,
+        h: ArrayViewMut2<f32>,
+        _scratch: ArrayViewMut2<f32>,
+    ) {
         const WHAT: &str = "Rnn::state_from_tape";
         let (batch, n) = (tape.nrows(), self.hidden);
         let tape = rows(WHAT, "tape", tape, batch, 2 * n);

@@ -345,7 +345,7 @@ fn seq_grads(
     let mut total = 0.0;
     for k in (1..=T).rev() {
         let tape = &tapes[k - 1];
-        cell.state_from_tape(tape.view(), state.view_mut());
+        cell.state_from_tape(tape.view(), state.view_mut(), scratch.view_mut());
         total += ro.step(
             state.view(),
             targets.at(k, T),
@@ -455,7 +455,8 @@ fn forward_forward_tape_and_state_from_tape_agree_bitwise() {
                 let h_fwd = forward(&*cell, &x, &h);
                 let (tape, h_tape) = forward_tape(&*cell, &x, &h);
                 let mut h_rebuilt = Array2::from_elem(h.raw_dim(), f32::NAN);
-                cell.state_from_tape(tape.view(), h_rebuilt.view_mut());
+                let mut scratch = Array2::zeros((batch, cell.scratch_size()));
+                cell.state_from_tape(tape.view(), h_rebuilt.view_mut(), scratch.view_mut());
                 let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert!(
                     bits(&h_fwd) == bits(&h_tape),
@@ -611,7 +612,7 @@ fn cells_and_readout_do_not_allocate() {
                     scratch.view_mut(),
                 )
             }),
-            allocations(|| cell.state_from_tape(tape.view(), h.view_mut())),
+            allocations(|| cell.state_from_tape(tape.view(), h.view_mut(), scratch.view_mut())),
             allocations(|| {
                 let target = StepTarget::Classes(&classes);
                 ro.step(

@@ -150,7 +150,7 @@ impl Elaborator<'_> {
                 span,
                 format!(
                     "{what} is a matrix {} per row, expected a vector: matrices take elementwise \
-                     operations, `outer`, `matmul` with a vector and `scale_rows`",
+                     operations, `outer`, `matmul` and `scale_rows`",
                     shape_text(&[r.clone(), c.clone()])
                 ),
             )),
@@ -503,7 +503,9 @@ impl Elaborator<'_> {
 
     /// `matmul` of two activations, per batch row: a vector `[a]` times a
     /// matrix `[a, b]` gives `[b]`, a matrix `[a, b]` times a vector `[b]`
-    /// gives `[a]`.
+    /// gives `[a]`, a matrix `[a, b]` times a matrix `[b, c]` gives `[a, c]`,
+    /// row `i` of it the vector `A[i, :]` times the matrix (so its
+    /// gradients and its summation order are those of the vector's product).
     fn row_matmul(
         &mut self,
         (va, sa): (&Value, Span),
@@ -525,19 +527,29 @@ impl Elaborator<'_> {
         let (op, shape) = match (xa.len(), xb.len()) {
             (1, 2) if xa[0] == xb[0] => (RowProduct::VecMat, xb[1].clone()),
             (2, 1) if xa[1] == xb[0] => (RowProduct::MatVec, xa[0].clone()),
+            (2, 2) if xa[1] == xb[0] => {
+                // Each row of `A` (`k` columns) times `B` (`k·n`).
+                let k = self.eval(&xa[1], span, "the inner size of `matmul`")?;
+                let m = self.graph.width(a) / k.max(1);
+                let rows = (0..m)
+                    .map(|i| {
+                        let row = self.graph.slice(a, i * k, k);
+                        self.graph.row_product(RowProduct::VecMat, row, b)
+                    })
+                    .collect();
+                let id = self.graph.concat(rows);
+                return Ok(Value::Grid(id, xa[0].clone(), xb[1].clone()));
+            }
             (1, 2) => return Err(mismatch(" (a vector `[a]` times a matrix `[a, b]`)")),
             (2, 1) => return Err(mismatch(" (a matrix `[a, b]` times a vector `[b]`)")),
+            (2, 2) => return Err(mismatch(" (a matrix `[a, b]` times a matrix `[b, c]`)")),
             (1, 1) => {
                 return Err(mismatch(
                     ": `matmul` of two vectors takes a parameter matrix as the second; \
                      `sum(a * b)` is their dot product, `outer(a, b)` their outer product",
                 ));
             }
-            _ => {
-                return Err(mismatch(
-                    ": `matmul` of two matrices is not supported; one operand must be a vector",
-                ));
-            }
+            _ => unreachable!("activations are vectors or matrices"),
         };
         let id = self.graph.row_product(op, a, b);
         Ok(Value::Rows(id, shape))

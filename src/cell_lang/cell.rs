@@ -305,8 +305,21 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
         self.run_by_rows(Method::ForwardTape, n, self.inputs(what, x, h_prev), writes);
     }
 
-    fn state_from_tape(&self, tape: ArrayView2<f32>, h: ArrayViewMut2<f32>) {
+    fn state_from_tape(
+        &self,
+        tape: ArrayView2<f32>,
+        h: ArrayViewMut2<f32>,
+        scratch: ArrayViewMut2<f32>,
+    ) {
         let (p, what, n) = (&*self.program, &self.what[2], tape.nrows());
+        let writes = [
+            (
+                Buffer::StateNext,
+                rows_mut(what, "h", h, n, p.state_size),
+                p.state_size,
+            ),
+            self.scratch(what, scratch, n),
+        ];
         self.run_by_rows(
             Method::StateFromTape,
             n,
@@ -315,11 +328,7 @@ impl<E: CellEngine> Cell for ProgramCell<E> {
                 rows(what, "tape", tape, n, p.tape_size),
                 p.tape_size,
             )],
-            [(
-                Buffer::StateNext,
-                rows_mut(what, "h", h, n, p.state_size),
-                p.state_size,
-            )],
+            writes,
         );
     }
 

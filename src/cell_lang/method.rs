@@ -58,7 +58,7 @@ impl Method {
         match self {
             Method::Forward => matches!(buffer, Input | StatePrev | StateNext | Scratch),
             Method::ForwardTape => matches!(buffer, Input | StatePrev | StateNext | Tape | Scratch),
-            Method::StateFromTape => matches!(buffer, Tape | StateNext),
+            Method::StateFromTape => matches!(buffer, Tape | StateNext | Scratch),
             Method::Backward | Method::BackwardDeferred => {
                 matches!(buffer, Input | Tape | GradState | GradStatePrev | Scratch)
             }
@@ -71,7 +71,7 @@ impl Method {
         match self {
             Method::Forward => matches!(buffer, StateNext | Scratch),
             Method::ForwardTape => matches!(buffer, StateNext | Tape | Scratch),
-            Method::StateFromTape => buffer == StateNext,
+            Method::StateFromTape => matches!(buffer, StateNext | Scratch),
             Method::Backward | Method::BackwardDeferred => {
                 matches!(buffer, GradStatePrev | Scratch)
             }

@@ -55,14 +55,15 @@
 //! * `outer(k, v)`: `[a]` and `[b]` give the matrix `[a, b]` of `k[i] · v[j]`.
 //! * `matmul(q, s)` with `s` a matrix value (not a parameter): `[a]` times
 //!   `[a, b]` gives `[b]` (`qᵀ s`); `matmul(s, v)`: `[a, b]` times `[b]`
-//!   gives `[a]` (`s v`), per batch row. The product of two matrices, or of
-//!   two vectors, is refused (`sum(a * b)` is a dot product).
+//!   gives `[a]` (`s v`); `matmul(p, s)`: `[a, b]` times `[b, c]` gives
+//!   `[a, c]`, per batch row, row `i` computed as `matmul(p[i, :], s)`.
+//!   The product of two vectors is refused (`sum(a * b)` is a dot product).
 //! * `scale_rows(g, s)`: `[a]` and `[a, b]` give `[a, b]`, row `i` of `s`
 //!   times `g[i]` (a decay per key). A `[a]` vector does not broadcast over
 //!   a matrix implicitly: over `[key, key]` it would be ambiguous. It is
-//!   `outer(g, 1) * s`, so `g`'s gradient is the row sums of `dy · s`, and
-//!   the spread `[a, b]` decay, a product, is kept on the tape (a `[1]`
-//!   decay, `g * s`, keeps one float per row there).
+//!   `outer(g, 1) * s`, so `g`'s gradient is the row sums of `dy · s`; the
+//!   spread `[a, b]` decay is recomputed from `g`, never stored: the tape
+//!   keeps `g` (a `[1]` decay, `g * s`, keeps one float per row).
 //! * Inputs are vectors; `sum`, `mean`, `concat` and `split` take vectors.
 //! * `param b: [4 * hidden] = 1.0;` starts every float at a constant;
 //!   `= [0, 1, 0, 0]` cuts the last dimension into as many equal blocks and
@@ -111,7 +112,8 @@
 //! [`CellDef::compile`] binds the sizes, builds the step's graph, simplifies
 //! it, differentiates it in reverse mode, chooses the tape (the fewest
 //! floats from which the backward pass and the new state can be recomputed
-//! without products; among those, the one that recomputes least), and lowers
+//! without products by parameter matrices; among those, the one that
+//! recomputes least), and lowers
 //! all four of a cell's methods into a [`CellProgram`] of matrix products and
 //! fused elementwise loops. [`DerivedCell`] runs that program as a
 //! [`bptt_runtime::Cell`]; `bptt::jit` compiles it with Cranelift and

@@ -2,13 +2,18 @@
 //!
 //! The backward step and `state_from_tape` see only the tape (and, for
 //! backward, `x`), so every forward value they read must be on the tape or
-//! recomputable from it by elementwise operations. Recomputing a product or
-//! reading the previous state is not possible (the state is gone), so the
-//! states, the input, the products (of parameter matrices, and of the rows'
-//! small matrices: `outer`, `matmul(q, S)`) and the sums over features
-//! (which, like products, need scratch) are *sources*: a value that depends on
-//! one of them through a path of elementwise operations is recomputable only
-//! if some node on that path is stored. The cheapest set of stored nodes is a
+//! recomputable from it. Reading the previous state is not possible (the
+//! state is gone), and recomputing a product by a parameter matrix would
+//! repeat the step's costliest work, so the states, the input, those
+//! products and the sums over features are *sources*: a value that depends
+//! on one of them through a path of other operations is recomputable only
+//! if some node on that path is stored. The products of the rows' small
+//! matrices (`outer(k, v)`, `matmul(q, S)`, `scale_rows`) are not sources:
+//! each costs one multiply-add per element of its matrix, as an elementwise
+//! pass over that matrix does, so a matrix memory's new value is recomputed
+//! from the old one and the step's vectors instead of stored (alpha 1.03
+//! rather than 2.03 for `cells/linear_attention.cell` at key = value = 64).
+//! The recomputation writes scratch, which every method receives. The cheapest set of stored nodes is a
 //! minimum cut between the sources and the values read, each node costing
 //! its width in floats per row; it is found by max-flow on the graph with
 //! every node split into an entry and an exit joined by an edge of that
@@ -108,7 +113,14 @@ impl Network {
 
 /// Whether a node can only be stored, never recomputed from its operands.
 fn is_source(op: &Op) -> bool {
-    matches!(op, Op::Input | Op::State(_)) || op.is_instruction()
+    match op {
+        Op::Input | Op::State(_) => true,
+        // A product of the rows' small matrices costs one multiply-add per
+        // element of its matrix operand or result, as an elementwise pass
+        // over that matrix does: it is recomputed like one.
+        Op::RowProduct(..) => false,
+        _ => op.is_instruction(),
+    }
 }
 
 /// The nodes to store, in forward order: the cheapest set from which every

@@ -167,7 +167,7 @@ impl Problem {
         let mut rscratch = Array2::zeros((batch, self.readout.scratch_size()));
         for k in (1..=len).rev() {
             let mut state = Array2::zeros((batch, s));
-            cell.state_from_tape(tapes[k - 1].view(), state.view_mut());
+            cell.state_from_tape(tapes[k - 1].view(), state.view_mut(), scratch.view_mut());
             let target = self.targets().at(k, len);
             loss += self.readout.step(
                 state.view(),
@@ -236,7 +236,7 @@ pub fn step(
         scratch.view_mut(),
     );
     let mut rebuilt = Array2::zeros((b, s));
-    cell.state_from_tape(tape.view(), rebuilt.view_mut());
+    cell.state_from_tape(tape.view(), rebuilt.view_mut(), scratch.view_mut());
     let mut dh_prev = Array2::from_elem((b, s), f32::NAN);
     let mut deferred = grads.clone();
     cell.backward(

@@ -555,13 +555,10 @@ fn out_of_bounds_programs_are_rejected() {
             |p| &mut p.state_from_tape,
             fused(
                 H,
-                vec![LoopOp::Load(View::Temp {
-                    temp: T_PRE,
-                    col: 0,
-                })],
+                vec![LoopOp::Load(rows(Buffer::Input, I, 0))],
                 vec![Sink::Store(rows(Buffer::StateNext, H, 0), Reg(0))],
             ),
-            "state_from_tape instruction 0 reads Scratch, which this method does not receive",
+            "state_from_tape instruction 0 reads Input, which this method does not receive",
         ),
         (
             |p| &mut p.forward,

@@ -258,8 +258,9 @@ fn a_cell_from_a_file_trains_under_a_budget() {
         ("mgu.cell", 3.0, Vec::new()),
         ("layernorm_lstm.cell", 5.125, Vec::new()),
         ("rmsnorm_gru.cell", 5.0 + 1.0 / 24.0, Vec::new()),
-        ("linear_attention.cell", 449.0 / 216.0, matrix.clone()),
-        ("mlstm.cell", 484.0 / 225.0, matrix),
+        // The old memory and the step's vectors: the new memory is recomputed.
+        ("linear_attention.cell", 233.0 / 216.0, matrix.clone()),
+        ("mlstm.cell", 268.0 / 225.0, matrix),
     ] {
         let mut cfg = config(TaskSpec::Text { path: text.clone() });
         cfg.sizes = sizes;

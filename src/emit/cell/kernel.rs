@@ -75,7 +75,7 @@ impl<'a> Frame<'a> {
             "state_from_tape" => {
                 let tape = (Buffer::Tape, arg("tape", t, false));
                 let h = (Buffer::StateNext, arg("h", s, true));
-                (vec![tape, h], false, false)
+                (vec![tape, h], true, false)
             }
             _ => {
                 let tape = (Buffer::Tape, arg("tape", t, false));

@@ -4,7 +4,8 @@
 //! (`chunks_exact`), each view sliced once per row to exactly the loop's
 //! width, and a call of `columns`, a local function of those equal-length
 //! slices whose loop over the columns runs the ops, each one f32 operation
-//! or one call of the runtime's activations. Passing the slices as
+//! or one call of the runtime's activations; the ops whose value is the same
+//! in every column (`LoopOp::is_row_invariant`) run once, before the loop. Passing the slices as
 //! arguments tells LLVM that they do not overlap: a loop over a dozen
 //! slices is vectorised without run-time overlap checks (which LLVM gives
 //! up on past a few slices). Rows call `simd_columns`, which the runtime's
@@ -137,8 +138,12 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
     }
     let (pattern, iter) = walk.unwrap_or((quote!(_), quote!(0..batch)));
 
-    // The column loop: the live ops in order, then the sinks in order.
-    let mut body = TokenStream::new();
+    // The column loop: the live ops in order, then the sinks in order. The
+    // row-invariant ops (`LoopOp::is_row_invariant`) go before it, computed
+    // once per row as the interpreter and the JIT compute them: the same
+    // operations on the same operands, so the same bits.
+    let mut invariant = vec![false; l.ops.len()];
+    let (mut before, mut body) = (TokenStream::new(), TokenStream::new());
     for (i, op) in l.ops.iter().enumerate().filter(|&(i, _)| live[i]) {
         let r = format_ident!("r{}", i);
         let value = match *op {
@@ -162,7 +167,14 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
             LoopOp::Unary(f, a) => unary(f, reg(a)),
             LoopOp::Binary(f, a, b) => binary(f, reg(a), reg(b)),
         };
-        body.extend(quote!(let #r = #value;));
+        let row_invariant = op.is_row_invariant(|a| invariant[a.0 as usize]);
+        invariant[i] = row_invariant;
+        let ops = if row_invariant {
+            &mut before
+        } else {
+            &mut body
+        };
+        ops.extend(quote!(let #r = #value;));
     }
     for sink in &l.sinks {
         body.extend(match *sink {
@@ -194,6 +206,7 @@ pub(super) fn fused(frame: &mut Frame, l: &FusedLoop) -> Result<TokenStream, Str
         #[inline(always)]
         #[allow(clippy::too_many_arguments)]
         fn columns(#(#args: #types),*) {
+            #before
             for j in 0..#width {
                 #body
             }

@@ -251,3 +251,38 @@ fn a_cells_footprint_is_the_runtime_arenas() {
         assert_eq!(footprint.gradients, 4 * floats as u64);
     }
 }
+
+/// Every register of a fused loop that is the same in every column (here
+/// the mLSTM's scalar gates, broadcast over its matrix memory) is computed
+/// once per row, before the column loop, as the interpreter and the JIT
+/// compute it: no exponential or softplus is left inside a loop over more
+/// than one column, and at least one is hoisted before one.
+#[test]
+fn row_invariant_registers_are_computed_before_the_column_loop() {
+    let def = CellDef::parse_str(include_str!("../../../cells/mlstm.cell")).unwrap();
+    let program = def
+        .compile(&[("input", 3), ("key", 4), ("value", 5)])
+        .unwrap();
+    let code = emit_cell_rust(&program, "Mlstm").unwrap();
+    let mut hoisted = 0;
+    for function in code.split("fn columns(").skip(1) {
+        let body = &function[..function.find("simd_fn!").unwrap()];
+        let (before, in_loop) = body.split_at(body.find("for j in 0..").unwrap());
+        let width: usize = in_loop["for j in 0..".len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let costly = |s: &str| s.matches("__bptt::exp(").count() + s.matches("softplus(").count();
+        if width > 1 {
+            assert_eq!(
+                costly(in_loop),
+                0,
+                "a loop over {width} columns:\n{function}"
+            );
+            hoisted += costly(before);
+        }
+    }
+    assert!(hoisted >= 3, "{hoisted} hoisted:\n{code}");
+}

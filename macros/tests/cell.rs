@@ -3,7 +3,8 @@
 //! step, rebuild and backpropagate bitwise as
 //! `bptt::cell_lang::DerivedCell` does, and the `#[bptt]` training steps of
 //! the LSTM, the GRU (planned within a memory in bytes), the
-//! linear-attention cell and the mLSTM give bitwise the losses and
+//! layer-normalised LSTM, the RMS-normalised GRU, the linear-attention cell
+//! and the mLSTM give bitwise the losses and
 //! gradients of `bptt::Interpreter` running MSM on the derived cell.
 
 use bptt::cell_lang::{CellDef, CellProgram, DerivedCell};
@@ -333,6 +334,7 @@ cell_and_text! {
     LAYERNORM_LSTM,
     /// The layer-normalised LSTM of `cells/layernorm_lstm.cell`.
     #[sizes(input = 3, hidden = 5)]
+    #[bptt(seq_len = 20, budget = "30%")]
     cell LayerNormLstm {
         size input, hidden;
         input x: [input];
@@ -361,20 +363,61 @@ cell_and_text! {
     }
 }
 
+cell_and_text! {
+    RMSNORM_GRU,
+    /// The RMS-normalised GRU of `cells/rmsnorm_gru.cell`.
+    #[sizes(input = 3, hidden = 5)]
+    #[bptt(seq_len = 20, budget = "30%")]
+    cell RmsnormGru {
+        size input, hidden;
+        input x: [input];
+        state h: [hidden];
+        param w_x: [input, 3 * hidden];
+        param w_h: [hidden, 3 * hidden];
+        param b_x: [3 * hidden];
+        param b_h: [3 * hidden];
+        param gain: [hidden] = 1.0;
+
+        let hn = h * rsqrt(mean(square(h)) + 0.00001) * gain;
+        let (xr, xz, xn) = split(matmul(x, w_x) + b_x);
+        let (hr, hz, hn_c) = split(matmul(hn, w_h) + b_h);
+        let r = sigmoid(xr + hr);
+        let z = sigmoid(xz + hz);
+        let n = tanh(xn + r * hn_c);
+        h = (1.0 - z) * n + z * h;
+    }
+}
+
+/// The normalised cells, as `cell!` emits them, match their files and the
+/// derived cells bit for bit in all four methods.
 #[test]
-fn the_layernorm_lstm_matches_its_file_and_the_derived_cell_bitwise() {
-    let file = include_str!("../../cells/layernorm_lstm.cell");
-    let from_file = CellDef::parse_str(file)
-        .unwrap()
-        .compile(&[("input", 3), ("hidden", 5)])
-        .unwrap();
-    let mut written = program(LAYERNORM_LSTM);
-    written.name = from_file.name.clone();
-    assert_eq!(written, from_file, "the test repeats the file's equations");
-    let derived = DerivedCell::new(from_file, &mut Rng::new(9));
-    let generated = LayerNormLstm::new(&mut Rng::new(9));
-    for (batch, seed) in [(4, 1), (1, 2)] {
-        check_methods(&generated, &derived, batch, seed);
+fn the_normalised_cells_match_their_files_and_the_derived_cells_bitwise() {
+    let layernorm = LayerNormLstm::new(&mut Rng::new(9));
+    let rmsnorm = RmsnormGru::new(&mut Rng::new(9));
+    let cases: [(&str, &str, &dyn Cell); 2] = [
+        (
+            include_str!("../../cells/layernorm_lstm.cell"),
+            LAYERNORM_LSTM,
+            &layernorm,
+        ),
+        (
+            include_str!("../../cells/rmsnorm_gru.cell"),
+            RMSNORM_GRU,
+            &rmsnorm,
+        ),
+    ];
+    for (file, text, generated) in cases {
+        let from_file = CellDef::parse_str(file)
+            .unwrap()
+            .compile(&[("input", 3), ("hidden", 5)])
+            .unwrap();
+        let mut written = program(text);
+        written.name = from_file.name.clone();
+        assert_eq!(written, from_file, "the test repeats the file's equations");
+        let derived = DerivedCell::new(from_file, &mut Rng::new(9));
+        for (batch, seed) in [(4, 1), (1, 2)] {
+            check_methods(generated, &derived, batch, seed);
+        }
     }
 }
 
@@ -621,6 +664,18 @@ trains_as_the_interpreter_does!(
     planned_gru_trains_as_the_interpreter_does,
     Gru,
     GRU,
+    &[("input", 3), ("hidden", 5)]
+);
+trains_as_the_interpreter_does!(
+    scheduled_layernorm_lstm_trains_as_the_interpreter_does,
+    LayerNormLstm,
+    LAYERNORM_LSTM,
+    &[("input", 3), ("hidden", 5)]
+);
+trains_as_the_interpreter_does!(
+    scheduled_rmsnorm_gru_trains_as_the_interpreter_does,
+    RmsnormGru,
+    RMSNORM_GRU,
     &[("input", 3), ("hidden", 5)]
 );
 trains_as_the_interpreter_does!(

@@ -50,6 +50,23 @@ pub fn least_budget(
     Ok(fits(cap).then(|| Ticks(first_true(low, cap, fits))))
 }
 
+/// The least budget, in ticks, at which the closed planner's bound on
+/// `policy`'s forward steps for `len` steps is at most `max_steps`, or
+/// `None` when no budget's is: a budget that suffices without building a
+/// table (the exact plan never takes more steps), in time independent of
+/// `len`'s table.
+pub(crate) fn sufficient_budget(
+    policy: Policy,
+    alpha: Alpha,
+    len: u32,
+    max_steps: u64,
+) -> Option<Ticks> {
+    let cap = alpha.tape().0.saturating_mul(len.max(1) - 1);
+    let closed = ClosedPlanner::new(policy, alpha);
+    let fits = |m: u32| closed.bounds(len, Ticks(m)).1 <= max_steps;
+    fits(cap).then(|| Ticks(first_true(0, cap, fits)))
+}
+
 /// The least `m` in `lo..=hi` where the monotone `fits` holds; `fits(hi)` holds.
 fn first_true(mut lo: u32, mut hi: u32, fits: impl Fn(u32) -> bool) -> u32 {
     while lo < hi {

@@ -183,7 +183,46 @@ impl Plan {
 
     /// Plans as [`Plan::new`] with the given choice of planner for the
     /// dynamic programs (baselines ignore it).
+    ///
+    /// A budget whose plan would take 2^30 forward steps or more returns
+    /// [`Error::TooExpensive`] naming the least budget whose plan does not.
     pub fn with_planner(
+        policy: Policy,
+        alpha: Alpha,
+        len: u32,
+        budget: Budget,
+        planner: Planner,
+    ) -> Result<Self, Error> {
+        match Self::plan_once(policy, alpha, len, budget, planner) {
+            Err(Error::TooExpensive {
+                policy,
+                len,
+                budget,
+                minimum,
+            }) => Err(Error::TooExpensive {
+                policy,
+                len,
+                budget,
+                minimum: Self::sufficient_units(policy, alpha, len).unwrap_or(minimum),
+            }),
+            planned => planned,
+        }
+    }
+
+    /// A budget, in units, whose plan takes fewer than 2^30 forward steps
+    /// (the closed planner's bound says so; the least such budget wherever
+    /// that bound is exact), found without building a table.
+    pub fn sufficient_units(policy: Policy, alpha: Alpha, len: u32) -> Option<f64> {
+        if !policy.is_dynamic() || len == 0 || len > super::MAX_LEN {
+            return None;
+        }
+        let steps = u64::from(super::COST_CAP) - 1;
+        super::inverse::sufficient_budget(policy, alpha, len, steps).map(|t| alpha.to_units(t))
+    }
+
+    /// [`Plan::with_planner`], a too expensive plan's error naming
+    /// store-all's budget as one that works.
+    fn plan_once(
         policy: Policy,
         alpha: Alpha,
         len: u32,
@@ -438,6 +477,22 @@ mod tests {
         match err {
             Error::Infeasible { minimum, .. } => assert_eq!(minimum, 396.0),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A budget too small to plan names one that can be planned, found
+    /// without a table: far below store-all's (which it used to name).
+    #[test]
+    fn a_budget_too_small_to_plan_names_one_that_plans() {
+        for (policy, len) in [(Policy::Msm, 100_000), (Policy::Hsm, 100_000)] {
+            let a = alpha(3.0);
+            let err = Plan::new(policy, a, len, Budget::Units(0.0)).unwrap_err();
+            let Error::TooExpensive { minimum, .. } = err else {
+                panic!("{policy}: {err:?}")
+            };
+            assert!(minimum > 0.0 && minimum < 10.0, "{policy}: {minimum}");
+            let plan = Plan::new(policy, a, len, Budget::Units(minimum)).unwrap();
+            assert!(plan.forward_steps() < u64::from(crate::planner::COST_CAP));
         }
     }
 

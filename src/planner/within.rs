@@ -112,7 +112,13 @@ pub fn plan_within(
     }
     match best {
         Some((_, plan)) => Ok(plan),
-        None => Err(plan_of(0).map_or_else(|e| e, |plan| refuse(&plan))),
+        // Nothing fit, not even the plans too expensive to make: refuse
+        // with the plan of a budget that can be planned.
+        None => {
+            let units = Plan::sufficient_units(policy, alpha, len).unwrap_or(0.0);
+            Err(Plan::new(policy, alpha, len, Budget::Units(units))
+                .map_or_else(|e| e, |plan| refuse(&plan)))
+        }
     }
 }
 
@@ -182,5 +188,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("store-all"), "{err}");
+    }
+
+    /// At T = 100,000 a budget of no checkpoints cannot be planned at all
+    /// (it would need more than 2^30 forward steps): a memory too small is
+    /// still refused with both figures, those of the fewest checkpoints
+    /// that can be planned, not with the planner's error about units.
+    #[test]
+    fn a_byte_budget_below_the_fewest_plannable_checkpoints_names_that_plan() {
+        let alpha = Alpha::new(3.0).unwrap();
+        let len = 100_000;
+        let of = |ticks: u32| {
+            Plan::new(
+                Policy::Msm,
+                alpha,
+                len,
+                Budget::Units(alpha.to_units(Ticks(ticks))),
+            )
+        };
+        assert!(of(0).is_err());
+        let err = plan_within(40_000, Policy::Msm, alpha, len, 1024, need_of).unwrap_err();
+        let text = err.to_string();
+        let Error::MemoryTooSmall(MemoryShortfall { memory, units, .. }) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(memory, 40_000);
+        assert!(units > 0.0, "{text}");
+        assert!(text.starts_with("40000 bytes are less than"), "{text}");
     }
 }

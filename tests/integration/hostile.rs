@@ -97,6 +97,11 @@ const HOSTILE: &[(&str, &str)] = &[
     ("train --task adding --hidden 1000000", "would need"),
     ("train --task adding --max-memory 1kB", "--max-memory"),
     ("train --max-memory 0", "out of range"),
+    // Too little for the fewest checkpoints T = 100,000 can be planned with.
+    (
+        "train --len 100000 --batch 8 --memory 256MiB",
+        "--memory 268.4 MB is less than the",
+    ),
     ("train --max-memory lots", "cannot read the size"),
     ("train --max-memory 5parsecs", "cannot read the size"),
     ("train --hidden 0", "each at least 1"),

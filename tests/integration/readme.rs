@@ -101,10 +101,10 @@ fn every_command_of_the_readme_runs() {
             assert!(out.contains("holds 268.3 MB in all"), "{out}");
             assert!(out.contains("store-all would hold 2.6 GB"), "{out}");
         }
-        if args.contains("--len 100000 --batch 2 --memory 128MiB") {
-            assert!(out.contains("(8.4% of store-all)"), "{out}");
-            assert!(out.contains("holds 134.1 MB in all"), "{out}");
-            assert!(out.contains("store-all would hold 802.6 MB"), "{out}");
+        if args.contains("--len 100000 --batch 4 --memory 192MiB") {
+            assert!(out.contains("(4.5% of store-all)"), "{out}");
+            assert!(out.contains("holds 201.2 MB in all"), "{out}");
+            assert!(out.contains("store-all would hold 1.5 GB"), "{out}");
         }
     }
 }

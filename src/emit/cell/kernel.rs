@@ -7,7 +7,9 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
 use super::fused;
-use crate::cell_lang::{Buffer, CellProgram, Instr, Kernel, Matrix, ParamMatrix, RowProduct, Temp};
+use crate::cell_lang::{
+    Buffer, CellProgram, Instr, Kernel, Matrix, Method, ParamMatrix, RowProduct, Temp,
+};
 
 /// How a method sees one of its array arguments.
 #[derive(Debug, Clone, Copy)]
@@ -55,41 +57,59 @@ fn scaled(k: usize) -> TokenStream {
 }
 
 impl<'a> Frame<'a> {
-    /// The frame of the `Cell` method that runs `program`'s kernel `method`.
+    /// The frame of the `Cell` method that runs `program`'s kernel `method`:
+    /// its array arguments in the trait's order, named as the trait names
+    /// them; which it may write, and whether it receives scratch, are
+    /// [`Method`]'s, which the interpreter and the JIT also follow.
     fn new(program: &'a CellProgram, method: &'static str) -> Self {
-        let (i, s, t) = (program.input_size, program.state_size, program.tape_size);
-        let arg = |name, width, writable| Binding {
-            name,
-            width,
-            writable,
+        use Buffer::*;
+        let m = Method::ALL
+            .into_iter()
+            .find(|m| m.name() == method)
+            .expect("a kernel of a `Cell` method");
+        let arguments: &[(Buffer, &'static str)] = match m {
+            Method::Forward => &[(Input, "x"), (StatePrev, "h_prev"), (StateNext, "h_next")],
+            Method::ForwardTape => &[
+                (Input, "x"),
+                (StatePrev, "h_prev"),
+                (Tape, "tape"),
+                (StateNext, "h_next"),
+            ],
+            Method::StateFromTape => &[(Tape, "tape"), (StateNext, "h")],
+            Method::Backward | Method::BackwardDeferred => &[
+                (Input, "x"),
+                (Tape, "tape"),
+                (GradState, "dh"),
+                (GradStatePrev, "dh_prev"),
+            ],
         };
-        let x = (Buffer::Input, arg("x", i, false));
-        let h_prev = (Buffer::StatePrev, arg("h_prev", s, false));
-        let h_next = (Buffer::StateNext, arg("h_next", s, true));
-        let (buffers, scratch, grads) = match method {
-            "forward" => (vec![x, h_prev, h_next], true, false),
-            "forward_tape" => {
-                let tape = (Buffer::Tape, arg("tape", t, true));
-                (vec![x, h_prev, tape, h_next], true, false)
-            }
-            "state_from_tape" => {
-                let tape = (Buffer::Tape, arg("tape", t, false));
-                let h = (Buffer::StateNext, arg("h", s, true));
-                (vec![tape, h], true, false)
-            }
-            _ => {
-                let tape = (Buffer::Tape, arg("tape", t, false));
-                let dh = (Buffer::GradState, arg("dh", s, false));
-                let dh_prev = (Buffer::GradStatePrev, arg("dh_prev", s, true));
-                (vec![x, tape, dh, dh_prev], true, true)
-            }
+        let width = |buffer| match buffer {
+            Input => program.input_size,
+            Tape => program.tape_size,
+            _ => program.state_size,
         };
+        let buffers = arguments
+            .iter()
+            .map(|&(buffer, name)| {
+                debug_assert!(m.reads(buffer) || m.writes(buffer), "{method} {buffer:?}");
+                let writable = m.writes(buffer);
+                let width = width(buffer);
+                (
+                    buffer,
+                    Binding {
+                        name,
+                        width,
+                        writable,
+                    },
+                )
+            })
+            .collect();
         Frame {
             method,
             program,
             buffers,
-            scratch,
-            grads,
+            scratch: m.reads(Scratch),
+            grads: matches!(m, Method::Backward | Method::BackwardDeferred),
             used: BTreeSet::new(),
         }
     }

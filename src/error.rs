@@ -99,7 +99,7 @@ pub enum Error {
     },
     /// The schedule would need more forward steps than bptt counts.
     #[error(
-        "{policy} at length {len} with {budget} units needs at least 2^30 forward steps: raise the budget (at least {minimum} units brings it below)"
+        "{policy} at length {len} with {budget} units needs at least 2^30 forward steps: raise the budget ({minimum} units bring it below)"
     )]
     TooExpensive {
         /// The policy.
@@ -108,7 +108,8 @@ pub enum Error {
         len: u32,
         /// The budget given, in units.
         budget: f64,
-        /// A budget that works.
+        /// A budget that works: the least the closed planner's bound proves
+        /// sufficient ([`crate::Plan::sufficient_units`]).
         minimum: f64,
     },
     /// A schedule failed verification.

@@ -1,6 +1,6 @@
 //! The kernel program of a derived cell: what every backend runs.
 //!
-//! [`compile`](super::compile) turns a cell's equations into a
+//! [`CellDef::compile`](super::CellDef::compile) turns a cell's equations into a
 //! [`CellProgram`] for concrete sizes: five [`Kernel`]s (forward, forward
 //! keeping the tape, rebuilding the state from a tape, backward, and
 //! backward leaving its weight gradients to the executor), each a

@@ -185,7 +185,8 @@ impl Plan {
     /// dynamic programs (baselines ignore it).
     ///
     /// A budget whose plan would take 2^30 forward steps or more returns
-    /// [`Error::TooExpensive`] naming the least budget whose plan does not.
+    /// [`Error::TooExpensive`] naming a budget whose plan does not
+    /// ([`Plan::sufficient_units`]).
     pub fn with_planner(
         policy: Policy,
         alpha: Alpha,

@@ -2,7 +2,7 @@
 //! code, run as a [`bptt_runtime::Cell`].
 //!
 //! [`JitCell::compile`] checks that the program stays within the arrays its
-//! methods receive ([`Checked`](crate::cell_lang::Checked)), then compiles
+//! methods receive ([`Checked`]), then compiles
 //! its five kernels (`forward`, `forward_tape`, `state_from_tape`,
 //! `backward`, `backward_deferred`) into five functions of one signature,
 //! `fn(rows, x, state_prev, state_next, tape, grad_state, grad_state_prev,

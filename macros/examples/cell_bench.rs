@@ -3,7 +3,8 @@
 //! from the tape, and backward; derived three ways: interpreted
 //! (`DerivedCell`), compiled by Cranelift (`JitCell`) and generated as Rust
 //! at compile time (`cell!`). Input 64, hidden 256 (the paper benchmark's
-//! LSTM), batch 16 or as given.
+//! LSTM), batch 16 or as given; then the GRU and the Elman RNN against
+//! their derived twins.
 //!
 //! ```sh
 //! cargo run --release -p bptt-macros --features jit --example cell_bench        # batch 16
@@ -266,8 +267,8 @@ fn main() {
 }
 
 /// The GRU and the Elman RNN against their derived twins (`cells/gru.cell`,
-/// `cells/rnn.cell`, which keep the runtime's parameter layouts), in whole
-/// training iterations.
+/// `cells/rnn.cell`, which keep the runtime's parameter layouts), per method
+/// and in whole training iterations.
 fn twins(batch: usize) {
     let compile = |src: &str| {
         CellDef::parse_str(src)
@@ -294,6 +295,7 @@ fn twins(batch: usize) {
             ("derived, interpreted", &derived),
             ("derived, JIT", &jit),
         ];
+        table(name, &cells, batch);
         training(name, &cells, batch);
     }
 }

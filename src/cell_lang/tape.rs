@@ -13,9 +13,11 @@
 //! pass over that matrix does, so a matrix memory's new value is recomputed
 //! from the old one and the step's vectors instead of stored (alpha 1.03
 //! rather than 2.03 for `cells/linear_attention.cell` at key = value = 64).
-//! The recomputation writes scratch, which every method receives. The cheapest set of stored nodes is a
-//! minimum cut between the sources and the values read, each node costing
-//! its width in floats per row; it is found by max-flow on the graph with
+//! The recomputation writes scratch, which every method receives.
+//!
+//! The cheapest set of stored nodes is a minimum cut between the sources
+//! and the values read, each node costing its width in floats per row; it
+//! is found by max-flow on the graph with
 //! every node split into an entry and an exit joined by an edge of that
 //! capacity. Of the minimum cuts, the one nearest the values read is taken,
 //! so the backward step recomputes as little as possible: it stores

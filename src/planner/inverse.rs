@@ -52,9 +52,8 @@ pub fn least_budget(
 
 /// The least budget, in ticks, at which the closed planner's bound on
 /// `policy`'s forward steps for `len` steps is at most `max_steps`, or
-/// `None` when no budget's is: a budget that suffices without building a
-/// table (the exact plan never takes more steps), in time independent of
-/// `len`'s table.
+/// `None` when no budget's is: a budget that suffices, found without
+/// building a table (the exact plan never takes more steps than the bound).
 pub(crate) fn sufficient_budget(
     policy: Policy,
     alpha: Alpha,

@@ -194,42 +194,6 @@ impl Plan {
         budget: Budget,
         planner: Planner,
     ) -> Result<Self, Error> {
-        match Self::plan_once(policy, alpha, len, budget, planner) {
-            Err(Error::TooExpensive {
-                policy,
-                len,
-                budget,
-                minimum,
-            }) => Err(Error::TooExpensive {
-                policy,
-                len,
-                budget,
-                minimum: Self::sufficient_units(policy, alpha, len).unwrap_or(minimum),
-            }),
-            planned => planned,
-        }
-    }
-
-    /// A budget, in units, whose plan takes fewer than 2^30 forward steps
-    /// (the closed planner's bound says so; the least such budget wherever
-    /// that bound is exact), found without building a table.
-    pub fn sufficient_units(policy: Policy, alpha: Alpha, len: u32) -> Option<f64> {
-        if !policy.is_dynamic() || len == 0 || len > super::MAX_LEN {
-            return None;
-        }
-        let steps = u64::from(super::COST_CAP) - 1;
-        super::inverse::sufficient_budget(policy, alpha, len, steps).map(|t| alpha.to_units(t))
-    }
-
-    /// [`Plan::with_planner`], a too expensive plan's error naming
-    /// store-all's budget as one that works.
-    fn plan_once(
-        policy: Policy,
-        alpha: Alpha,
-        len: u32,
-        budget: Budget,
-        planner: Planner,
-    ) -> Result<Self, Error> {
         if len == 0 {
             return Err(Error::ZeroLength);
         }
@@ -254,12 +218,7 @@ impl Plan {
                 } else {
                     let closed = ClosedPlanner::new(policy, alpha);
                     if closed.bounds(len, root).1 >= u64::from(super::COST_CAP) {
-                        return Err(Error::TooExpensive {
-                            policy,
-                            len,
-                            budget: units,
-                            minimum: alpha.store_all_units(len),
-                        });
+                        return Err(Self::too_expensive(policy, alpha, len, units));
                     }
                     Strategy::Closed(closed, root)
                 }
@@ -269,6 +228,30 @@ impl Plan {
             Policy::Interval(k) => Strategy::Interval(k.min(len)),
         };
         Self::from_strategy(policy, alpha, len, ticks, units, strategy)
+    }
+
+    /// A budget, in units, whose plan takes fewer than 2^30 forward steps
+    /// (the closed planner's bound says so; the least such budget wherever
+    /// that bound is exact), found without building a table.
+    pub fn sufficient_units(policy: Policy, alpha: Alpha, len: u32) -> Option<f64> {
+        if !policy.is_dynamic() || len == 0 || len > super::MAX_LEN {
+            return None;
+        }
+        let steps = u64::from(super::COST_CAP) - 1;
+        super::inverse::sufficient_budget(policy, alpha, len, steps).map(|t| alpha.to_units(t))
+    }
+
+    /// The error of a plan of `budget` units that would take 2^30 forward
+    /// steps or more, naming a budget that does not (store-all's, if the
+    /// closed planner's bound names none).
+    fn too_expensive(policy: Policy, alpha: Alpha, len: u32, budget: f64) -> Error {
+        Error::TooExpensive {
+            policy,
+            len,
+            budget,
+            minimum: Self::sufficient_units(policy, alpha, len)
+                .unwrap_or_else(|| alpha.store_all_units(len)),
+        }
     }
 
     /// Plans with a time-weighted table (see [`WeightedTable`]) within
@@ -321,12 +304,7 @@ impl Plan {
             });
         }
         if forward_steps >= u64::from(super::COST_CAP) {
-            return Err(Error::TooExpensive {
-                policy,
-                len,
-                budget: units,
-                minimum: alpha.store_all_units(len),
-            });
+            return Err(Self::too_expensive(policy, alpha, len, units));
         }
         Ok(plan)
     }

@@ -192,8 +192,9 @@ mod tests {
 
     /// At T = 100,000 a budget of no checkpoints cannot be planned at all
     /// (it would need more than 2^30 forward steps): a memory too small is
-    /// still refused with both figures, those of the fewest checkpoints
-    /// that can be planned, not with the planner's error about units.
+    /// still refused with both figures, those of a budget that can be
+    /// planned (`Plan::sufficient_units`), not with the planner's error
+    /// about units.
     #[test]
     fn a_byte_budget_below_the_fewest_plannable_checkpoints_names_that_plan() {
         let alpha = Alpha::new(3.0).unwrap();

@@ -5,8 +5,8 @@
 //! width, and a call of `columns`, a local function of those equal-length
 //! slices whose loop over the columns runs the ops, each one f32 operation
 //! or one call of the runtime's activations; the ops whose value is the same
-//! in every column (`LoopOp::is_row_invariant`) run once, before the loop. Passing the slices as
-//! arguments tells LLVM that they do not overlap: a loop over a dozen
+//! in every column (`LoopOp::is_row_invariant`) run once, before the loop.
+//! Passing the slices as arguments tells LLVM that they do not overlap: a loop over a dozen
 //! slices is vectorised without run-time overlap checks (which LLVM gives
 //! up on past a few slices). Rows call `simd_columns`, which the runtime's
 //! `simd_fn!` compiles, with `columns` inlined, for each vector instruction
